@@ -1,0 +1,27 @@
+# The README's two commands: `make demo` (the main job) and `make test`.
+# Both first run the idempotent set-up (venv with torch, Fashion-MNIST), then build.
+CARGO ?= cargo
+
+.PHONY: setup build demo test lint golden
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release
+
+demo: build
+	./target/release/bcl doctor
+	./target/release/bcl overfit-batch
+
+test: setup
+	$(CARGO) test --release
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+# Regenerates the independent golden values of the losses (PyTorch, float64 autograd).
+golden: setup
+	.venv/bin/pip install --quiet --disable-pip-version-check "safetensors==0.8.0"
+	.venv/bin/python tests/golden/make_golden.py tests/golden/bcl_loss.safetensors

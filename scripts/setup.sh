@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh machine, run by `make demo` and `make test`:
+#   1. a project-local venv (.venv) with PyPI's torch==2.11.0, whose libtorch tch links;
+#   2. Fashion-MNIST, the embedded default data set, from Debian's `dataset-fashion-mnist`.
+# A second run does nothing but check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TORCH_VERSION=2.11.0
+VENV=.venv
+FASHION_MNIST_DIR=${BCL_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
+FASHION_MNIST_FILES="train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz"
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+# Runs a command as root: directly when we are root, through non-interactive sudo otherwise.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo -n "$@"
+  else return 1
+  fi
+}
+
+apt_install() {
+  command -v apt-get >/dev/null || return 1
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 && return 0
+  as_root apt-get update -qq >/dev/null 2>&1 || return 1
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1
+}
+
+torch_ok() {
+  [ -x "$VENV/bin/python" ] &&
+    "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null
+}
+
+setup_venv() {
+  if torch_ok; then return; fi
+  command -v python3 >/dev/null || apt_install python3 python3-venv ||
+    die "python3 is needed to install torch==$TORCH_VERSION; install it (e.g. apt-get install python3 python3-venv)"
+  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    apt_install python3-venv || die "python3's venv module is missing: install python3-venv (as root: apt-get install python3-venv)"
+  fi
+  say "creating $VENV with torch==$TORCH_VERSION from PyPI (about 4.6 GB with its CUDA libraries; once)"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
+  torch_ok || die "torch==$TORCH_VERSION did not import from $VENV after installing it"
+}
+
+link_libtorch() {
+  # .cargo/config.toml points LIBTORCH at this link, whatever the venv's python version.
+  local torch_dir
+  torch_dir=$("$VENV/bin/python" -c 'import torch, os; print(os.path.dirname(torch.__file__))')
+  ln -sfn "$torch_dir" "$VENV/libtorch"
+}
+
+fashion_mnist_ok() {
+  local f
+  for f in $FASHION_MNIST_FILES; do [ -s "$FASHION_MNIST_DIR/$f" ] || return 1; done
+}
+
+setup_fashion_mnist() {
+  if fashion_mnist_ok; then return; fi
+  if [ -n "${BCL_FASHION_MNIST:-}" ]; then
+    die "BCL_FASHION_MNIST=$BCL_FASHION_MNIST does not hold the four Fashion-MNIST files ($FASHION_MNIST_FILES)"
+  fi
+  say "installing Debian's dataset-fashion-mnist (Fashion-MNIST IDX files into $FASHION_MNIST_DIR)"
+  apt_install dataset-fashion-mnist && fashion_mnist_ok && return
+  die "Fashion-MNIST is missing from $FASHION_MNIST_DIR and could not be installed here.
+  As root (or with sudo):   apt-get install dataset-fashion-mnist
+  Without root: put the four files ($FASHION_MNIST_FILES)
+  in a folder and run again with BCL_FASHION_MNIST=/that/folder"
+}
+
+setup_venv
+link_libtorch
+setup_fashion_mnist

@@ -1,0 +1,34 @@
+//! Balanced Contrastive Learning (Zhu et al., CVPR 2022) for long-tailed image recognition,
+//! on libtorch through `tch`.
+//!
+//! - [`model`]: ResNet encoders and the two-branch BCL model (SPEC section 1).
+//! - [`loss`]: the balanced contrastive loss and (logit-adjusted) cross-entropy (section 2).
+//! - [`data`]: dataset readers.
+//! - [`doctor`]: what this build of `bcl` can use on this machine.
+pub mod data;
+pub mod doctor;
+pub mod loss;
+pub mod model;
+pub mod sanity;
+
+/// Parses `auto`, `cpu`, `cuda` or `cuda:N` into a device; `auto` picks CUDA when usable.
+pub fn parse_device(spec: &str) -> anyhow::Result<tch::Device> {
+    let cuda = |i: usize| {
+        anyhow::ensure!(
+            tch::Cuda::is_available(),
+            "device {spec}: CUDA is not usable here (see `bcl doctor`)"
+        );
+        let count = tch::Cuda::device_count() as usize;
+        anyhow::ensure!(i < count, "device {spec}: only {count} CUDA device(s)");
+        Ok(tch::Device::Cuda(i))
+    };
+    match spec {
+        "auto" => Ok(tch::Device::cuda_if_available()),
+        "cpu" => Ok(tch::Device::Cpu),
+        "cuda" => cuda(0),
+        _ => match spec.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
+            Some(i) => cuda(i),
+            None => anyhow::bail!("unknown device {spec:?}: expected auto, cpu, cuda or cuda:N"),
+        },
+    }
+}

@@ -1,0 +1,87 @@
+//! The balanced contrastive loss (BCL) of Zhu et al., CVPR 2022, eq. 6, and the supervised
+//! contrastive loss (SupCon, Khosla et al. 2020) it extends.
+//!
+//! Anchors are the 2B contrastive features of one batch (two views per image). Compared
+//! with SupCon, BCL makes two changes, each behind its own switch for the ablation:
+//! - *class-complement*: the C class prototypes join the contrast set, so every class is
+//!   present in every batch, however rare it is;
+//! - *class-averaging*: the denominator averages the exponentials within each class
+//!   instead of summing them, so head classes do not dominate the negatives.
+//!
+//! With both switches off this is SupCon.
+use tch::{Kind, Tensor};
+
+/// BCL loss, averaged over the 2B anchors.
+///
+/// - `z1`, `z2`: B × D contrastive features of the two views, rows L2-normalised.
+/// - `prototypes`: C × D class prototypes (`head_fc` of the classifier weights), normalised.
+/// - `labels`: B integer labels in `0..num_classes`.
+/// - `temperature`: τ.
+///
+/// Every anchor has at least one positive (its other view), so the loss is finite for any
+/// batch, including a class seen once or a batch of a single class.
+#[allow(clippy::too_many_arguments)]
+pub fn balanced_contrastive_loss(
+    z1: &Tensor,
+    z2: &Tensor,
+    prototypes: &Tensor,
+    labels: &Tensor,
+    num_classes: i64,
+    temperature: f64,
+    class_averaging: bool,
+    class_complement: bool,
+) -> Tensor {
+    let options = (z1.kind(), z1.device());
+    let labels = labels.to_kind(Kind::Int64);
+
+    // Anchors a = [z1; z2] with labels [y; y].
+    let anchors = Tensor::cat(&[z1, z2], 0);
+    let anchor_labels = Tensor::cat(&[&labels, &labels], 0);
+    let num_anchors = anchors.size()[0];
+
+    // Contrast set: the anchors, then (class-complement) one prototype per class.
+    let (contrast, contrast_labels) = if class_complement {
+        let class_ids = Tensor::arange(num_classes, (Kind::Int64, z1.device()));
+        (
+            Tensor::cat(&[&anchors, prototypes], 0),
+            Tensor::cat(&[&anchor_labels, &class_ids], 0),
+        )
+    } else {
+        (anchors.shallow_clone(), anchor_labels.shallow_clone())
+    };
+    let num_contrast = contrast.size()[0];
+
+    // s_ij = a_i · c_j / τ, minus the row maximum (no gradient) for a stable exp().
+    let similarity = anchors.matmul(&contrast.tr()) / temperature;
+    let similarity = &similarity - similarity.amax([1].as_slice(), true).detach();
+
+    // j = i (the anchor itself) takes no part; positives P(i) share the anchor's label.
+    let not_self = Tensor::ones([num_anchors, num_contrast], options)
+        - Tensor::eye_m(num_anchors, num_contrast, options);
+    let same_label = anchor_labels
+        .unsqueeze(1)
+        .eq_tensor(&contrast_labels.unsqueeze(0))
+        .to_kind(z1.kind());
+    let positives = same_label * &not_self;
+
+    let exp_similarity = similarity.exp() * &not_self;
+    let denominator = if class_averaging {
+        // n̂_k: rows of class k in the contrast set. Each exponential is divided by the size
+        // of its class, less one for the anchor's own class (the anchor is not in it).
+        let class_sizes =
+            contrast_labels
+                .one_hot(num_classes)
+                .sum_dim_intlist([0].as_slice(), false, z1.kind());
+        let weights = class_sizes.index_select(0, &contrast_labels).unsqueeze(0) - &positives;
+        (exp_similarity / weights).sum_dim_intlist([1].as_slice(), true, z1.kind())
+    } else {
+        exp_similarity.sum_dim_intlist([1].as_slice(), true, z1.kind())
+    };
+
+    // loss_i = −(1/|P(i)|) Σ_{p ∈ P(i)} (s_ip − log den_i), averaged over the anchors.
+    let log_probability = similarity - denominator.log();
+    let mean_positive_log_probability =
+        (&positives * log_probability).sum_dim_intlist([1].as_slice(), false, z1.kind())
+            / positives.sum_dim_intlist([1].as_slice(), false, z1.kind());
+    -mean_positive_log_probability.mean(z1.kind())
+}

@@ -1,0 +1,159 @@
+//! Overfitting one batch: the classic check that model, losses and optimiser fit together.
+//! A few SGD steps on one fixed batch of real images must drive both losses down.
+use std::path::PathBuf;
+
+use anyhow::{Result, bail, ensure};
+use tch::{Device, Kind, Tensor, nn, nn::OptimizerConfig};
+
+use crate::data::mnist::{self, MnistSplit};
+use crate::loss::{balanced_contrastive_loss, logit_adjusted_cross_entropy};
+use crate::model::{BclModel, ModelConfig};
+
+/// Fashion-MNIST's channel mean and standard deviation (training set).
+const FASHION_MNIST_MEAN: f64 = 0.2860;
+const FASHION_MNIST_STD: f64 = 0.3530;
+
+/// Settings of [`overfit_batch`]; loss weights and temperature are the CIFAR recipe's.
+#[derive(Debug, Clone)]
+pub struct OverfitConfig {
+    pub data_dir: PathBuf,
+    pub batch_size: usize,
+    pub steps: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+    pub device: Device,
+}
+
+/// Losses after one step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepRecord {
+    pub step: usize,
+    pub la_ce: f64,
+    pub bcl: f64,
+    pub total: f64,
+    /// Top-1 accuracy of view 0's logits on the batch.
+    pub accuracy: f64,
+}
+
+const ALPHA: f64 = 2.0;
+const BETA: f64 = 0.6;
+const TEMPERATURE: f64 = 0.1;
+
+/// Trains the Fashion-MNIST BCL model (resnet32, 1 channel) for `steps` SGD steps on one
+/// batch of `batch_size` training images and returns each step's losses.
+///
+/// Views: view 0 is the image; views 1 and 2 flip each image horizontally with p = 0.5.
+pub fn overfit_batch(config: &OverfitConfig) -> Result<Vec<StepRecord>> {
+    ensure!(
+        config.batch_size >= 2,
+        "the batch needs at least 2 images, got {}",
+        config.batch_size
+    );
+    let train = MnistSplit::load(&config.data_dir, true)?;
+    ensure!(
+        train.len() >= config.batch_size,
+        "only {} training images",
+        train.len()
+    );
+    tch::manual_seed(config.seed as i64);
+
+    let (batch, labels) = sample_batch(&train, config.batch_size, config.device);
+    let view0 = normalize(&batch);
+    let view1 = normalize(&random_flip(&batch));
+    let view2 = normalize(&random_flip(&batch));
+    let images = Tensor::cat(&[view0, view1, view2], 0);
+    let class_counts = Tensor::from_slice(&train.class_counts()).to_device(config.device);
+
+    let vs = nn::VarStore::new(config.device);
+    let model_config = ModelConfig::cifar(1, mnist::NUM_CLASSES as i64);
+    let model = BclModel::new(&vs.root(), &model_config);
+    let mut optimizer = nn::Sgd {
+        momentum: 0.9,
+        dampening: 0.0,
+        wd: 5e-4,
+        nesterov: false,
+    }
+    .build(&vs, config.learning_rate)?;
+
+    let b = config.batch_size as i64;
+    let mut records = Vec::with_capacity(config.steps);
+    for step in 0..config.steps {
+        let out = model.forward_t(&images, true);
+        let logits = out.logits.narrow(0, 0, b);
+        let z1 = out.features.narrow(0, b, b);
+        let z2 = out.features.narrow(0, 2 * b, b);
+        let la_ce = logit_adjusted_cross_entropy(&logits, &labels, &class_counts, 1.0);
+        let bcl = balanced_contrastive_loss(
+            &z1,
+            &z2,
+            &out.prototypes,
+            &labels,
+            model_config.num_classes,
+            TEMPERATURE,
+            true,
+            true,
+        );
+        let total = &la_ce * ALPHA + &bcl * BETA;
+        let record = StepRecord {
+            step,
+            la_ce: la_ce.double_value(&[]),
+            bcl: bcl.double_value(&[]),
+            total: total.double_value(&[]),
+            accuracy: logits
+                .argmax(1, false)
+                .eq_tensor(&labels)
+                .to_kind(Kind::Double)
+                .mean(Kind::Double)
+                .double_value(&[]),
+        };
+        if !record.total.is_finite() {
+            bail!(
+                "loss is not finite at step {step}: LA-CE {}, BCL {}",
+                record.la_ce,
+                record.bcl
+            );
+        }
+        optimizer.backward_step(&total);
+        records.push(record);
+    }
+    Ok(records)
+}
+
+/// `batch_size` distinct training images drawn by tch's seeded generator, as floats in [0, 1].
+fn sample_batch(train: &MnistSplit, batch_size: usize, device: Device) -> (Tensor, Tensor) {
+    let picks = Tensor::randperm(train.len() as i64, (Kind::Int64, Device::Cpu)).narrow(
+        0,
+        0,
+        batch_size as i64,
+    );
+    let picks: Vec<i64> = Vec::<i64>::try_from(&picks).expect("randperm gives int64");
+    let mut pixels = Vec::with_capacity(batch_size * train.height * train.width);
+    let mut labels = Vec::with_capacity(batch_size);
+    for &i in &picks {
+        pixels.extend_from_slice(train.image(i as usize));
+        labels.push(train.labels[i as usize]);
+    }
+    let shape = [
+        batch_size as i64,
+        1,
+        train.height as i64,
+        train.width as i64,
+    ];
+    let images = Tensor::from_slice(&pixels)
+        .reshape(shape)
+        .to_kind(Kind::Float)
+        / 255.0;
+    (
+        images.to_device(device),
+        Tensor::from_slice(&labels).to_device(device),
+    )
+}
+
+fn random_flip(images: &Tensor) -> Tensor {
+    let flip = Tensor::rand([images.size()[0], 1, 1, 1], (Kind::Float, images.device())).lt(0.5);
+    images.flip([3]).where_self(&flip, images)
+}
+
+fn normalize(images: &Tensor) -> Tensor {
+    (images - FASHION_MNIST_MEAN) / FASHION_MNIST_STD
+}
