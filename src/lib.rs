@@ -3,10 +3,14 @@
 //!
 //! - [`model`]: ResNet encoders and the two-branch BCL model (SPEC section 1).
 //! - [`loss`]: the balanced contrastive loss and (logit-adjusted) cross-entropy (section 2).
-//! - [`data`]: dataset readers.
+//! - [`data`]: dataset readers, long-tailed subsets, samplers.
+//! - [`augment`]: augmentation operations and the BCL view recipes.
+//! - [`loader`]: parallel, deterministic batches of augmented views.
 //! - [`doctor`]: what this build of `bcl` can use on this machine.
+pub mod augment;
 pub mod data;
 pub mod doctor;
+pub mod loader;
 pub mod loss;
 pub mod model;
 pub mod sanity;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail, ensure};
 use tch::{Device, Kind, Tensor, nn, nn::OptimizerConfig};
 
-use crate::data::mnist::{self, MnistSplit};
+use crate::data::{Dataset, InMemoryDataset, mnist};
 use crate::loss::{balanced_contrastive_loss, logit_adjusted_cross_entropy};
 use crate::model::{BclModel, ModelConfig};
 
@@ -49,7 +49,7 @@ pub fn overfit_batch(config: &OverfitConfig) -> Result<Vec<StepRecord>> {
         "the batch needs at least 2 images, got {}",
         config.batch_size
     );
-    let train = MnistSplit::load(&config.data_dir, true)?;
+    let train = mnist::load(&config.data_dir, true, mnist::fashion_names())?;
     ensure!(
         train.len() >= config.batch_size,
         "only {} training images",
@@ -57,7 +57,7 @@ pub fn overfit_batch(config: &OverfitConfig) -> Result<Vec<StepRecord>> {
     );
     tch::manual_seed(config.seed as i64);
 
-    let (batch, labels) = sample_batch(&train, config.batch_size, config.device);
+    let (batch, labels) = sample_batch(&train, config.batch_size, config.device)?;
     let view0 = normalize(&batch);
     let view1 = normalize(&random_flip(&batch));
     let view2 = normalize(&random_flip(&batch));
@@ -65,7 +65,7 @@ pub fn overfit_batch(config: &OverfitConfig) -> Result<Vec<StepRecord>> {
     let class_counts = Tensor::from_slice(&train.class_counts()).to_device(config.device);
 
     let vs = nn::VarStore::new(config.device);
-    let model_config = ModelConfig::cifar(1, mnist::NUM_CLASSES as i64);
+    let model_config = ModelConfig::cifar(1, train.num_classes() as i64);
     let model = BclModel::new(&vs.root(), &model_config);
     let mut optimizer = nn::Sgd {
         momentum: 0.9,
@@ -120,7 +120,11 @@ pub fn overfit_batch(config: &OverfitConfig) -> Result<Vec<StepRecord>> {
 }
 
 /// `batch_size` distinct training images drawn by tch's seeded generator, as floats in [0, 1].
-fn sample_batch(train: &MnistSplit, batch_size: usize, device: Device) -> (Tensor, Tensor) {
+fn sample_batch(
+    train: &InMemoryDataset,
+    batch_size: usize,
+    device: Device,
+) -> Result<(Tensor, Tensor)> {
     let picks = Tensor::randperm(train.len() as i64, (Kind::Int64, Device::Cpu)).narrow(
         0,
         0,
@@ -130,7 +134,7 @@ fn sample_batch(train: &MnistSplit, batch_size: usize, device: Device) -> (Tenso
     let mut pixels = Vec::with_capacity(batch_size * train.height * train.width);
     let mut labels = Vec::with_capacity(batch_size);
     for &i in &picks {
-        pixels.extend_from_slice(train.image(i as usize));
+        pixels.extend_from_slice(&train.image(i as usize)?.pixels);
         labels.push(train.labels[i as usize]);
     }
     let shape = [
@@ -143,10 +147,10 @@ fn sample_batch(train: &MnistSplit, batch_size: usize, device: Device) -> (Tenso
         .reshape(shape)
         .to_kind(Kind::Float)
         / 255.0;
-    (
+    Ok((
         images.to_device(device),
         Tensor::from_slice(&labels).to_device(device),
-    )
+    ))
 }
 
 fn random_flip(images: &Tensor) -> Tensor {

@@ -2,9 +2,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use bcl::data::Dataset;
 use bcl::data::fashion_mnist_dir;
 use bcl::data::idx::read_idx;
-use bcl::data::mnist::MnistSplit;
+use bcl::data::mnist;
 use flate2::{Compression, write::GzEncoder};
 
 fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
@@ -135,25 +136,35 @@ fn write_split(dir: &Path, images: &[u8], image_dims: &[u32], labels: &[u8]) {
 fn mnist_split_checks_labels_and_counts() {
     let dir = tempfile::tempdir().unwrap();
     write_split(dir.path(), &[0; 8], &[2, 2, 2], &[3, 9]);
-    let split = MnistSplit::load(dir.path(), true).unwrap();
+    let split = mnist::load(dir.path(), true, mnist::digit_names()).unwrap();
     assert_eq!((split.len(), split.height, split.width), (2, 2, 2));
     assert_eq!(split.labels, vec![3, 9]);
+    assert_eq!(split.class_counts()[3], 1);
 
     write_split(dir.path(), &[0; 8], &[2, 2, 2], &[3, 10]);
-    let message = format!("{:#}", MnistSplit::load(dir.path(), true).unwrap_err());
+    let message = format!(
+        "{:#}",
+        mnist::load(dir.path(), true, mnist::digit_names()).unwrap_err()
+    );
     assert!(
         message.contains("train-labels-idx1-ubyte.gz") && message.contains("label 10 of image 1"),
         "{message}"
     );
 
     write_split(dir.path(), &[0; 12], &[3, 2, 2], &[3, 1]);
-    let message = format!("{:#}", MnistSplit::load(dir.path(), true).unwrap_err());
+    let message = format!(
+        "{:#}",
+        mnist::load(dir.path(), true, mnist::digit_names()).unwrap_err()
+    );
     assert!(
         message.contains("holds 3 images but") && message.contains("holds 2 labels"),
         "{message}"
     );
 
-    let message = format!("{:#}", MnistSplit::load(dir.path(), false).unwrap_err());
+    let message = format!(
+        "{:#}",
+        mnist::load(dir.path(), false, mnist::digit_names()).unwrap_err()
+    );
     assert!(message.contains("t10k-images-idx3-ubyte"), "{message}");
 }
 
@@ -161,15 +172,15 @@ fn mnist_split_checks_labels_and_counts() {
 #[test]
 fn reads_real_fashion_mnist() {
     let (dir, source) = fashion_mnist_dir();
-    let train = MnistSplit::load(&dir, true)
+    let train = mnist::load(&dir, true, mnist::fashion_names())
         .unwrap_or_else(|e| panic!("Fashion-MNIST from {source} ({e:#}): run `make setup`"));
     assert_eq!((train.len(), train.height, train.width), (60_000, 28, 28));
     assert_eq!(train.class_counts(), vec![6000; 10]);
-    let test = MnistSplit::load(&dir, false).unwrap();
+    let test = mnist::load(&dir, false, mnist::fashion_names()).unwrap();
     assert_eq!(test.len(), 10_000);
     assert_eq!(test.class_counts(), vec![1000; 10]);
     // Real images: mostly dark background, some bright pixels, not constant.
-    let mean = train.images.iter().map(|&p| p as f64).sum::<f64>() / train.images.len() as f64;
+    let mean = train.pixels.iter().map(|&p| p as f64).sum::<f64>() / train.pixels.len() as f64;
     assert!(
         (mean / 255.0 - 0.286).abs() < 0.005,
         "Fashion-MNIST's pixel mean is 0.286, got {}",

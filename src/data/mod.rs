@@ -1,8 +1,241 @@
-//! Dataset readers.
+//! Datasets: readers for the formats users hold, one [`Dataset`] abstraction over them,
+//! long-tailed subsets and samplers.
+//!
+//! | format | reader |
+//! |---|---|
+//! | MNIST / Fashion-MNIST IDX files, gzipped or not | [`mnist`] |
+//! | CIFAR-10/100 "binary" and "python" releases | [`cifar`] |
+//! | ImageNet-LT / iNaturalist 2018 `path label` lists | [`files::read_list`] |
+//! | a folder per class | [`files::read_class_folders`] |
+pub mod cifar;
+pub mod files;
 pub mod idx;
+pub mod long_tail;
 pub mod mnist;
+pub mod pickle;
+pub mod sampler;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// An 8-bit image, rows of interleaved channels (1 = gray, 3 = RGB).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    pub pixels: Vec<u8>,
+}
+
+impl Image {
+    pub fn new(width: usize, height: usize, channels: usize, pixels: Vec<u8>) -> Self {
+        assert_eq!(pixels.len(), width * height * channels, "pixel buffer size");
+        Self {
+            width,
+            height,
+            channels,
+            pixels,
+        }
+    }
+
+    pub fn filled(width: usize, height: usize, channels: usize, value: u8) -> Self {
+        Self::new(
+            width,
+            height,
+            channels,
+            vec![value; width * height * channels],
+        )
+    }
+
+    /// The channel values of pixel (x, y).
+    pub fn pixel(&self, x: usize, y: usize) -> &[u8] {
+        let i = (y * self.width + x) * self.channels;
+        &self.pixels[i..i + self.channels]
+    }
+}
+
+/// A labelled image collection. Labels are `0..num_classes()`.
+pub trait Dataset: Send + Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The label of every sample, in sample order.
+    fn labels(&self) -> &[i64];
+    fn class_names(&self) -> &[String];
+    fn num_classes(&self) -> usize {
+        self.class_names().len()
+    }
+    /// Channels of every image this dataset returns (1 or 3).
+    fn channels(&self) -> usize;
+    /// Loads (decodes) sample `index`. Errors name the file.
+    fn image(&self, index: usize) -> Result<Image>;
+    /// Images per class.
+    fn class_counts(&self) -> Vec<i64> {
+        let mut counts = vec![0; self.num_classes()];
+        for &l in self.labels() {
+            counts[l as usize] += 1;
+        }
+        counts
+    }
+}
+
+/// Same-size images held in one buffer: MNIST-like and CIFAR data (small enough to keep).
+#[derive(Debug, Clone)]
+pub struct InMemoryDataset {
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    /// All images back to back, each `height × width × channels` bytes, interleaved.
+    pub pixels: Vec<u8>,
+    pub labels: Vec<i64>,
+    pub class_names: Vec<String>,
+}
+
+impl InMemoryDataset {
+    fn image_size(&self) -> usize {
+        self.width * self.height * self.channels
+    }
+}
+
+impl Dataset for InMemoryDataset {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn labels(&self) -> &[i64] {
+        &self.labels
+    }
+    fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+    fn channels(&self) -> usize {
+        self.channels
+    }
+    fn image(&self, index: usize) -> Result<Image> {
+        let size = self.image_size();
+        let pixels = self.pixels[index * size..(index + 1) * size].to_vec();
+        Ok(Image::new(self.width, self.height, self.channels, pixels))
+    }
+}
+
+/// A view of some samples of another dataset (e.g. a long-tailed subset).
+pub struct Subset {
+    base: Arc<dyn Dataset>,
+    indices: Vec<usize>,
+    labels: Vec<i64>,
+}
+
+impl Subset {
+    pub fn new(base: Arc<dyn Dataset>, indices: Vec<usize>) -> Self {
+        let labels = indices.iter().map(|&i| base.labels()[i]).collect();
+        Self {
+            base,
+            indices,
+            labels,
+        }
+    }
+
+    /// Indices of the kept samples in the base dataset.
+    pub fn indices(&self) -> &[usize] {
+        &self.indices
+    }
+}
+
+impl Dataset for Subset {
+    fn len(&self) -> usize {
+        self.indices.len()
+    }
+    fn labels(&self) -> &[i64] {
+        &self.labels
+    }
+    fn class_names(&self) -> &[String] {
+        self.base.class_names()
+    }
+    fn channels(&self) -> usize {
+        self.base.channels()
+    }
+    fn image(&self, index: usize) -> Result<Image> {
+        self.base.image(self.indices[index])
+    }
+}
+
+/// The dataset formats `bcl` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    /// MNIST IDX files.
+    Mnist,
+    /// Fashion-MNIST IDX files.
+    FashionMnist,
+    /// CIFAR-10, binary or python release.
+    Cifar10,
+    /// CIFAR-100, binary or python release.
+    Cifar100,
+    /// ImageNet-LT: `ImageNet_LT_{train,val,test}.txt` lists under the ImageNet root.
+    ImagenetLt,
+    /// iNaturalist 2018: `iNaturalist18_{train,val}.txt` lists under its root.
+    Inat2018,
+    /// A folder per class: `root/<class>/<image>`.
+    Folder,
+}
+
+/// Which part of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    /// Validation (ImageNet-LT's val list, iNaturalist's val list); test set elsewhere.
+    Val,
+    Test,
+}
+
+/// Opens `split` of a dataset of `kind` stored under `root`.
+///
+/// For `Folder`, `root` holds `train/`, `val/` and/or `test/` class folders, or is itself
+/// the class folder root (then used for every split).
+pub fn open(kind: DatasetKind, root: &Path, split: Split) -> Result<Arc<dyn Dataset>> {
+    if !root.exists() {
+        bail!("dataset root {} does not exist", root.display());
+    }
+    let train = split == Split::Train;
+    Ok(match kind {
+        DatasetKind::Mnist => Arc::new(mnist::load(root, train, mnist::digit_names())?),
+        DatasetKind::FashionMnist => Arc::new(mnist::load(root, train, mnist::fashion_names())?),
+        DatasetKind::Cifar10 => Arc::new(cifar::load(root, cifar::Variant::Cifar10, train)?),
+        DatasetKind::Cifar100 => Arc::new(cifar::load(root, cifar::Variant::Cifar100, train)?),
+        DatasetKind::ImagenetLt => {
+            let name = match split {
+                Split::Train => "ImageNet_LT_train.txt",
+                Split::Val => "ImageNet_LT_val.txt",
+                Split::Test => "ImageNet_LT_test.txt",
+            };
+            Arc::new(files::read_list(&root.join(name), root, Some(1000))?)
+        }
+        DatasetKind::Inat2018 => {
+            let name = if train {
+                "iNaturalist18_train.txt"
+            } else {
+                "iNaturalist18_val.txt"
+            };
+            Arc::new(files::read_list(&root.join(name), root, Some(8142))?)
+        }
+        DatasetKind::Folder => {
+            let sub = root.join(match split {
+                Split::Train => "train",
+                Split::Val => "val",
+                Split::Test => "test",
+            });
+            Arc::new(files::read_class_folders(if sub.is_dir() {
+                &sub
+            } else {
+                root
+            })?)
+        }
+    })
+}
 
 /// Where Debian's `dataset-fashion-mnist` package puts the four IDX files.
 pub const DEBIAN_FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";

@@ -1,0 +1,359 @@
+//! Random transform pipelines and the BCL view recipes.
+//!
+//! A training sample gives three views: view 0 for the classifier, views 1 and 2 for the
+//! contrastive loss (SPEC section 3).
+use anyhow::{Result, bail};
+use rand::Rng as _;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use super::Rng;
+use super::autoaugment;
+use super::ops;
+use super::randaugment::RandAugment;
+use crate::data::Image;
+
+/// One random transform.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// torchvision's RandomResizedCrop: a box of `scale` × area and aspect ratio in `ratio`
+    /// (log-uniform), resized to `size × size`.
+    RandomResizedCrop {
+        size: usize,
+        scale: (f64, f64),
+        ratio: (f64, f64),
+    },
+    /// Zero-pad by `padding`, then a random `size × size` crop.
+    RandomCrop {
+        size: usize,
+        padding: usize,
+    },
+    HorizontalFlip {
+        p: f64,
+    },
+    /// torchvision's ColorJitter, applied with probability `p`: brightness, contrast and
+    /// saturation factors from [1 − x, 1 + x], hue shift from [−h, h], in random order.
+    ColorJitter {
+        brightness: f64,
+        contrast: f64,
+        saturation: f64,
+        hue: f64,
+        p: f64,
+    },
+    RandomGrayscale {
+        p: f64,
+    },
+    GaussianBlur {
+        p: f64,
+        sigma: (f64, f64),
+    },
+    RandAugment(RandAugment),
+    AutoAugmentCifar10,
+    /// A `size × size` square of the fill colour at a random centre (DeVries & Taylor).
+    Cutout {
+        size: usize,
+    },
+    /// Resize so that the shorter side is `size`.
+    ResizeShorter {
+        size: usize,
+    },
+    CenterCrop {
+        size: usize,
+    },
+}
+
+/// A sequence of steps, with the fill colour of geometric ops (the dataset mean).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    pub steps: Vec<Step>,
+    pub fill: [u8; 3],
+}
+
+/// torchvision's RandomResizedCrop box (left, top, width, height) for a `width × height`
+/// image: ten tries at a random area and aspect ratio, then a centre crop as fallback.
+pub fn random_resized_crop_box(
+    width: usize,
+    height: usize,
+    scale: (f64, f64),
+    ratio: (f64, f64),
+    rng: &mut Rng,
+) -> (usize, usize, usize, usize) {
+    let area = (width * height) as f64;
+    let (log_lo, log_hi) = (ratio.0.ln(), ratio.1.ln());
+    for _ in 0..10 {
+        let target = area * rng.random_range(scale.0..=scale.1);
+        let aspect = rng.random_range(log_lo..=log_hi).exp();
+        let w = (target * aspect).sqrt().round() as usize;
+        let h = (target / aspect).sqrt().round() as usize;
+        if 0 < w && w <= width && 0 < h && h <= height {
+            let top = rng.random_range(0..=height - h);
+            let left = rng.random_range(0..=width - w);
+            return (left, top, w, h);
+        }
+    }
+    let in_ratio = width as f64 / height as f64;
+    let (w, h) = if in_ratio < ratio.0 {
+        (
+            width,
+            ((width as f64 / ratio.0).round() as usize).min(height),
+        )
+    } else if in_ratio > ratio.1 {
+        (
+            ((height as f64 * ratio.1).round() as usize).min(width),
+            height,
+        )
+    } else {
+        (width, height)
+    };
+    ((width - w) / 2, (height - h) / 2, w, h)
+}
+
+fn color_jitter(img: Image, jitter: (f64, f64, f64, f64), rng: &mut Rng) -> Image {
+    let (b, c, s, h) = jitter;
+    let factor = |x: f64, rng: &mut Rng| {
+        if x > 0.0 {
+            rng.random_range((1.0 - x).max(0.0)..=1.0 + x)
+        } else {
+            1.0
+        }
+    };
+    let mut order = [0, 1, 2, 3];
+    order.shuffle(rng);
+    let mut img = img;
+    for which in order {
+        img = match which {
+            0 if b > 0.0 => ops::brightness(&img, factor(b, rng)),
+            1 if c > 0.0 => ops::contrast(&img, factor(c, rng)),
+            2 if s > 0.0 => ops::saturation(&img, factor(s, rng)),
+            3 if h > 0.0 => ops::hue(&img, rng.random_range(-h..=h)),
+            _ => img,
+        };
+    }
+    img
+}
+
+impl Step {
+    pub fn apply(&self, img: Image, fill: &[u8; 3], rng: &mut Rng) -> Image {
+        match self {
+            Step::RandomResizedCrop { size, scale, ratio } => {
+                let (left, top, w, h) =
+                    random_resized_crop_box(img.width, img.height, *scale, *ratio, rng);
+                ops::resized_crop(
+                    &img,
+                    (left as f64, top as f64, w as f64, h as f64),
+                    *size,
+                    *size,
+                )
+            }
+            Step::RandomCrop { size, padding } => {
+                let padded = if *padding > 0 {
+                    ops::pad(&img, *padding, 0)
+                } else {
+                    img
+                };
+                let left = rng.random_range(0..=padded.width.saturating_sub(*size));
+                let top = rng.random_range(0..=padded.height.saturating_sub(*size));
+                ops::crop(
+                    &padded,
+                    left,
+                    top,
+                    (*size).min(padded.width),
+                    (*size).min(padded.height),
+                )
+            }
+            Step::HorizontalFlip { p } => {
+                if rng.random::<f64>() < *p {
+                    ops::hflip(&img)
+                } else {
+                    img
+                }
+            }
+            Step::ColorJitter {
+                brightness,
+                contrast,
+                saturation,
+                hue,
+                p,
+            } => {
+                if rng.random::<f64>() < *p {
+                    color_jitter(img, (*brightness, *contrast, *saturation, *hue), rng)
+                } else {
+                    img
+                }
+            }
+            Step::RandomGrayscale { p } => {
+                if rng.random::<f64>() < *p {
+                    ops::grayscale(&img)
+                } else {
+                    img
+                }
+            }
+            Step::GaussianBlur { p, sigma } => {
+                if rng.random::<f64>() < *p {
+                    ops::gaussian_blur(&img, rng.random_range(sigma.0..=sigma.1))
+                } else {
+                    img
+                }
+            }
+            Step::RandAugment(ra) => ra.apply(img, fill, rng),
+            Step::AutoAugmentCifar10 => autoaugment::cifar10(img, rng),
+            Step::Cutout { size } => {
+                let (cx, cy) = (
+                    rng.random_range(0..img.width),
+                    rng.random_range(0..img.height),
+                );
+                ops::cutout(&img, cx, cy, *size, fill)
+            }
+            Step::ResizeShorter { size } => {
+                let (w, h) = (img.width as f64, img.height as f64);
+                let scale = *size as f64 / w.min(h);
+                let (nw, nh) = ((w * scale).round() as usize, (h * scale).round() as usize);
+                ops::resize(&img, nw.max(1), nh.max(1))
+            }
+            Step::CenterCrop { size } => {
+                let (w, h) = ((*size).min(img.width), (*size).min(img.height));
+                // torchvision rounds the offset: int(round((H − h) / 2)).
+                let left = ((img.width - w) as f64 / 2.0).round() as usize;
+                let top = ((img.height - h) as f64 / 2.0).round() as usize;
+                ops::crop(&img, left, top, w, h)
+            }
+        }
+    }
+}
+
+impl Pipeline {
+    pub fn apply(&self, img: Image, rng: &mut Rng) -> Image {
+        self.steps
+            .iter()
+            .fold(img, |img, step| step.apply(img, &self.fill, rng))
+    }
+}
+
+/// Which contrastive views the ImageNet recipe uses (`--cl-views`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClViews {
+    /// [randcls, sim, sim]
+    SimSim,
+    /// [randcls, rand, sim]
+    SimRand,
+    /// [randcls, rand, rand]
+    RandRand,
+}
+
+/// The three training views and the evaluation transform, all giving `size × size` images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recipe {
+    pub views: [Pipeline; 3],
+    pub eval: Pipeline,
+    pub size: usize,
+}
+
+fn flip() -> Step {
+    Step::HorizontalFlip { p: 0.5 }
+}
+
+/// SimCLR's contrastive view: RandomResizedCrop, flip, ColorJitter(0.4, 0.4, 0.4, 0.1)
+/// with p 0.8, grayscale with p 0.2.
+fn sim_steps(size: usize) -> Vec<Step> {
+    vec![
+        Step::RandomResizedCrop {
+            size,
+            scale: (0.08, 1.0),
+            ratio: (3.0 / 4.0, 4.0 / 3.0),
+        },
+        flip(),
+        Step::ColorJitter {
+            brightness: 0.4,
+            contrast: 0.4,
+            saturation: 0.4,
+            hue: 0.1,
+            p: 0.8,
+        },
+        Step::RandomGrayscale { p: 0.2 },
+    ]
+}
+
+impl Recipe {
+    /// CIFAR (and other small same-size images): view 0 = random crop with 4-pixel padding,
+    /// flip, AutoAugment CIFAR-10 (then Cutout 16 when `cutout`); views 1, 2 = SimCLR.
+    pub fn cifar(size: usize, cutout: bool, fill: [u8; 3]) -> Self {
+        let mut view0 = vec![
+            Step::RandomCrop { size, padding: 4 },
+            flip(),
+            Step::AutoAugmentCifar10,
+        ];
+        if cutout {
+            view0.push(Step::Cutout { size: 16 });
+        }
+        let pipeline = |steps| Pipeline { steps, fill };
+        Self {
+            views: [
+                pipeline(view0),
+                pipeline(sim_steps(size)),
+                pipeline(sim_steps(size)),
+            ],
+            eval: pipeline(Vec::new()),
+            size,
+        }
+    }
+
+    /// ImageNet-LT / iNaturalist: view 0 = `randcls`, views 1, 2 as `cl_views` says;
+    /// evaluation = resize the shorter side to 256, centre crop 224.
+    pub fn imagenet(cl_views: ClViews, randaugment: &str, fill: [u8; 3]) -> Result<Self> {
+        let size = 224;
+        let ra = RandAugment::parse(randaugment)?;
+        let randcls = vec![
+            Step::RandomResizedCrop {
+                size,
+                scale: (0.08, 1.0),
+                ratio: (3.0 / 4.0, 4.0 / 3.0),
+            },
+            flip(),
+            Step::ColorJitter {
+                brightness: 0.4,
+                contrast: 0.4,
+                saturation: 0.4,
+                hue: 0.0,
+                p: 1.0,
+            },
+            Step::RandAugment(ra.clone()),
+        ];
+        let sim = sim_steps(size);
+        let mut rand = sim_steps(size);
+        rand.push(Step::RandAugment(ra));
+        let (v1, v2) = match cl_views {
+            ClViews::SimSim => (sim.clone(), sim),
+            ClViews::SimRand => (rand, sim),
+            ClViews::RandRand => (rand.clone(), rand),
+        };
+        let pipeline = |steps| Pipeline { steps, fill };
+        Ok(Self {
+            views: [pipeline(randcls), pipeline(v1), pipeline(v2)],
+            eval: pipeline(vec![
+                Step::ResizeShorter { size: 256 },
+                Step::CenterCrop { size },
+            ]),
+            size,
+        })
+    }
+
+    /// The three training views of one image.
+    pub fn train_views(&self, img: &Image, rng: &mut Rng) -> [Image; 3] {
+        [0, 1, 2].map(|v| self.views[v].apply(img.clone(), rng))
+    }
+
+    /// Checks that a transformed image has the recipe's size.
+    pub fn check_size(&self, img: &Image, what: &str) -> Result<()> {
+        if img.width != self.size || img.height != self.size {
+            bail!(
+                "{what}: the recipe makes {}×{} images but gave {}×{} (input images of another size?)",
+                self.size,
+                self.size,
+                img.width,
+                img.height
+            );
+        }
+        Ok(())
+    }
+}
