@@ -8,11 +8,13 @@
 //! - [`loader`]: parallel, deterministic batches of augmented views.
 //! - [`doctor`]: what this build of `bcl` can use on this machine.
 pub mod augment;
+pub mod cli;
 pub mod data;
 pub mod doctor;
 pub mod loader;
 pub mod loss;
 pub mod model;
+pub mod plot;
 pub mod sanity;
 
 /// Parses `auto`, `cpu`, `cuda` or `cuda:N` into a device; `auto` picks CUDA when usable.

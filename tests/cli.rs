@@ -85,3 +85,102 @@ fn bad_arguments_are_clear_errors() {
         assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
     }
 }
+
+#[test]
+fn data_stats_prints_the_long_tailed_counts_and_writes_a_histogram() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("counts.png");
+    let out = bcl(&[
+        "data",
+        "stats",
+        "--imb-factor",
+        "100",
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("14886 images, 10 classes, imbalance factor 100.0"),
+        "{text}"
+    );
+    assert!(text.contains("Ankle boot           60"), "{text}");
+    let img = image::open(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (800, 400));
+}
+
+#[test]
+fn data_preview_writes_a_grid_of_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("preview.png");
+    let out = bcl(&[
+        "data",
+        "preview",
+        "--imb-factor",
+        "10",
+        "--samples",
+        "5",
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let img = image::open(&png).unwrap();
+    // 4 columns (image, views 0–2) and 5 rows of 96-pixel cells with 2-pixel borders.
+    assert_eq!((img.width(), img.height()), (4 * 98 + 2, 5 * 98 + 2));
+}
+
+#[test]
+fn data_commands_reject_bad_input_clearly() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::create_dir(folder.path().join("cats")).unwrap();
+    image::RgbImage::new(40, 30)
+        .save(folder.path().join("cats/a.png"))
+        .unwrap();
+    let root = folder.path().to_str().unwrap();
+    for (args, expected) in [
+        (
+            vec!["data", "stats", "--dataset", "cifar10"],
+            "--root is required",
+        ),
+        (
+            vec![
+                "data",
+                "stats",
+                "--dataset",
+                "cifar10",
+                "--root",
+                "/nonexistent/c",
+            ],
+            "/nonexistent/c",
+        ),
+        (
+            vec!["data", "stats", "--imb-factor", "0.5"],
+            "imbalance factor 0.5",
+        ),
+        (
+            vec![
+                "data",
+                "preview",
+                "--dataset",
+                "folder",
+                "--root",
+                root,
+                "--randaugment",
+                "rand-x",
+            ],
+            "rand-x",
+        ),
+        (
+            vec!["data", "bench", "--dataset", "folder", "--root", root],
+            "fewer than one batch",
+        ),
+    ] {
+        let out = bcl(&args);
+        assert!(!out.status.success(), "{args:?} must fail");
+        let err = stderr(&out);
+        assert!(
+            err.contains(expected) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}

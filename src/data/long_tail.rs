@@ -63,3 +63,24 @@ pub fn imbalance_factor(counts: &[i64]) -> f64 {
         max as f64 / min as f64
     }
 }
+
+/// Classes grouped by training count as in the long-tailed literature: many-shot (more
+/// than 100 images), medium-shot (20 to 100) and few-shot (fewer than 20).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ShotGroups {
+    pub many: Vec<usize>,
+    pub medium: Vec<usize>,
+    pub few: Vec<usize>,
+}
+
+pub fn shot_groups(counts: &[i64]) -> ShotGroups {
+    let mut groups = ShotGroups::default();
+    for (class, &n) in counts.iter().enumerate() {
+        match n {
+            n if n > 100 => groups.many.push(class),
+            n if n >= 20 => groups.medium.push(class),
+            _ => groups.few.push(class),
+        }
+    }
+    groups
+}

@@ -237,6 +237,71 @@ pub fn open(kind: DatasetKind, root: &Path, split: Split) -> Result<Arc<dyn Data
     })
 }
 
+impl DatasetKind {
+    /// Per-channel mean and standard deviation used to normalise inputs (SPEC section 3).
+    pub fn mean_std(self) -> (Vec<f64>, Vec<f64>) {
+        let (mean, std): (&[f64], &[f64]) = match self {
+            DatasetKind::Mnist => (&[0.1307], &[0.3081]),
+            DatasetKind::FashionMnist => (&[0.2860], &[0.3530]),
+            DatasetKind::Cifar10 => (&[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616]),
+            DatasetKind::Cifar100 => (&[0.5071, 0.4865, 0.4409], &[0.2673, 0.2564, 0.2762]),
+            DatasetKind::Inat2018 => (&[0.466, 0.471, 0.380], &[0.195, 0.194, 0.192]),
+            DatasetKind::ImagenetLt | DatasetKind::Folder => {
+                (&[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225])
+            }
+        };
+        (mean.to_vec(), std.to_vec())
+    }
+
+    /// Whether the data are photos of any size, trained on 224 crops (ImageNet-style
+    /// recipe), rather than small same-size images (CIFAR-style recipe).
+    pub fn uses_imagenet_recipe(self) -> bool {
+        matches!(
+            self,
+            DatasetKind::ImagenetLt | DatasetKind::Inat2018 | DatasetKind::Folder
+        )
+    }
+
+    /// The mean colour as 8-bit RGB: the fill of geometric augmentations.
+    pub fn fill(self) -> [u8; 3] {
+        let (mean, _) = self.mean_std();
+        std::array::from_fn(|c| (mean[c.min(mean.len() - 1)] * 255.0).round() as u8)
+    }
+}
+
+/// Which data a run uses: the dataset, where it lives, and the long-tailed subset of its
+/// training split (for balanced sets such as CIFAR and Fashion-MNIST).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataConfig {
+    pub dataset: DatasetKind,
+    pub root: PathBuf,
+    /// Imbalance factor ρ of the long-tailed training subset; none keeps every image.
+    pub imb_factor: Option<f64>,
+    pub profile: long_tail::Profile,
+    /// Seed of the per-class shuffle that picks the subset.
+    pub subset_seed: u64,
+}
+
+impl DataConfig {
+    /// The training set, long-tailed when `imb_factor` is set.
+    pub fn train_set(&self) -> Result<Arc<dyn Dataset>> {
+        let full = open(self.dataset, &self.root, Split::Train)?;
+        let Some(rho) = self.imb_factor else {
+            return Ok(full);
+        };
+        anyhow::ensure!(rho >= 1.0, "imbalance factor {rho} must be at least 1");
+        let n_max = full.class_counts().into_iter().max().unwrap_or(0) as usize;
+        let counts = long_tail::class_counts(self.profile, n_max, full.num_classes(), rho);
+        let indices = long_tail::subset_indices(full.labels(), &counts, self.subset_seed)?;
+        Ok(Arc::new(Subset::new(full, indices)))
+    }
+
+    /// The balanced evaluation split.
+    pub fn eval_set(&self, split: Split) -> Result<Arc<dyn Dataset>> {
+        open(self.dataset, &self.root, split)
+    }
+}
+
 /// Where Debian's `dataset-fashion-mnist` package puts the four IDX files.
 pub const DEBIAN_FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 

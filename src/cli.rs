@@ -1,0 +1,353 @@
+//! The `bcl` command line: argument parsing and printing over the library.
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Result, ensure};
+use clap::{Args, Parser, Subcommand};
+use rand::SeedableRng;
+
+use crate::augment::{ClViews, Recipe, Rng};
+use crate::data::long_tail::{Profile, imbalance_factor, shot_groups};
+use crate::data::{DataConfig, Dataset, DatasetKind, Split};
+use crate::loader::{self, LoaderConfig};
+use crate::sanity::{OverfitConfig, overfit_batch};
+
+#[derive(Parser)]
+#[command(
+    name = "bcl",
+    version,
+    about = "Balanced Contrastive Learning for long-tailed image recognition"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print what this build finds: libtorch, CPU threads, CUDA devices, cuDNN, the data.
+    Doctor,
+    /// Train the Fashion-MNIST BCL model on one fixed batch and show both losses fall.
+    OverfitBatch {
+        /// Fashion-MNIST folder (default: $BCL_FASHION_MNIST, else Debian's location).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        #[arg(long, default_value_t = 0.05)]
+        lr: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// auto, cpu, cuda or cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+    /// Inspect datasets and the augmentation pipeline.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+/// Which data: dataset, root and long-tailed subset.
+#[derive(Args, Clone)]
+struct DataArgs {
+    #[arg(long, value_enum, default_value = "fashion-mnist")]
+    dataset: DatasetKind,
+    /// Dataset folder (default for Fashion-MNIST: $BCL_FASHION_MNIST, else Debian's location).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Take a long-tailed subset of the training split with this imbalance factor ρ.
+    #[arg(long)]
+    imb_factor: Option<f64>,
+    #[arg(long, value_enum, default_value = "exp")]
+    profile: Profile,
+    #[arg(long, default_value_t = 0)]
+    subset_seed: u64,
+}
+
+impl DataArgs {
+    fn config(&self) -> Result<DataConfig> {
+        let root = match (&self.root, self.dataset) {
+            (Some(root), _) => root.clone(),
+            (None, DatasetKind::FashionMnist) => crate::data::fashion_mnist_dir().0,
+            (None, kind) => anyhow::bail!("--root is required for --dataset {kind:?}"),
+        };
+        Ok(DataConfig {
+            dataset: self.dataset,
+            root,
+            imb_factor: self.imb_factor,
+            profile: self.profile,
+            subset_seed: self.subset_seed,
+        })
+    }
+}
+
+/// Which views: the recipe follows the dataset (CIFAR-style or ImageNet-style).
+#[derive(Args, Clone)]
+struct RecipeArgs {
+    /// ImageNet-style contrastive views.
+    #[arg(long, value_enum, default_value = "sim-sim")]
+    cl_views: ClViews,
+    /// RandAugment configuration of the ImageNet-style views.
+    #[arg(long, default_value = "rand-n2-m10-mstd0.5")]
+    randaugment: String,
+    /// Cutout 16 on view 0 of the CIFAR-style recipe.
+    #[arg(long)]
+    cutout: bool,
+}
+
+impl RecipeArgs {
+    fn recipe(&self, kind: DatasetKind, dataset: &dyn Dataset) -> Result<Recipe> {
+        if kind.uses_imagenet_recipe() {
+            Recipe::imagenet(self.cl_views, &self.randaugment, kind.fill())
+        } else {
+            let first = dataset.image(0)?;
+            Ok(Recipe::cifar(first.width, self.cutout, kind.fill()))
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Classes, counts, imbalance factor and head/tail split; writes a PNG histogram.
+    Stats {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long, value_enum, default_value = "train")]
+        split: Split,
+        /// Where to write the sorted class-count histogram.
+        #[arg(long, default_value = "class_counts.png")]
+        out: PathBuf,
+    },
+    /// A PNG grid of training samples: the image, then its views 0, 1, 2.
+    Preview {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        recipe: RecipeArgs,
+        #[arg(long, default_value_t = 8)]
+        samples: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "preview.png")]
+        out: PathBuf,
+    },
+    /// Measures the training loader: augmented views per second (normalised floats on CPU).
+    Bench {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        recipe: RecipeArgs,
+        #[arg(long, default_value_t = 128)]
+        batch_size: usize,
+        /// Loader threads (default: the number of cores).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Batches timed after `--warmup` batches.
+        #[arg(long, default_value_t = 20)]
+        batches: usize,
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+    },
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Doctor => println!("{}", crate::doctor::Report::collect()),
+        Command::OverfitBatch {
+            root,
+            batch_size,
+            steps,
+            lr,
+            seed,
+            device,
+        } => {
+            let config = OverfitConfig {
+                data_dir: root.unwrap_or_else(|| crate::data::fashion_mnist_dir().0),
+                batch_size,
+                steps,
+                learning_rate: lr,
+                seed,
+                device: crate::parse_device(&device)?,
+            };
+            println!(
+                "overfitting one batch of {batch_size} Fashion-MNIST images (views 0, 1, 2) on {:?}",
+                config.device
+            );
+            println!(
+                "{:>4}  {:>8}  {:>8}  {:>8}  {:>9}",
+                "step", "LA-CE", "BCL", "total", "batch acc"
+            );
+            let records = overfit_batch(&config)?;
+            for r in &records {
+                println!(
+                    "{:>4}  {:>8.4}  {:>8.4}  {:>8.4}  {:>8.1}%",
+                    r.step,
+                    r.la_ce,
+                    r.bcl,
+                    r.total,
+                    100.0 * r.accuracy
+                );
+            }
+            if let (Some(first), Some(last)) = (records.first(), records.last()) {
+                println!(
+                    "total loss {:.4} -> {:.4} in {} steps",
+                    first.total,
+                    last.total,
+                    records.len()
+                );
+            }
+        }
+        Command::Data(command) => run_data(command)?,
+    }
+    Ok(())
+}
+
+fn run_data(command: DataCommand) -> Result<()> {
+    match command {
+        DataCommand::Stats { data, split, out } => {
+            let config = data.config()?;
+            let dataset = if split == Split::Train {
+                config.train_set()?
+            } else {
+                config.eval_set(split)?
+            };
+            print_stats(dataset.as_ref(), &out)?;
+        }
+        DataCommand::Preview {
+            data,
+            recipe,
+            samples,
+            seed,
+            out,
+        } => {
+            let config = data.config()?;
+            let dataset = config.train_set()?;
+            let recipe = recipe.recipe(config.dataset, dataset.as_ref())?;
+            ensure!(!dataset.is_empty(), "the dataset is empty");
+            let mut rng = Rng::seed_from_u64(seed);
+            let mut rows = Vec::new();
+            for i in sample_each_class(dataset.as_ref(), samples) {
+                let image = dataset.image(i)?;
+                let views = recipe.train_views(&image, &mut rng);
+                let mut row = vec![image];
+                row.extend(views);
+                rows.push(row);
+            }
+            let cell = recipe.size.max(96);
+            crate::plot::image_grid(&rows, cell, &out)?;
+            println!(
+                "wrote {} ({} samples: image, view 0, view 1, view 2)",
+                out.display(),
+                rows.len()
+            );
+        }
+        DataCommand::Bench {
+            data,
+            recipe,
+            batch_size,
+            workers,
+            batches,
+            warmup,
+        } => {
+            let config = data.config()?;
+            let dataset = config.train_set()?;
+            let recipe = Arc::new(recipe.recipe(config.dataset, dataset.as_ref())?);
+            let mut loader_config = LoaderConfig::new(batch_size, 0);
+            if let Some(w) = workers {
+                loader_config.workers = w;
+            }
+            ensure!(
+                dataset.len() >= batch_size,
+                "the dataset has {} images, fewer than one batch of {batch_size}",
+                dataset.len()
+            );
+            let (mean, std) = config.dataset.mean_std();
+            let mut epoch = 0;
+            let mut epoch_batches =
+                loader::train_epoch(dataset.clone(), recipe.clone(), &loader_config, epoch);
+            let mut next_views = || -> Result<tch::Tensor> {
+                loop {
+                    if let Some(batch) = epoch_batches.next() {
+                        return Ok(batch?.normalized_images(tch::Device::Cpu, &mean, &std));
+                    }
+                    epoch += 1;
+                    epoch_batches =
+                        loader::train_epoch(dataset.clone(), recipe.clone(), &loader_config, epoch);
+                }
+            };
+            for _ in 0..warmup {
+                let _ = next_views()?;
+            }
+            let start = Instant::now();
+            for _ in 0..batches {
+                let _ = next_views()?;
+            }
+            let seconds = start.elapsed().as_secs_f64();
+            let views = (batches * batch_size * 3) as f64;
+            println!(
+                "bcl loader: {} workers, batch {batch_size}, {batches} batches in {seconds:.2} s: {:.0} views/s, {:.0} views/s per worker",
+                loader_config.workers,
+                views / seconds,
+                views / seconds / loader_config.workers as f64
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Up to `n` sample indices taken from the classes in turn, so that the tail shows too.
+fn sample_each_class(dataset: &dyn Dataset, n: usize) -> Vec<usize> {
+    let mut by_class = vec![Vec::new(); dataset.num_classes()];
+    for (i, &l) in dataset.labels().iter().enumerate() {
+        by_class[l as usize].push(i);
+    }
+    let depth = by_class.iter().map(Vec::len).max().unwrap_or(0);
+    (0..depth)
+        .flat_map(|d| {
+            by_class
+                .iter()
+                .filter_map(move |members| members.get(d).copied())
+        })
+        .take(n)
+        .collect()
+}
+
+fn print_stats(dataset: &dyn Dataset, out: &std::path::Path) -> Result<()> {
+    let counts = dataset.class_counts();
+    let groups = shot_groups(&counts);
+    println!(
+        "{} images, {} classes, imbalance factor {:.1}",
+        dataset.len(),
+        counts.len(),
+        imbalance_factor(&counts)
+    );
+    println!(
+        "many-shot (>100): {} classes, medium-shot (20-100): {}, few-shot (<20): {}",
+        groups.many.len(),
+        groups.medium.len(),
+        groups.few.len()
+    );
+    if counts.len() <= 100 {
+        for (name, n) in dataset.class_names().iter().zip(&counts) {
+            println!("  {name:<20} {n}");
+        }
+    }
+    let mut sorted = counts.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let color = |n: i64| match n {
+        n if n > 100 => [31, 119, 180],
+        n if n >= 20 => [255, 127, 14],
+        _ => [214, 39, 40],
+    };
+    let colors: Vec<[u8; 3]> = sorted.iter().map(|&n| color(n)).collect();
+    let values: Vec<f64> = sorted.iter().map(|&n| n as f64).collect();
+    crate::plot::bar_chart(&values, &colors, false, out)?;
+    println!(
+        "wrote {} (classes by count; blue many-, orange medium-, red few-shot)",
+        out.display()
+    );
+    Ok(())
+}
