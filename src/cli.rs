@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use crate::augment::{ClViews, Recipe, Rng};
 use crate::data::long_tail::{Profile, imbalance_factor, shot_groups};
 use crate::data::{DataConfig, Dataset, DatasetKind, Split};
-use crate::loader::{self, LoaderConfig};
+use crate::loader::{self, LoaderConfig, Normalization};
 use crate::sanity::{OverfitConfig, overfit_batch};
 
 #[derive(Parser)]
@@ -134,7 +134,7 @@ enum DataCommand {
         #[arg(long, default_value = "preview.png")]
         out: PathBuf,
     },
-    /// Measures the training loader: augmented views per second (normalised floats on CPU).
+    /// Measures the training loader: augmented views per second, as normalised floats on CPU.
     Bench {
         #[command(flatten)]
         data: DataArgs,
@@ -255,7 +255,8 @@ fn run_data(command: DataCommand) -> Result<()> {
             let config = data.config()?;
             let dataset = config.train_set()?;
             let recipe = Arc::new(recipe.recipe(config.dataset, dataset.as_ref())?);
-            let mut loader_config = LoaderConfig::new(batch_size, 0);
+            let (mean, std) = config.dataset.mean_std();
+            let mut loader_config = LoaderConfig::new(batch_size, 0, Normalization { mean, std });
             if let Some(w) = workers {
                 loader_config.workers = w;
             }
@@ -264,14 +265,13 @@ fn run_data(command: DataCommand) -> Result<()> {
                 "the dataset has {} images, fewer than one batch of {batch_size}",
                 dataset.len()
             );
-            let (mean, std) = config.dataset.mean_std();
             let mut epoch = 0;
             let mut epoch_batches =
                 loader::train_epoch(dataset.clone(), recipe.clone(), &loader_config, epoch);
             let mut next_views = || -> Result<tch::Tensor> {
                 loop {
                     if let Some(batch) = epoch_batches.next() {
-                        return Ok(batch?.normalized_images(tch::Device::Cpu, &mean, &std));
+                        return Ok(batch?.input(tch::Device::Cpu));
                     }
                     epoch += 1;
                     epoch_batches =

@@ -1,5 +1,7 @@
-//! The parallel batch loader: worker threads decode and augment samples into batches of
-//! 8-bit images while the trainer computes; normalisation to floats happens on the device.
+//! The parallel batch loader: worker threads decode and augment samples into batches while
+//! the trainer computes. For CPU training the workers also normalise to floats (one table
+//! lookup per value); for a GPU they hand over 8-bit images, a quarter of the bytes to
+//! copy, which are normalised on the device.
 //!
 //! Worker k builds batches k, k + W, k + 2W, … and hands them over a bounded channel of
 //! its own (`prefetch` batches deep), which the consumer reads round-robin. So the batch
@@ -18,6 +20,24 @@ use crate::augment::{Recipe, Rng};
 use crate::data::sampler::{SamplerKind, epoch_order};
 use crate::data::{Dataset, Image};
 
+/// Per-channel mean and standard deviation of inputs scaled to [0, 1].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalization {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+impl Normalization {
+    /// (v / 255 − mean_c) / std_c for every byte value v, per channel.
+    fn tables(&self) -> Vec<[f32; 256]> {
+        self.mean
+            .iter()
+            .zip(&self.std)
+            .map(|(&m, &s)| std::array::from_fn(|v| ((v as f64 / 255.0 - m) / s) as f32))
+            .collect()
+    }
+}
+
 /// How batches are drawn.
 #[derive(Debug, Clone)]
 pub struct LoaderConfig {
@@ -29,10 +49,14 @@ pub struct LoaderConfig {
     pub sampler: SamplerKind,
     /// Page-lock batches so that copies to this CUDA device can be asynchronous.
     pub pin_memory_for: Option<Device>,
+    pub normalization: Normalization,
+    /// Normalise to float32 in the workers (CPU training) rather than on the device.
+    pub normalize_in_workers: bool,
 }
 
 impl LoaderConfig {
-    pub fn new(batch_size: usize, seed: u64) -> Self {
+    /// Defaults for CPU training: one worker per core, normalisation in the workers.
+    pub fn new(batch_size: usize, seed: u64, normalization: Normalization) -> Self {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             batch_size,
@@ -41,12 +65,15 @@ impl LoaderConfig {
             seed,
             sampler: SamplerKind::Shuffle,
             pin_memory_for: None,
+            normalization,
+            normalize_in_workers: true,
         }
     }
 }
 
-/// One batch: `views × B` images (view-major: all of view 0, then view 1, …) as uint8
-/// N × C × H × W, and the B labels.
+/// One batch: `views × B` images (view-major: all of view 0, then view 1, …) as
+/// N × C × H × W, and the B labels. The images are normalised float32 when the workers
+/// normalise, uint8 otherwise.
 #[derive(Debug)]
 pub struct Batch {
     pub images: Tensor,
@@ -54,27 +81,28 @@ pub struct Batch {
     pub views: usize,
     /// Dataset indices of the B samples.
     pub indices: Vec<usize>,
+    normalization: Arc<Normalization>,
 }
 
 impl Batch {
-    /// The images as float32 on `device`, scaled to [0, 1] and normalised per channel.
-    pub fn normalized_images(&self, device: Device, mean: &[f64], std: &[f64]) -> Tensor {
-        let c = mean.len() as i64;
+    /// The normalised float32 images on `device` (copied asynchronously from pinned memory).
+    pub fn input(&self, device: Device) -> Tensor {
         let images = self
             .images
-            .to_device_(device, Kind::Uint8, true, false)
-            .to_kind(Kind::Float);
-        let mean = Tensor::from_slice(mean)
-            .to_kind(Kind::Float)
-            .view([1, c, 1, 1])
-            .to_device(device)
-            * 255.0;
-        let std = Tensor::from_slice(std)
-            .to_kind(Kind::Float)
-            .view([1, c, 1, 1])
-            .to_device(device)
-            * 255.0;
-        (images - mean) / std
+            .to_device_(device, self.images.kind(), true, false);
+        if images.kind() == Kind::Float {
+            return images;
+        }
+        let c = self.normalization.mean.len() as i64;
+        let per_channel = |v: &[f64]| {
+            Tensor::from_slice(v)
+                .to_kind(Kind::Float)
+                .view([1, c, 1, 1])
+                .to_device(device)
+                * 255.0
+        };
+        (images.to_kind(Kind::Float) - per_channel(&self.normalization.mean))
+            / per_channel(&self.normalization.std)
     }
 }
 
@@ -175,6 +203,10 @@ fn spawn(
     let num_workers = config.workers.max(1);
     let num_batches = batches.len();
     let batches = Arc::new(batches);
+    let normalization = Arc::new(config.normalization.clone());
+    let tables = config
+        .normalize_in_workers
+        .then(|| Arc::new(config.normalization.tables()));
     let mut receivers = Vec::with_capacity(num_workers);
     let mut workers = Vec::with_capacity(num_workers);
     for worker in 0..num_workers {
@@ -189,6 +221,8 @@ fn spawn(
             mode,
             pin_memory_for: config.pin_memory_for,
             batch_size: config.batch_size,
+            normalization: normalization.clone(),
+            tables: tables.clone(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("bcl-loader-{worker}"))
@@ -213,6 +247,9 @@ struct WorkerJob {
     mode: Mode,
     pin_memory_for: Option<Device>,
     batch_size: usize,
+    normalization: Arc<Normalization>,
+    /// Per-channel byte → normalised float tables, when the workers normalise.
+    tables: Option<Arc<Vec<[f32; 256]>>>,
 }
 
 /// A per-sample seed from (seed, epoch, position in the epoch): SplitMix64 mixing.
@@ -238,10 +275,45 @@ impl WorkerJob {
     fn make_batch(&self, b: usize) -> Result<Batch> {
         let indices = &self.batches[b];
         let views = if self.mode == Mode::Train { 3 } else { 1 };
-        let (size, channels) = (self.recipe.size, self.dataset.channels());
-        let image_len = size * size * channels;
-        let mut planar = vec![0u8; views * indices.len() * image_len];
+        let (size, channels) = (self.recipe.size as i64, self.dataset.channels() as i64);
+        let shape = [views * indices.len() as i64, channels, size, size];
         let mut labels = Vec::with_capacity(indices.len());
+        let mut images = match &self.tables {
+            Some(tables) => filled_tensor(&shape, |out: &mut [f32]| {
+                self.write_views(b, out, &mut labels, |c, v| tables[c][v as usize])
+            })?,
+            None => filled_tensor(&shape, |out: &mut [u8]| {
+                self.write_views(b, out, &mut labels, |_, v| v)
+            })?,
+        };
+        if let Some(device) = self.pin_memory_for {
+            images = images.pin_memory(device);
+        }
+        Ok(Batch {
+            images,
+            labels: Tensor::from_slice(&labels),
+            views: views as usize,
+            indices: indices.clone(),
+            normalization: self.normalization.clone(),
+        })
+    }
+
+    /// Loads and augments the samples of batch `b` into `out` (N × C × H × W, view-major),
+    /// each value through `map(channel, value)`, and collects their labels.
+    fn write_views<T>(
+        &self,
+        b: usize,
+        out: &mut [T],
+        labels: &mut Vec<i64>,
+        map: impl Fn(usize, u8) -> T,
+    ) -> Result<()> {
+        let indices = &self.batches[b];
+        let image_len = out.len()
+            / if self.mode == Mode::Train {
+                3 * indices.len()
+            } else {
+                indices.len()
+            };
         for (i, &index) in indices.iter().enumerate() {
             let position = (b * self.batch_size + i) as u64;
             let mut rng = Rng::seed_from_u64(sample_seed(self.seed, self.epoch, position));
@@ -255,32 +327,36 @@ impl WorkerJob {
             };
             for (v, view) in made.iter().enumerate() {
                 self.recipe.check_size(view, &format!("sample {index}"))?;
-                let offset = (v * indices.len() + i) * image_len;
-                to_planar(view, &mut planar[offset..offset + image_len]);
+                let start = (v * indices.len() + i) * image_len;
+                to_planar(view, &mut out[start..start + image_len], &map);
             }
             labels.push(self.dataset.labels()[index]);
         }
-        let n = (views * indices.len()) as i64;
-        let mut images =
-            Tensor::from_slice(&planar).view([n, channels as i64, size as i64, size as i64]);
-        if let Some(device) = self.pin_memory_for {
-            images = images.pin_memory(device);
-        }
-        Ok(Batch {
-            images,
-            labels: Tensor::from_slice(&labels),
-            views,
-            indices: indices.clone(),
-        })
+        Ok(())
     }
 }
 
-/// Interleaved HWC → planar CHW.
-fn to_planar(img: &Image, out: &mut [u8]) {
-    let plane = img.width * img.height;
-    for (p, px) in img.pixels.chunks_exact(img.channels).enumerate() {
-        for (c, &v) in px.iter().enumerate() {
-            out[c * plane + p] = v;
+/// A new CPU tensor of `shape` whose elements `fill` writes in place: no zeroing, no copy.
+fn filled_tensor<T: tch::kind::Element>(
+    shape: &[i64],
+    fill: impl FnOnce(&mut [T]) -> Result<()>,
+) -> Result<Tensor> {
+    let tensor = Tensor::empty(shape, (T::KIND, Device::Cpu));
+    let numel = tensor.numel();
+    // SAFETY: `tensor` was allocated just above: contiguous, on the CPU, `numel` elements of
+    // type T (its kind is T::KIND), and no other handle to its storage exists while the
+    // slice is alive.
+    let elements = unsafe { std::slice::from_raw_parts_mut(tensor.data_ptr() as *mut T, numel) };
+    fill(elements)?;
+    Ok(tensor)
+}
+
+/// Interleaved HWC → planar CHW, mapping each value with `map(channel, value)`.
+fn to_planar<T>(img: &Image, out: &mut [T], map: &impl Fn(usize, u8) -> T) {
+    let (plane, channels) = (img.width * img.height, img.channels);
+    for (c, out_plane) in out.chunks_exact_mut(plane).enumerate() {
+        for (o, px) in out_plane.iter_mut().zip(img.pixels.chunks_exact(channels)) {
+            *o = map(c, px[c]);
         }
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use bcl::augment::{ClViews, Recipe};
 use bcl::data::files::FileDataset;
 use bcl::data::{Dataset, InMemoryDataset};
-use bcl::loader::{LoaderConfig, eval_batches, train_epoch};
+use bcl::loader::{LoaderConfig, Normalization, eval_batches, train_epoch};
 use tch::{Device, Kind, Tensor};
 
 fn dataset(n: usize) -> Arc<dyn Dataset> {
@@ -21,9 +21,18 @@ fn dataset(n: usize) -> Arc<dyn Dataset> {
     })
 }
 
+fn normalization() -> Normalization {
+    Normalization {
+        mean: vec![0.5, 0.4, 0.3],
+        std: vec![0.25, 0.2, 0.1],
+    }
+}
+
+/// Batches of 6 with `workers` threads, uint8 (normalised on the device).
 fn config(workers: usize) -> LoaderConfig {
-    let mut c = LoaderConfig::new(6, 11);
+    let mut c = LoaderConfig::new(6, 11, normalization());
     c.workers = workers;
+    c.normalize_in_workers = false;
     c
 }
 
@@ -109,19 +118,28 @@ fn eval_batches_cover_the_dataset_in_order_unchanged() {
 }
 
 #[test]
-fn normalisation_uses_mean_and_std_per_channel() {
+fn workers_and_device_normalise_alike() {
     let data = dataset(6);
-    let batch = eval_batches(data, recipe(), &config(1))
+    let on_device = eval_batches(data.clone(), recipe(), &config(1))
         .next()
         .unwrap()
         .unwrap();
-    let mean = [0.5, 0.4, 0.3];
-    let std = [0.25, 0.2, 0.1];
-    let x = batch.normalized_images(Device::Cpu, &mean, &std);
-    assert_eq!(x.kind(), Kind::Float);
-    let raw = batch.images.double_value(&[2, 1, 3, 4]);
+    let mut in_workers = config(1);
+    in_workers.normalize_in_workers = true;
+    let from_workers = eval_batches(data, recipe(), &in_workers)
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(from_workers.images.kind(), Kind::Float);
+    let (a, b) = (
+        on_device.input(Device::Cpu),
+        from_workers.input(Device::Cpu),
+    );
+    assert_eq!(a.kind(), Kind::Float);
+    assert!((&a - &b).abs().max().double_value(&[]) < 1e-5);
+    let raw = on_device.images.double_value(&[2, 1, 3, 4]);
     let expected = (raw / 255.0 - 0.4) / 0.2;
-    assert!((x.double_value(&[2, 1, 3, 4]) - expected).abs() < 1e-5);
+    assert!((a.double_value(&[2, 1, 3, 4]) - expected).abs() < 1e-5);
 }
 
 #[test]
@@ -141,7 +159,7 @@ fn a_bad_file_fails_its_batch_with_the_file_name() {
     let recipe = Arc::new(
         Recipe::imagenet(ClViews::SimSim, "rand-n2-m10-mstd0.5", [124, 116, 104]).unwrap(),
     );
-    let mut config = LoaderConfig::new(3, 0);
+    let mut config = LoaderConfig::new(3, 0, normalization());
     config.workers = 2;
     let mut results = eval_batches(Arc::new(files), recipe, &config);
     let err = format!("{:#}", results.next().unwrap().unwrap_err());

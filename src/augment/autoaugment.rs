@@ -63,7 +63,7 @@ fn linspace(lo: f64, hi: f64, bin: usize) -> f64 {
 }
 
 /// Applies `op` at magnitude bin `bin`; `negate` flips signed ops.
-pub fn apply_op(img: &Image, op: Op, bin: usize, negate: bool) -> Image {
+pub fn apply_op(img: Image, op: Op, bin: usize, negate: bool) -> Image {
     let sign = if negate { -1.0 } else { 1.0 };
     let enhance = 1.0 + sign * linspace(0.0, 0.9, bin);
     match op {
@@ -75,21 +75,21 @@ pub fn apply_op(img: &Image, op: Op, bin: usize, negate: bool) -> Image {
         Brightness => ops::brightness(img, enhance),
         Sharpness => ops::sharpness(img, enhance),
         Rotate => ops::rotate(
-            img,
+            &img,
             sign * linspace(0.0, 30.0, bin),
             Interpolation::Nearest,
             &FILL,
         ),
         TranslateX => {
             let dx = sign * linspace(0.0, 150.0 / 331.0, bin) * img.width as f64;
-            ops::translate(img, dx, 0.0, Interpolation::Nearest, &FILL)
+            ops::translate(&img, dx, 0.0, Interpolation::Nearest, &FILL)
         }
         TranslateY => {
             let dy = sign * linspace(0.0, 150.0 / 331.0, bin) * img.height as f64;
-            ops::translate(img, 0.0, dy, Interpolation::Nearest, &FILL)
+            ops::translate(&img, 0.0, dy, Interpolation::Nearest, &FILL)
         }
         ShearY => ops::shear_y(
-            img,
+            &img,
             sign * linspace(0.0, 0.3, bin),
             Interpolation::Bicubic,
             &FILL,
@@ -105,7 +105,7 @@ pub fn cifar10(img: Image, rng: &mut AugRng) -> Image {
     let mut img = img;
     for &(op, prob, bin) in policy {
         if rng.random::<f64>() < prob {
-            img = apply_op(&img, op, bin, rng.random::<bool>());
+            img = apply_op(img, op, bin, rng.random::<bool>());
         }
     }
     img

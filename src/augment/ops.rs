@@ -94,69 +94,132 @@ pub enum Interpolation {
     Bicubic,
 }
 
-/// Keys' cubic convolution kernel with a = −0.5 (PIL's bicubic).
-fn cubic(x: f64) -> f64 {
-    let (a, x) = (-0.5, x.abs());
-    if x < 1.0 {
-        ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
-    } else if x < 2.0 {
-        (((x - 5.0) * x + 8.0) * x - 4.0) * a
-    } else {
-        0.0
-    }
+/// Keys' cubic convolution weights (a = −0.5, PIL's bicubic) of the four taps at offsets
+/// −1, 0, 1, 2 from a sample point `t` ∈ [0, 1) past the second tap.
+fn cubic_weights(t: f32) -> [f32; 4] {
+    const A: f32 = -0.5;
+    let near = |x: f32| ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0; // |x| < 1
+    let far = |x: f32| ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A; // 1 ≤ |x| < 2
+    [far(1.0 + t), near(t), near(1.0 - t), far(2.0 - t)]
 }
 
 /// Affine warp, as PIL's `Image.transform(AFFINE, (a, b, c, d, e, f))`: output pixel (x, y)
 /// samples the input at (a·x + b·y + c, d·x + e·y + f) (pixel centres at +0.5). Points
 /// outside the input take `fill`.
 pub fn affine(img: &Image, m: [f64; 6], interpolation: Interpolation, fill: &[u8]) -> Image {
-    let (w, h, c) = (img.width, img.height, img.channels);
-    let mut out = Vec::with_capacity(img.pixels.len());
-    let at = |x: isize, y: isize, ch: usize| -> f64 {
-        let x = x.clamp(0, w as isize - 1) as usize;
-        let y = y.clamp(0, h as isize - 1) as usize;
-        img.pixels[(y * w + x) * c + ch] as f64
+    match img.channels {
+        1 => affine_channels::<1>(img, m, interpolation, fill),
+        3 => affine_channels::<3>(img, m, interpolation, fill),
+        c => panic!("images have 1 or 3 channels, not {c}"),
+    }
+}
+
+/// ⌊v⌋ for v ≥ −1, without a libm call (x86-64's baseline has no SSE4.1 `roundss`).
+fn floor(v: f32) -> isize {
+    (v + 1.0) as isize - 1
+}
+
+/// [`affine`] for `C` channels (a constant, so the per-channel loops unroll).
+fn affine_channels<const C: usize>(
+    img: &Image,
+    m: [f64; 6],
+    interpolation: Interpolation,
+    fill: &[u8],
+) -> Image {
+    let (w, h) = (img.width, img.height);
+    let src = &img.pixels;
+    let stride = w * C;
+    let mut out = Vec::with_capacity(src.len());
+    let m = m.map(|v| v as f32);
+    let (wf, hf) = (w as f32, h as f32);
+    let fill: [u8; C] = std::array::from_fn(|ch| fill[ch]);
+    // Offset of pixel (x, y), clamped to the image (only near the border).
+    let at = |x: isize, y: isize| {
+        y.clamp(0, h as isize - 1) as usize * stride + x.clamp(0, w as isize - 1) as usize * C
     };
+    let round = |v: f32| (v + 0.5).clamp(0.0, 255.0) as u8;
     for y in 0..h {
-        for x in 0..w {
-            let (xo, yo) = (x as f64 + 0.5, y as f64 + 0.5);
-            let sx = m[0] * xo + m[1] * yo + m[2];
-            let sy = m[3] * xo + m[4] * yo + m[5];
-            if sx < 0.0 || sy < 0.0 || sx >= w as f64 || sy >= h as f64 {
-                out.extend_from_slice(&fill[..c]);
+        let yo = y as f32 + 0.5;
+        let mut sx = m[0] * 0.5 + m[1] * yo + m[2];
+        let mut sy = m[3] * 0.5 + m[4] * yo + m[5];
+        for _ in 0..w {
+            let (px, py) = (sx, sy);
+            sx += m[0];
+            sy += m[3];
+            if !(0.0..wf).contains(&px) || !(0.0..hf).contains(&py) {
+                out.extend_from_slice(&fill);
                 continue;
             }
-            let (fx, fy) = (sx - 0.5, sy - 0.5);
-            for ch in 0..c {
-                let value = match interpolation {
-                    Interpolation::Nearest => at(sx.floor() as isize, sy.floor() as isize, ch),
-                    Interpolation::Bilinear => {
-                        let (x0, y0) = (fx.floor(), fy.floor());
-                        let (dx, dy) = (fx - x0, fy - y0);
-                        let (x0, y0) = (x0 as isize, y0 as isize);
-                        let top = at(x0, y0, ch) * (1.0 - dx) + at(x0 + 1, y0, ch) * dx;
-                        let bottom = at(x0, y0 + 1, ch) * (1.0 - dx) + at(x0 + 1, y0 + 1, ch) * dx;
-                        top * (1.0 - dy) + bottom * dy
+            match interpolation {
+                Interpolation::Nearest => {
+                    let i = py as usize * stride + px as usize * C;
+                    out.extend_from_slice(&src[i..i + C]);
+                }
+                Interpolation::Bilinear => {
+                    let (fx, fy) = (px - 0.5, py - 0.5);
+                    let (x0, y0) = (floor(fx), floor(fy));
+                    let (dx, dy) = (fx - x0 as f32, fy - y0 as f32);
+                    let interior =
+                        x0 >= 0 && y0 >= 0 && (x0 as usize) + 1 < w && (y0 as usize) + 1 < h;
+                    let taps = if interior {
+                        let i = y0 as usize * stride + x0 as usize * C;
+                        [i, i + C, i + stride, i + stride + C]
+                    } else {
+                        [
+                            at(x0, y0),
+                            at(x0 + 1, y0),
+                            at(x0, y0 + 1),
+                            at(x0 + 1, y0 + 1),
+                        ]
+                    };
+                    let weights = [
+                        (1.0 - dx) * (1.0 - dy),
+                        dx * (1.0 - dy),
+                        (1.0 - dx) * dy,
+                        dx * dy,
+                    ];
+                    for ch in 0..C {
+                        let v = weights[0] * src[taps[0] + ch] as f32
+                            + weights[1] * src[taps[1] + ch] as f32
+                            + weights[2] * src[taps[2] + ch] as f32
+                            + weights[3] * src[taps[3] + ch] as f32;
+                        out.push(round(v));
                     }
-                    Interpolation::Bicubic => {
-                        let (x0, y0) = (fx.floor(), fy.floor());
-                        let (dx, dy) = (fx - x0, fy - y0);
-                        let (x0, y0) = (x0 as isize, y0 as isize);
-                        let mut sum = 0.0;
-                        for j in -1..=2 {
-                            let wy = cubic(j as f64 - dy);
-                            for i in -1..=2 {
-                                sum += wy * cubic(i as f64 - dx) * at(x0 + i, y0 + j, ch);
+                }
+                Interpolation::Bicubic => {
+                    let (fx, fy) = (px - 0.5, py - 0.5);
+                    let (x0, y0) = (floor(fx), floor(fy));
+                    let (dx, dy) = (fx - x0 as f32, fy - y0 as f32);
+                    let wx = cubic_weights(dx);
+                    let wy = cubic_weights(dy);
+                    let interior =
+                        x0 >= 1 && y0 >= 1 && (x0 as usize) + 2 < w && (y0 as usize) + 2 < h;
+                    let tap = |i: usize, j: usize| {
+                        if interior {
+                            (y0 as usize + j - 1) * stride + (x0 as usize + i - 1) * C
+                        } else {
+                            at(x0 + i as isize - 1, y0 + j as isize - 1)
+                        }
+                    };
+                    let mut acc = [0f32; C];
+                    for (j, wr) in wy.iter().enumerate() {
+                        let mut row_acc = [0f32; C];
+                        for (i, wc) in wx.iter().enumerate() {
+                            let k = tap(i, j);
+                            for ch in 0..C {
+                                row_acc[ch] += wc * src[k + ch] as f32;
                             }
                         }
-                        sum
+                        for ch in 0..C {
+                            acc[ch] += wr * row_acc[ch];
+                        }
                     }
-                };
-                out.push(value.round().clamp(0.0, 255.0) as u8);
+                    out.extend(acc.map(round));
+                }
             }
         }
     }
-    Image::new(w, h, c, out)
+    Image::new(w, h, C, out)
 }
 
 /// Rotation by `degrees` counter-clockwise about the centre (PIL's `rotate`).
@@ -190,56 +253,49 @@ pub fn translate(
     affine(img, [1.0, 0.0, dx, 0.0, 1.0, dy], interpolation, fill)
 }
 
-fn map_pixels(img: &Image, f: impl Fn(u8) -> u8) -> Image {
-    let lut: Vec<u8> = (0..=255u8).map(f).collect();
-    Image::new(
-        img.width,
-        img.height,
-        img.channels,
-        img.pixels.iter().map(|&p| lut[p as usize]).collect(),
-    )
+/// Applies `f` to every value through a 256-entry table, in place.
+fn map_pixels(mut img: Image, f: impl Fn(u8) -> u8) -> Image {
+    let lut: [u8; 256] = std::array::from_fn(|v| f(v as u8));
+    for p in &mut img.pixels {
+        *p = lut[*p as usize];
+    }
+    img
 }
 
-/// ITU-R 601-2 luma, as PIL's `convert("L")`.
+/// ITU-R 601-2 luma in PIL's 16-bit fixed point, as its `convert("L")`.
 fn luma(px: &[u8]) -> u8 {
-    ((px[0] as u32 * 299 + px[1] as u32 * 587 + px[2] as u32 * 114 + 500) / 1000) as u8
+    ((px[0] as u32 * 19595 + px[1] as u32 * 38470 + px[2] as u32 * 7471 + 0x8000) >> 16) as u8
 }
 
 /// The gray version, with the same number of channels.
-pub fn grayscale(img: &Image) -> Image {
-    if img.channels == 1 {
-        return img.clone();
+pub fn grayscale(mut img: Image) -> Image {
+    if img.channels == 3 {
+        for px in img.pixels.chunks_exact_mut(3) {
+            let l = luma(px);
+            px.copy_from_slice(&[l, l, l]);
+        }
     }
-    let mut out = Vec::with_capacity(img.pixels.len());
-    for px in img.pixels.chunks_exact(3) {
-        let l = luma(px);
-        out.extend_from_slice(&[l, l, l]);
-    }
-    Image::new(img.width, img.height, 3, out)
+    img
 }
 
-/// `degenerate + factor · (img − degenerate)`, clipped: PIL's ImageEnhance blend.
-fn blend(degenerate: &Image, img: &Image, factor: f64) -> Image {
-    let pixels = degenerate
-        .pixels
-        .iter()
-        .zip(&img.pixels)
-        .map(|(&d, &p)| {
-            (d as f64 + factor * (p as f64 - d as f64))
-                .round()
-                .clamp(0.0, 255.0) as u8
-        })
-        .collect();
-    Image::new(img.width, img.height, img.channels, pixels)
+/// `degenerate + factor · (value − degenerate)` in 8.8 fixed point, clipped: PIL's
+/// ImageEnhance blend.
+fn blend_value(degenerate: u8, value: u8, factor: i32) -> u8 {
+    let d = degenerate as i32;
+    ((d * 256 + factor * (value as i32 - d) + 128) >> 8).clamp(0, 255) as u8
+}
+
+fn fixed_point(factor: f64) -> i32 {
+    (factor * 256.0).round() as i32
 }
 
 /// Brightness: blend with black (factor 0 = black, 1 = unchanged).
-pub fn brightness(img: &Image, factor: f64) -> Image {
+pub fn brightness(img: Image, factor: f64) -> Image {
     map_pixels(img, |p| (p as f64 * factor).round().clamp(0.0, 255.0) as u8)
 }
 
 /// Contrast: blend with the mean gray level (factor 0 = uniform gray, 1 = unchanged).
-pub fn contrast(img: &Image, factor: f64) -> Image {
+pub fn contrast(img: Image, factor: f64) -> Image {
     let sum: u64 = if img.channels == 1 {
         img.pixels.iter().map(|&p| p as u64).sum()
     } else {
@@ -254,61 +310,80 @@ pub fn contrast(img: &Image, factor: f64) -> Image {
 }
 
 /// Saturation (PIL's Color enhance): blend with the gray version (0 = gray).
-pub fn saturation(img: &Image, factor: f64) -> Image {
-    if img.channels == 1 {
-        return img.clone();
+pub fn saturation(mut img: Image, factor: f64) -> Image {
+    if img.channels == 3 {
+        let f = fixed_point(factor);
+        for px in img.pixels.chunks_exact_mut(3) {
+            let l = luma(px);
+            for v in px {
+                *v = blend_value(l, *v, f);
+            }
+        }
     }
-    blend(&grayscale(img), img, factor)
+    img
 }
 
 /// Sharpness: blend with PIL's SMOOTH-filtered image (3×3, centre 5, others 1, /13; the
 /// border keeps its pixels). 0 = smoothed, 1 = unchanged, 2 = sharpened.
-pub fn sharpness(img: &Image, factor: f64) -> Image {
+pub fn sharpness(img: Image, factor: f64) -> Image {
     let (w, h, c) = (img.width, img.height, img.channels);
-    let mut smooth = img.clone();
+    let p = &img.pixels;
+    let f = fixed_point(factor);
+    let mut out = img.pixels.clone();
+    let stride = w * c;
     for y in 1..h.saturating_sub(1) {
-        for x in 1..w.saturating_sub(1) {
-            for ch in 0..c {
-                let mut sum = 0u32;
-                for (dy, dx) in (0..3).flat_map(|dy| (0..3).map(move |dx| (dy, dx))) {
-                    let weight = if dy == 1 && dx == 1 { 5 } else { 1 };
-                    sum += weight * img.pixels[((y + dy - 1) * w + (x + dx - 1)) * c + ch] as u32;
-                }
-                smooth.pixels[(y * w + x) * c + ch] = ((sum + 6) / 13) as u8;
-            }
+        let centre_row = y * stride;
+        for i in centre_row + c..centre_row + stride - c {
+            let (up, down) = (i - stride, i + stride);
+            let sum = [up - c, up, up + c, i - c, i + c, down - c, down, down + c]
+                .iter()
+                .map(|&j| p[j] as u32)
+                .sum::<u32>()
+                + 5 * p[i] as u32;
+            out[i] = blend_value(((sum + 6) / 13) as u8, p[i], f);
         }
     }
-    blend(&smooth, img, factor)
+    Image::new(w, h, c, out)
 }
 
 /// Shifts the hue by `shift` turns (−0.5..0.5), in HSV as torchvision's `adjust_hue`.
-pub fn hue(img: &Image, shift: f64) -> Image {
+/// Gray pixels have no hue and stay as they are.
+pub fn hue(mut img: Image, shift: f64) -> Image {
     if img.channels == 1 || shift == 0.0 {
-        return img.clone();
+        return img;
     }
-    let mut out = Vec::with_capacity(img.pixels.len());
-    for px in img.pixels.chunks_exact(3) {
-        let [r, g, b] = [px[0], px[1], px[2]].map(|v| v as f64 / 255.0);
+    let shift6 = 6.0 * (shift as f32).rem_euclid(1.0);
+    // 1/delta for every possible max − min, to avoid a division per pixel.
+    let inverse: [f32; 256] = std::array::from_fn(|d| if d == 0 { 0.0 } else { 1.0 / d as f32 });
+    for px in img.pixels.chunks_exact_mut(3) {
+        let (r, g, b) = (px[0] as i32, px[1] as i32, px[2] as i32);
         let max = r.max(g).max(b);
         let min = r.min(g).min(b);
         let delta = max - min;
-        let mut h = if delta == 0.0 {
-            0.0
-        } else if max == r {
-            ((g - b) / delta).rem_euclid(6.0) / 6.0
+        if delta == 0 {
+            continue;
+        }
+        let inv = inverse[delta as usize];
+        // Hue in sixths of a turn, shifted, wrapped to [0, 6).
+        let sector = if max == r {
+            (g - b) as f32 * inv
         } else if max == g {
-            ((b - r) / delta + 2.0) / 6.0
+            (b - r) as f32 * inv + 2.0
         } else {
-            ((r - g) / delta + 4.0) / 6.0
+            (r - g) as f32 * inv + 4.0
         };
-        h = (h + shift).rem_euclid(1.0);
-        let s = if max == 0.0 { 0.0 } else { delta / max };
-        let v = max;
-        let sector = h * 6.0;
-        let i = sector.floor();
-        let f = sector - i;
-        let (p, q, t) = (v * (1.0 - s), v * (1.0 - s * f), v * (1.0 - s * (1.0 - f)));
-        let (r, g, b) = match i as i64 % 6 {
+        let mut h6 = sector + shift6; // in [−1, 11)
+        if h6 >= 6.0 {
+            h6 -= 6.0;
+        }
+        if h6 < 0.0 {
+            h6 += 6.0;
+        }
+        let i = h6 as u32;
+        let f = h6 - i as f32;
+        let (v, p, d) = (max as f32, min as f32, delta as f32);
+        let (q, t) = (v - d * f, p + d * f);
+        let (r, g, b) = match i {
             0 => (v, t, p),
             1 => (q, v, p),
             2 => (p, v, t),
@@ -316,23 +391,25 @@ pub fn hue(img: &Image, shift: f64) -> Image {
             4 => (t, p, v),
             _ => (v, p, q),
         };
-        out.extend([r, g, b].map(|x| (x * 255.0).round().clamp(0.0, 255.0) as u8));
+        px[0] = (r + 0.5) as u8;
+        px[1] = (g + 0.5) as u8;
+        px[2] = (b + 0.5) as u8;
     }
-    Image::new(img.width, img.height, 3, out)
+    img
 }
 
 /// 255 − p.
-pub fn invert(img: &Image) -> Image {
+pub fn invert(img: Image) -> Image {
     map_pixels(img, |p| 255 - p)
 }
 
 /// Inverts pixels at or above `threshold` (256 leaves the image unchanged).
-pub fn solarize(img: &Image, threshold: f64) -> Image {
+pub fn solarize(img: Image, threshold: f64) -> Image {
     map_pixels(img, |p| if p as f64 >= threshold { 255 - p } else { p })
 }
 
 /// Adds `add` to pixels below 128, clipped at 255.
-pub fn solarize_add(img: &Image, add: f64) -> Image {
+pub fn solarize_add(img: Image, add: f64) -> Image {
     map_pixels(img, |p| {
         if p < 128 {
             (p as f64 + add).round().min(255.0) as u8
@@ -343,33 +420,34 @@ pub fn solarize_add(img: &Image, add: f64) -> Image {
 }
 
 /// Keeps the `bits` most significant bits of every value (0 bits = black).
-pub fn posterize(img: &Image, bits: u32) -> Image {
+pub fn posterize(img: Image, bits: u32) -> Image {
     if bits >= 8 {
-        return img.clone();
+        return img;
     }
     let mask = !((1u16 << (8 - bits)) - 1) as u8;
     map_pixels(img, |p| p & mask)
 }
 
-fn per_channel_lut(img: &Image, make_lut: impl Fn(&[u32; 256]) -> Option<[u8; 256]>) -> Image {
+/// Remaps every channel through the table `make_lut` builds from its histogram (none:
+/// the channel stays as it is).
+fn per_channel_lut(mut img: Image, make_lut: impl Fn(&[u32; 256]) -> Option<[u8; 256]>) -> Image {
     let c = img.channels;
-    let mut out = img.pixels.clone();
     for ch in 0..c {
         let mut histogram = [0u32; 256];
         for px in img.pixels.chunks_exact(c) {
             histogram[px[ch] as usize] += 1;
         }
         if let Some(lut) = make_lut(&histogram) {
-            for px in out.chunks_exact_mut(c) {
+            for px in img.pixels.chunks_exact_mut(c) {
                 px[ch] = lut[px[ch] as usize];
             }
         }
     }
-    Image::new(img.width, img.height, c, out)
+    img
 }
 
 /// Stretches every channel to the full 0..255 range (PIL's `autocontrast`, no cut-off).
-pub fn autocontrast(img: &Image) -> Image {
+pub fn autocontrast(img: Image) -> Image {
     per_channel_lut(img, |histogram| {
         let lo = histogram.iter().position(|&n| n > 0)?;
         let hi = histogram.iter().rposition(|&n| n > 0)?;
@@ -385,7 +463,7 @@ pub fn autocontrast(img: &Image) -> Image {
 }
 
 /// Histogram equalisation of every channel (PIL's `equalize`).
-pub fn equalize(img: &Image) -> Image {
+pub fn equalize(img: Image) -> Image {
     per_channel_lut(img, |histogram| {
         let last = histogram.iter().rposition(|&n| n > 0)?;
         let total: u32 = histogram.iter().sum();
@@ -447,8 +525,7 @@ pub fn gaussian_blur(img: &Image, sigma: f64) -> Image {
 }
 
 /// Fills the `size × size` square centred at (`cx`, `cy`), clipped to the image, with `fill`.
-pub fn cutout(img: &Image, cx: usize, cy: usize, size: usize, fill: &[u8]) -> Image {
-    let mut out = img.clone();
+pub fn cutout(mut img: Image, cx: usize, cy: usize, size: usize, fill: &[u8]) -> Image {
     let c = img.channels;
     let (x0, x1) = (
         cx.saturating_sub(size / 2),
@@ -459,10 +536,10 @@ pub fn cutout(img: &Image, cx: usize, cy: usize, size: usize, fill: &[u8]) -> Im
         (cy + size.div_ceil(2)).min(img.height),
     );
     for y in y0..y1 {
-        for x in x0..x1 {
-            out.pixels[(y * img.width + x) * c..(y * img.width + x + 1) * c]
-                .copy_from_slice(&fill[..c]);
-        }
+        let row = y * img.width;
+        img.pixels[(row + x0) * c..(row + x1) * c]
+            .chunks_exact_mut(c)
+            .for_each(|px| px.copy_from_slice(&fill[..c]));
     }
-    out
+    img
 }

@@ -122,10 +122,10 @@ fn color_jitter(img: Image, jitter: (f64, f64, f64, f64), rng: &mut Rng) -> Imag
     let mut img = img;
     for which in order {
         img = match which {
-            0 if b > 0.0 => ops::brightness(&img, factor(b, rng)),
-            1 if c > 0.0 => ops::contrast(&img, factor(c, rng)),
-            2 if s > 0.0 => ops::saturation(&img, factor(s, rng)),
-            3 if h > 0.0 => ops::hue(&img, rng.random_range(-h..=h)),
+            0 if b > 0.0 => ops::brightness(img, factor(b, rng)),
+            1 if c > 0.0 => ops::contrast(img, factor(c, rng)),
+            2 if s > 0.0 => ops::saturation(img, factor(s, rng)),
+            3 if h > 0.0 => ops::hue(img, rng.random_range(-h..=h)),
             _ => img,
         };
     }
@@ -183,7 +183,7 @@ impl Step {
             }
             Step::RandomGrayscale { p } => {
                 if rng.random::<f64>() < *p {
-                    ops::grayscale(&img)
+                    ops::grayscale(img)
                 } else {
                     img
                 }
@@ -202,7 +202,7 @@ impl Step {
                     rng.random_range(0..img.width),
                     rng.random_range(0..img.height),
                 );
-                ops::cutout(&img, cx, cy, *size, fill)
+                ops::cutout(img, cx, cy, *size, fill)
             }
             Step::ResizeShorter { size } => {
                 let (w, h) = (img.width as f64, img.height as f64);

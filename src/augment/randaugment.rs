@@ -52,7 +52,7 @@ const MAX_LEVEL: f64 = 10.0;
 /// Applies `op` at magnitude `m` (0..10). `negate` flips the sign of signed ops;
 /// geometric ops fill with `fill` and resample with `interpolation`.
 pub fn apply_op(
-    img: &Image,
+    img: Image,
     op: Op,
     m: f64,
     negate: bool,
@@ -66,7 +66,7 @@ pub fn apply_op(
         Op::AutoContrast => ops::autocontrast(img),
         Op::Equalize => ops::equalize(img),
         Op::Invert => ops::invert(img),
-        Op::Rotate => ops::rotate(img, sign * 30.0 * level, interpolation, fill),
+        Op::Rotate => ops::rotate(&img, sign * 30.0 * level, interpolation, fill),
         Op::Posterize => ops::posterize(img, (4.0 * level) as u32),
         Op::Solarize => ops::solarize(img, 256.0 * level),
         Op::SolarizeAdd => ops::solarize_add(img, 110.0 * level),
@@ -74,17 +74,17 @@ pub fn apply_op(
         Op::Contrast => ops::contrast(img, enhance),
         Op::Brightness => ops::brightness(img, enhance),
         Op::Sharpness => ops::sharpness(img, enhance),
-        Op::ShearX => ops::shear_x(img, sign * 0.3 * level, interpolation, fill),
-        Op::ShearY => ops::shear_y(img, sign * 0.3 * level, interpolation, fill),
+        Op::ShearX => ops::shear_x(&img, sign * 0.3 * level, interpolation, fill),
+        Op::ShearY => ops::shear_y(&img, sign * 0.3 * level, interpolation, fill),
         Op::TranslateXRel => ops::translate(
-            img,
+            &img,
             sign * 0.45 * level * img.width as f64,
             0.0,
             interpolation,
             fill,
         ),
         Op::TranslateYRel => ops::translate(
-            img,
+            &img,
             0.0,
             sign * 0.45 * level * img.height as f64,
             interpolation,
@@ -187,7 +187,7 @@ impl RandAugment {
                 } else {
                     Interpolation::Bicubic
                 };
-                img = apply_op(&img, op, m, negate, interpolation, fill);
+                img = apply_op(img, op, m, negate, interpolation, fill);
             }
         }
         img
