@@ -150,6 +150,10 @@ enum DataCommand {
         batches: usize,
         #[arg(long, default_value_t = 2)]
         warmup: usize,
+        /// Hand batches over as uint8, as for a GPU (which normalises them); by default the
+        /// workers normalise to float32, as for CPU training.
+        #[arg(long)]
+        uint8: bool,
     },
 }
 
@@ -251,6 +255,7 @@ fn run_data(command: DataCommand) -> Result<()> {
             workers,
             batches,
             warmup,
+            uint8,
         } => {
             let config = data.config()?;
             let dataset = config.train_set()?;
@@ -260,6 +265,7 @@ fn run_data(command: DataCommand) -> Result<()> {
             if let Some(w) = workers {
                 loader_config.workers = w;
             }
+            loader_config.normalize_in_workers = !uint8;
             ensure!(
                 dataset.len() >= batch_size,
                 "the dataset has {} images, fewer than one batch of {batch_size}",
@@ -271,7 +277,12 @@ fn run_data(command: DataCommand) -> Result<()> {
             let mut next_views = || -> Result<tch::Tensor> {
                 loop {
                     if let Some(batch) = epoch_batches.next() {
-                        return Ok(batch?.input(tch::Device::Cpu));
+                        let batch = batch?;
+                        return Ok(if uint8 {
+                            batch.images
+                        } else {
+                            batch.input(tch::Device::Cpu)
+                        });
                     }
                     epoch += 1;
                     epoch_batches =
@@ -288,7 +299,8 @@ fn run_data(command: DataCommand) -> Result<()> {
             let seconds = start.elapsed().as_secs_f64();
             let views = (batches * batch_size * 3) as f64;
             println!(
-                "bcl loader: {} workers, batch {batch_size}, {batches} batches in {seconds:.2} s: {:.0} views/s, {:.0} views/s per worker",
+                "bcl loader{}: {} workers, batch {batch_size}, {batches} batches in {seconds:.2} s: {:.0} views/s, {:.0} views/s per worker",
+                if uint8 { " (uint8)" } else { "" },
                 loader_config.workers,
                 views / seconds,
                 views / seconds / loader_config.workers as f64

@@ -31,10 +31,10 @@ fn rng(seed: u64) -> Rng {
 #[test]
 fn flip_twice_is_the_identity_and_once_mirrors() {
     let img = gradient(5, 3);
-    let flipped = ops::hflip(&img);
+    let flipped = ops::hflip(img.clone());
     assert_ne!(flipped, img);
     assert_eq!(flipped.pixel(0, 1), img.pixel(4, 1));
-    assert_eq!(ops::hflip(&flipped), img);
+    assert_eq!(ops::hflip(flipped), img);
 }
 
 #[test]

@@ -11,15 +11,17 @@ use fast_image_resize as fr;
 use crate::data::Image;
 
 /// Mirror left–right.
-pub fn hflip(img: &Image) -> Image {
+pub fn hflip(mut img: Image) -> Image {
     let c = img.channels;
-    let mut out = Vec::with_capacity(img.pixels.len());
-    for row in img.pixels.chunks_exact(img.width * c) {
-        for px in row.chunks_exact(c).rev() {
-            out.extend_from_slice(px);
+    for row in img.pixels.chunks_exact_mut(img.width * c) {
+        let w = row.len() / c;
+        for x in 0..w / 2 {
+            for ch in 0..c {
+                row.swap(x * c + ch, (w - 1 - x) * c + ch);
+            }
         }
     }
-    Image::new(img.width, img.height, c, out)
+    img
 }
 
 /// The `width × height` region at (`left`, `top`), which must lie inside the image.

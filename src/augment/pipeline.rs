@@ -108,6 +108,23 @@ pub fn random_resized_crop_box(
     ((width - w) / 2, (height - h) / 2, w, h)
 }
 
+/// A random box (see [`random_resized_crop_box`]) resized to `size × size`.
+fn random_resized_crop(
+    img: &Image,
+    size: usize,
+    scale: (f64, f64),
+    ratio: (f64, f64),
+    rng: &mut Rng,
+) -> Image {
+    let (left, top, w, h) = random_resized_crop_box(img.width, img.height, scale, ratio, rng);
+    ops::resized_crop(
+        img,
+        (left as f64, top as f64, w as f64, h as f64),
+        size,
+        size,
+    )
+}
+
 fn color_jitter(img: Image, jitter: (f64, f64, f64, f64), rng: &mut Rng) -> Image {
     let (b, c, s, h) = jitter;
     let factor = |x: f64, rng: &mut Rng| {
@@ -136,14 +153,7 @@ impl Step {
     pub fn apply(&self, img: Image, fill: &[u8; 3], rng: &mut Rng) -> Image {
         match self {
             Step::RandomResizedCrop { size, scale, ratio } => {
-                let (left, top, w, h) =
-                    random_resized_crop_box(img.width, img.height, *scale, *ratio, rng);
-                ops::resized_crop(
-                    &img,
-                    (left as f64, top as f64, w as f64, h as f64),
-                    *size,
-                    *size,
-                )
+                random_resized_crop(&img, *size, *scale, *ratio, rng)
             }
             Step::RandomCrop { size, padding } => {
                 let padded = if *padding > 0 {
@@ -163,7 +173,7 @@ impl Step {
             }
             Step::HorizontalFlip { p } => {
                 if rng.random::<f64>() < *p {
-                    ops::hflip(&img)
+                    ops::hflip(img)
                 } else {
                     img
                 }
@@ -226,6 +236,19 @@ impl Pipeline {
         self.steps
             .iter()
             .fold(img, |img, step| step.apply(img, &self.fill, rng))
+    }
+
+    /// [`Pipeline::apply`] to a borrowed image: a leading RandomResizedCrop reads it in
+    /// place, so the (large, decoded) source is not copied for every view.
+    pub fn apply_to(&self, img: &Image, rng: &mut Rng) -> Image {
+        match self.steps.split_first() {
+            Some((Step::RandomResizedCrop { size, scale, ratio }, rest)) => {
+                let cropped = random_resized_crop(img, *size, *scale, *ratio, rng);
+                rest.iter()
+                    .fold(cropped, |img, step| step.apply(img, &self.fill, rng))
+            }
+            _ => self.apply(img.clone(), rng),
+        }
     }
 }
 
@@ -340,7 +363,7 @@ impl Recipe {
 
     /// The three training views of one image.
     pub fn train_views(&self, img: &Image, rng: &mut Rng) -> [Image; 3] {
-        [0, 1, 2].map(|v| self.views[v].apply(img.clone(), rng))
+        [0, 1, 2].map(|v| self.views[v].apply_to(img, rng))
     }
 
     /// Checks that a transformed image has the recipe's size.
