@@ -276,9 +276,9 @@ fn flip() -> Step {
     Step::HorizontalFlip { p: 0.5 }
 }
 
-/// SimCLR's contrastive view: RandomResizedCrop, flip, ColorJitter(0.4, 0.4, 0.4, 0.1)
-/// with p 0.8, grayscale with p 0.2.
-fn sim_steps(size: usize) -> Vec<Step> {
+/// RandomResizedCrop (scale 0.08–1), flip, then ColorJitter(0.4, 0.4, 0.4, `hue`) with
+/// probability `p`: the start of every ImageNet-style view and of SimCLR's.
+fn crop_flip_jitter(size: usize, hue: f64, p: f64) -> Vec<Step> {
     vec![
         Step::RandomResizedCrop {
             size,
@@ -290,11 +290,18 @@ fn sim_steps(size: usize) -> Vec<Step> {
             brightness: 0.4,
             contrast: 0.4,
             saturation: 0.4,
-            hue: 0.1,
-            p: 0.8,
+            hue,
+            p,
         },
-        Step::RandomGrayscale { p: 0.2 },
     ]
+}
+
+/// SimCLR's contrastive view: RandomResizedCrop, flip, ColorJitter(0.4, 0.4, 0.4, 0.1)
+/// with p 0.8, grayscale with p 0.2.
+fn sim_steps(size: usize) -> Vec<Step> {
+    let mut steps = crop_flip_jitter(size, 0.1, 0.8);
+    steps.push(Step::RandomGrayscale { p: 0.2 });
+    steps
 }
 
 impl Recipe {
@@ -326,22 +333,8 @@ impl Recipe {
     pub fn imagenet(cl_views: ClViews, randaugment: &str, fill: [u8; 3]) -> Result<Self> {
         let size = 224;
         let ra = RandAugment::parse(randaugment)?;
-        let randcls = vec![
-            Step::RandomResizedCrop {
-                size,
-                scale: (0.08, 1.0),
-                ratio: (3.0 / 4.0, 4.0 / 3.0),
-            },
-            flip(),
-            Step::ColorJitter {
-                brightness: 0.4,
-                contrast: 0.4,
-                saturation: 0.4,
-                hue: 0.0,
-                p: 1.0,
-            },
-            Step::RandAugment(ra.clone()),
-        ];
+        let mut randcls = crop_flip_jitter(size, 0.0, 1.0);
+        randcls.push(Step::RandAugment(ra.clone()));
         let sim = sim_steps(size);
         let mut rand = sim_steps(size);
         rand.push(Step::RandAugment(ra));
