@@ -36,14 +36,16 @@ torch_ok() {
 
 setup_venv() {
   if torch_ok; then return; fi
-  command -v python3 >/dev/null || apt_install python3 python3-venv ||
-    die "python3 is needed to install torch==$TORCH_VERSION; install it (e.g. apt-get install python3 python3-venv)"
-  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-    apt_install python3-venv || die "python3's venv module is missing: install python3-venv (as root: apt-get install python3-venv)"
+  if ! "$VENV/bin/python" -c '' 2>/dev/null; then
+    command -v python3 >/dev/null || apt_install python3 python3-venv ||
+      die "python3 is needed to install torch==$TORCH_VERSION; install it (e.g. apt-get install python3 python3-venv)"
+    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+      apt_install python3-venv || die "python3's venv module is missing: install python3-venv (as root: apt-get install python3-venv)"
+    fi
+    say "creating $VENV"
+    python3 -m venv --clear "$VENV"
   fi
-  say "creating $VENV with torch==$TORCH_VERSION from PyPI (about 4.6 GB with its CUDA libraries; once)"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
+  say "installing torch==$TORCH_VERSION from PyPI into $VENV (about 4.6 GB with its CUDA libraries; once)"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
   torch_ok || die "torch==$TORCH_VERSION did not import from $VENV after installing it"
 }
@@ -52,7 +54,7 @@ link_libtorch() {
   # .cargo/config.toml points LIBTORCH at this link, whatever the venv's python version.
   local torch_dir
   torch_dir=$("$VENV/bin/python" -c 'import torch, os; print(os.path.dirname(torch.__file__))')
-  ln -sfn "$torch_dir" "$VENV/libtorch"
+  [ "$(readlink "$VENV/libtorch" 2>/dev/null)" = "$torch_dir" ] || ln -sfn "$torch_dir" "$VENV/libtorch"
 }
 
 fashion_mnist_ok() {
