@@ -33,7 +33,52 @@ pub enum Value {
     Mark,
 }
 
+/// Values nest as deep as a file makes them (a tuple of a tuple of …, one opcode each), so
+/// dropping them must not recurse: children that only this value owns are moved onto a
+/// work list and dropped one level at a time.
+impl Drop for Value {
+    fn drop(&mut self) {
+        let mut pending = Vec::new();
+        self.take_owned_children(&mut pending);
+        while let Some(mut value) = pending.pop() {
+            value.take_owned_children(&mut pending);
+        }
+    }
+}
+
 impl Value {
+    /// Moves out the children that would be dropped with this value (those behind an `Rc`
+    /// that nothing else holds), leaving `None`s.
+    fn take_owned_children(&mut self, out: &mut Vec<Value>) {
+        match self {
+            Value::List(items) => {
+                if let Some(cell) = Rc::get_mut(items) {
+                    out.append(cell.get_mut());
+                }
+            }
+            Value::Dict(items) => {
+                if let Some(cell) = Rc::get_mut(items) {
+                    for (k, v) in cell.get_mut().drain(..) {
+                        out.push(k);
+                        out.push(v);
+                    }
+                }
+            }
+            Value::Tuple(items) => {
+                if let Some(items) = Rc::get_mut(items) {
+                    out.extend(items.iter_mut().map(|v| std::mem::replace(v, Value::None)));
+                }
+            }
+            Value::Call(pair) | Value::Build(pair) => {
+                if let Some((a, b)) = Rc::get_mut(pair) {
+                    out.push(std::mem::replace(a, Value::None));
+                    out.push(std::mem::replace(b, Value::None));
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn describe(&self) -> &'static str {
         match self {
             Value::None => "None",
@@ -117,11 +162,13 @@ fn byte_payload(value: &Value) -> Result<Rc<[u8]>> {
             let Value::Tuple(args) = &call.1 else {
                 bail!("malformed _codecs.encode arguments")
             };
-            let (Some(Value::Str(text)), Some(encoding)) = (args.first(), args.get(1)) else {
+            // Both arguments must be plain strings: no recursion into nested values.
+            let (Some(Value::Str(text)), Some(Value::Str(encoding))) = (args.first(), args.get(1))
+            else {
                 bail!("malformed _codecs.encode arguments")
             };
             ensure!(
-                matches!(encoding.as_text().as_deref(), Some("latin1" | "latin-1")),
+                matches!(&**encoding, "latin1" | "latin-1"),
                 "unsupported byte encoding in _codecs.encode"
             );
             text.chars()
