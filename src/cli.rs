@@ -14,11 +14,7 @@ use crate::loader::{self, LoaderConfig, Normalization};
 use crate::sanity::{OverfitConfig, overfit_batch};
 
 #[derive(Parser)]
-#[command(
-    name = "bcl",
-    version,
-    about = "Balanced Contrastive Learning for long-tailed image recognition"
-)]
+#[command(name = "bcl", version, about = "Balanced Contrastive Learning for long-tailed image recognition")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -160,14 +156,7 @@ enum DataCommand {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Doctor => println!("{}", crate::doctor::Report::collect()),
-        Command::OverfitBatch {
-            root,
-            batch_size,
-            steps,
-            lr,
-            seed,
-            device,
-        } => {
+        Command::OverfitBatch { root, batch_size, steps, lr, seed, device } => {
             let config = OverfitConfig {
                 data_dir: root.unwrap_or_else(|| crate::data::fashion_mnist_dir().0),
                 batch_size,
@@ -180,10 +169,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 "overfitting one batch of {batch_size} Fashion-MNIST images (views 0, 1, 2) on {:?}",
                 config.device
             );
-            println!(
-                "{:>4}  {:>8}  {:>8}  {:>8}  {:>9}",
-                "step", "LA-CE", "BCL", "total", "batch acc"
-            );
+            println!("{:>4}  {:>8}  {:>8}  {:>8}  {:>9}", "step", "LA-CE", "BCL", "total", "batch acc");
             let records = overfit_batch(&config)?;
             for r in &records {
                 println!(
@@ -196,12 +182,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 );
             }
             if let (Some(first), Some(last)) = (records.first(), records.last()) {
-                println!(
-                    "total loss {:.4} -> {:.4} in {} steps",
-                    first.total,
-                    last.total,
-                    records.len()
-                );
+                println!("total loss {:.4} -> {:.4} in {} steps", first.total, last.total, records.len());
             }
         }
         Command::Data(command) => run_data(command)?,
@@ -213,20 +194,10 @@ fn run_data(command: DataCommand) -> Result<()> {
     match command {
         DataCommand::Stats { data, split, out } => {
             let config = data.config()?;
-            let dataset = if split == Split::Train {
-                config.train_set()?
-            } else {
-                config.eval_set(split)?
-            };
+            let dataset = if split == Split::Train { config.train_set()? } else { config.eval_set(split)? };
             print_stats(dataset.as_ref(), &out)?;
         }
-        DataCommand::Preview {
-            data,
-            recipe,
-            samples,
-            seed,
-            out,
-        } => {
+        DataCommand::Preview { data, recipe, samples, seed, out } => {
             let config = data.config()?;
             let dataset = config.train_set()?;
             let recipe = recipe.recipe(config.dataset, dataset.as_ref())?;
@@ -242,21 +213,9 @@ fn run_data(command: DataCommand) -> Result<()> {
             }
             let cell = recipe.size.max(96);
             crate::plot::image_grid(&rows, cell, &out)?;
-            println!(
-                "wrote {} ({} samples: image, view 0, view 1, view 2)",
-                out.display(),
-                rows.len()
-            );
+            println!("wrote {} ({} samples: image, view 0, view 1, view 2)", out.display(), rows.len());
         }
-        DataCommand::Bench {
-            data,
-            recipe,
-            batch_size,
-            workers,
-            batches,
-            warmup,
-            uint8,
-        } => {
+        DataCommand::Bench { data, recipe, batch_size, workers, batches, warmup, uint8 } => {
             let config = data.config()?;
             let dataset = config.train_set()?;
             let recipe = Arc::new(recipe.recipe(config.dataset, dataset.as_ref())?);
@@ -272,21 +231,15 @@ fn run_data(command: DataCommand) -> Result<()> {
                 dataset.len()
             );
             let mut epoch = 0;
-            let mut epoch_batches =
-                loader::train_epoch(dataset.clone(), recipe.clone(), &loader_config, epoch);
+            let mut epoch_batches = loader::train_epoch(dataset.clone(), recipe.clone(), &loader_config, epoch);
             let mut next_views = || -> Result<tch::Tensor> {
                 loop {
                     if let Some(batch) = epoch_batches.next() {
                         let batch = batch?;
-                        return Ok(if uint8 {
-                            batch.images
-                        } else {
-                            batch.input(tch::Device::Cpu)
-                        });
+                        return Ok(if uint8 { batch.images } else { batch.input(tch::Device::Cpu) });
                     }
                     epoch += 1;
-                    epoch_batches =
-                        loader::train_epoch(dataset.clone(), recipe.clone(), &loader_config, epoch);
+                    epoch_batches = loader::train_epoch(dataset.clone(), recipe.clone(), &loader_config, epoch);
                 }
             };
             for _ in 0..warmup {
@@ -317,25 +270,13 @@ fn sample_each_class(dataset: &dyn Dataset, n: usize) -> Vec<usize> {
         by_class[l as usize].push(i);
     }
     let depth = by_class.iter().map(Vec::len).max().unwrap_or(0);
-    (0..depth)
-        .flat_map(|d| {
-            by_class
-                .iter()
-                .filter_map(move |members| members.get(d).copied())
-        })
-        .take(n)
-        .collect()
+    (0..depth).flat_map(|d| by_class.iter().filter_map(move |members| members.get(d).copied())).take(n).collect()
 }
 
 fn print_stats(dataset: &dyn Dataset, out: &std::path::Path) -> Result<()> {
     let counts = dataset.class_counts();
     let groups = shot_groups(&counts);
-    println!(
-        "{} images, {} classes, imbalance factor {:.1}",
-        dataset.len(),
-        counts.len(),
-        imbalance_factor(&counts)
-    );
+    println!("{} images, {} classes, imbalance factor {:.1}", dataset.len(), counts.len(), imbalance_factor(&counts));
     println!(
         "many-shot (>100): {} classes, medium-shot (20-100): {}, few-shot (<20): {}",
         groups.many.len(),
@@ -357,9 +298,6 @@ fn print_stats(dataset: &dyn Dataset, out: &std::path::Path) -> Result<()> {
     let colors: Vec<[u8; 3]> = sorted.iter().map(|&n| color(n)).collect();
     let values: Vec<f64> = sorted.iter().map(|&n| n as f64).collect();
     crate::plot::bar_chart(&values, &colors, false, out)?;
-    println!(
-        "wrote {} (classes by count; blue many-, orange medium-, red few-shot)",
-        out.display()
-    );
+    println!("wrote {} (classes by count; blue many-, orange medium-, red few-shot)", out.display());
     Ok(())
 }

@@ -34,12 +34,8 @@ pub struct Report {
     pub fashion_mnist_missing: Vec<&'static str>,
 }
 
-const FASHION_MNIST_FILES: [&str; 4] = [
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-];
+const FASHION_MNIST_FILES: [&str; 4] =
+    ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
 
 impl Report {
     pub fn collect() -> Self {
@@ -57,31 +53,23 @@ impl Report {
         });
         let cuda_available = tch::Cuda::is_available();
         let cuda_devices = if cuda_available {
-            (0..tch::Cuda::device_count() as i32)
-                .filter_map(cuda_driver::device)
-                .collect()
+            (0..tch::Cuda::device_count() as i32).filter_map(cuda_driver::device).collect()
         } else {
             Vec::new()
         };
         let (fashion_mnist_dir, fashion_mnist_source) = data::fashion_mnist_dir();
         let fashion_mnist_missing = FASHION_MNIST_FILES
             .into_iter()
-            .filter(|f| {
-                !fashion_mnist_dir.join(f).is_file()
-                    && !fashion_mnist_dir.join(format!("{f}.gz")).is_file()
-            })
+            .filter(|f| !fashion_mnist_dir.join(f).is_file() && !fashion_mnist_dir.join(format!("{f}.gz")).is_file())
             .collect();
         Self {
             bcl_version: env!("CARGO_PKG_VERSION"),
             libtorch_version,
-            libtorch_cuda_loaded: loaded
-                .iter()
-                .any(|p| p.file_name().is_some_and(|n| n == "libtorch_cuda.so")),
+            libtorch_cuda_loaded: loaded.iter().any(|p| p.file_name().is_some_and(|n| n == "libtorch_cuda.so")),
             libtorch_dir,
             cpu_threads: tch::get_num_threads(),
             cuda_available,
-            cudnn_version: (cuda_available && tch::Cuda::cudnn_is_available())
-                .then(tch::utils::version_cudnn),
+            cudnn_version: (cuda_available && tch::Cuda::cudnn_is_available()).then(tch::utils::version_cudnn),
             cuda_devices,
             fashion_mnist_dir,
             fashion_mnist_source,
@@ -93,50 +81,26 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "bcl          {}", self.bcl_version)?;
-        let version = self
-            .libtorch_version
-            .as_deref()
-            .unwrap_or("unknown (version.py not found)");
+        let version = self.libtorch_version.as_deref().unwrap_or("unknown (version.py not found)");
         match &self.libtorch_dir {
             Some(dir) => writeln!(f, "libtorch     {version} from {}", dir.display())?,
             None => writeln!(f, "libtorch     {version}")?,
         }
         writeln!(f, "CPU threads  {}", self.cpu_threads)?;
-        let cuda_lib = if self.libtorch_cuda_loaded {
-            "loaded"
-        } else {
-            "NOT loaded (CPU-only build)"
-        };
+        let cuda_lib = if self.libtorch_cuda_loaded { "loaded" } else { "NOT loaded (CPU-only build)" };
         if self.cuda_available {
-            writeln!(
-                f,
-                "CUDA         usable, {} device(s); libtorch_cuda {cuda_lib}",
-                tch::Cuda::device_count()
-            )?;
+            writeln!(f, "CUDA         usable, {} device(s); libtorch_cuda {cuda_lib}", tch::Cuda::device_count())?;
             for (i, d) in self.cuda_devices.iter().enumerate() {
                 let gib = d.memory_bytes as f64 / (1u64 << 30) as f64;
                 let (major, minor) = d.compute_capability;
-                writeln!(
-                    f,
-                    "  cuda:{i}     {} (compute {major}.{minor}, {gib:.1} GiB)",
-                    d.name
-                )?;
+                writeln!(f, "  cuda:{i}     {} (compute {major}.{minor}, {gib:.1} GiB)", d.name)?;
             }
             match self.cudnn_version {
-                Some(v) => writeln!(
-                    f,
-                    "cuDNN        {}.{}.{}",
-                    v / 10000,
-                    v / 100 % 100,
-                    v % 100
-                )?,
+                Some(v) => writeln!(f, "cuDNN        {}.{}.{}", v / 10000, v / 100 % 100, v % 100)?,
                 None => writeln!(f, "cuDNN        not available")?,
             }
         } else {
-            writeln!(
-                f,
-                "CUDA         not usable (no GPU or driver found); libtorch_cuda {cuda_lib}"
-            )?;
+            writeln!(f, "CUDA         not usable (no GPU or driver found); libtorch_cuda {cuda_lib}")?;
         }
         let dir = self.fashion_mnist_dir.display();
         if self.fashion_mnist_missing.is_empty() {
@@ -173,10 +137,8 @@ mod cuda_driver {
 
     type CuInit = unsafe extern "C" fn(flags: u32) -> c_int;
     type CuDeviceGet = unsafe extern "C" fn(device: *mut c_int, ordinal: c_int) -> c_int;
-    type CuDeviceGetName =
-        unsafe extern "C" fn(name: *mut c_char, len: c_int, device: c_int) -> c_int;
-    type CuDeviceGetAttribute =
-        unsafe extern "C" fn(value: *mut c_int, attribute: c_int, device: c_int) -> c_int;
+    type CuDeviceGetName = unsafe extern "C" fn(name: *mut c_char, len: c_int, device: c_int) -> c_int;
+    type CuDeviceGetAttribute = unsafe extern "C" fn(value: *mut c_int, attribute: c_int, device: c_int) -> c_int;
     type CuDeviceTotalMem = unsafe extern "C" fn(bytes: *mut usize, device: c_int) -> c_int;
 
     const COMPUTE_CAPABILITY_MAJOR: c_int = 75;
@@ -190,10 +152,8 @@ mod cuda_driver {
             let init: libloading::Symbol<CuInit> = lib.get("cuInit").ok()?;
             let get: libloading::Symbol<CuDeviceGet> = lib.get("cuDeviceGet").ok()?;
             let get_name: libloading::Symbol<CuDeviceGetName> = lib.get("cuDeviceGetName").ok()?;
-            let attribute: libloading::Symbol<CuDeviceGetAttribute> =
-                lib.get("cuDeviceGetAttribute").ok()?;
-            let total_mem: libloading::Symbol<CuDeviceTotalMem> =
-                lib.get("cuDeviceTotalMem_v2").ok()?;
+            let attribute: libloading::Symbol<CuDeviceGetAttribute> = lib.get("cuDeviceGetAttribute").ok()?;
+            let total_mem: libloading::Symbol<CuDeviceTotalMem> = lib.get("cuDeviceTotalMem_v2").ok()?;
             if init(0) != 0 {
                 return None;
             }

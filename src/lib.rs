@@ -20,10 +20,7 @@ pub mod sanity;
 /// Parses `auto`, `cpu`, `cuda` or `cuda:N` into a device; `auto` picks CUDA when usable.
 pub fn parse_device(spec: &str) -> anyhow::Result<tch::Device> {
     let cuda = |i: usize| {
-        anyhow::ensure!(
-            tch::Cuda::is_available(),
-            "device {spec}: CUDA is not usable here (see `bcl doctor`)"
-        );
+        anyhow::ensure!(tch::Cuda::is_available(), "device {spec}: CUDA is not usable here (see `bcl doctor`)");
         let count = tch::Cuda::device_count() as usize;
         anyhow::ensure!(i < count, "device {spec}: only {count} CUDA device(s)");
         Ok(tch::Device::Cuda(i))

@@ -87,22 +87,14 @@ pub struct Batch {
 impl Batch {
     /// The normalised float32 images on `device` (copied asynchronously from pinned memory).
     pub fn input(&self, device: Device) -> Tensor {
-        let images = self
-            .images
-            .to_device_(device, self.images.kind(), true, false);
+        let images = self.images.to_device_(device, self.images.kind(), true, false);
         if images.kind() == Kind::Float {
             return images;
         }
         let c = self.normalization.mean.len() as i64;
-        let per_channel = |v: &[f64]| {
-            Tensor::from_slice(v)
-                .to_kind(Kind::Float)
-                .view([1, c, 1, 1])
-                .to_device(device)
-                * 255.0
-        };
-        (images.to_kind(Kind::Float) - per_channel(&self.normalization.mean))
-            / per_channel(&self.normalization.std)
+        let per_channel =
+            |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float).view([1, c, 1, 1]).to_device(device) * 255.0;
+        (images.to_kind(Kind::Float) - per_channel(&self.normalization.mean)) / per_channel(&self.normalization.std)
     }
 }
 
@@ -138,11 +130,7 @@ impl Iterator for EpochLoader {
         }
         let worker = self.next % self.receivers.len();
         self.next += 1;
-        Some(
-            self.receivers[worker]
-                .recv()
-                .unwrap_or_else(|_| bail!("loader worker {worker} stopped unexpectedly")),
-        )
+        Some(self.receivers[worker].recv().unwrap_or_else(|_| bail!("loader worker {worker} stopped unexpectedly")))
     }
 }
 
@@ -158,37 +146,16 @@ impl Drop for EpochLoader {
 
 /// Training batches of epoch `epoch`: B samples in sampler order (the last partial batch
 /// is dropped, as BatchNorm needs more than one sample), three views each.
-pub fn train_epoch(
-    dataset: Arc<dyn Dataset>,
-    recipe: Arc<Recipe>,
-    config: &LoaderConfig,
-    epoch: u64,
-) -> EpochLoader {
-    let order = epoch_order(
-        config.sampler,
-        dataset.labels(),
-        dataset.num_classes(),
-        config.seed,
-        epoch,
-    );
-    let batches: Vec<Vec<usize>> = order
-        .chunks_exact(config.batch_size)
-        .map(<[usize]>::to_vec)
-        .collect();
+pub fn train_epoch(dataset: Arc<dyn Dataset>, recipe: Arc<Recipe>, config: &LoaderConfig, epoch: u64) -> EpochLoader {
+    let order = epoch_order(config.sampler, dataset.labels(), dataset.num_classes(), config.seed, epoch);
+    let batches: Vec<Vec<usize>> = order.chunks_exact(config.batch_size).map(<[usize]>::to_vec).collect();
     spawn(dataset, recipe, config, epoch, batches, Mode::Train)
 }
 
 /// Evaluation batches over the whole dataset in order, one evaluation view each.
-pub fn eval_batches(
-    dataset: Arc<dyn Dataset>,
-    recipe: Arc<Recipe>,
-    config: &LoaderConfig,
-) -> EpochLoader {
+pub fn eval_batches(dataset: Arc<dyn Dataset>, recipe: Arc<Recipe>, config: &LoaderConfig) -> EpochLoader {
     let order: Vec<usize> = (0..dataset.len()).collect();
-    let batches = order
-        .chunks(config.batch_size)
-        .map(<[usize]>::to_vec)
-        .collect();
+    let batches = order.chunks(config.batch_size).map(<[usize]>::to_vec).collect();
     spawn(dataset, recipe, config, 0, batches, Mode::Eval)
 }
 
@@ -204,9 +171,7 @@ fn spawn(
     let num_batches = batches.len();
     let batches = Arc::new(batches);
     let normalization = Arc::new(config.normalization.clone());
-    let tables = config
-        .normalize_in_workers
-        .then(|| Arc::new(config.normalization.tables()));
+    let tables = config.normalize_in_workers.then(|| Arc::new(config.normalization.tables()));
     let mut receivers = Vec::with_capacity(num_workers);
     let mut workers = Vec::with_capacity(num_workers);
     for worker in 0..num_workers {
@@ -230,12 +195,7 @@ fn spawn(
             .expect("spawning a loader thread");
         workers.push(handle);
     }
-    EpochLoader {
-        receivers,
-        workers,
-        next: 0,
-        num_batches,
-    }
+    EpochLoader { receivers, workers, next: 0, num_batches }
 }
 
 struct WorkerJob {
@@ -254,9 +214,7 @@ struct WorkerJob {
 
 /// A per-sample seed from (seed, epoch, position in the epoch): SplitMix64 mixing.
 fn sample_seed(seed: u64, epoch: u64, position: u64) -> u64 {
-    let mut z = seed
-        ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        ^ position.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let mut z = seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ position.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -282,9 +240,7 @@ impl WorkerJob {
             Some(tables) => filled_tensor(&shape, |out: &mut [f32]| {
                 self.write_views(b, out, &mut labels, |c, v| tables[c][v as usize])
             })?,
-            None => filled_tensor(&shape, |out: &mut [u8]| {
-                self.write_views(b, out, &mut labels, |_, v| v)
-            })?,
+            None => filled_tensor(&shape, |out: &mut [u8]| self.write_views(b, out, &mut labels, |_, v| v))?,
         };
         if let Some(device) = self.pin_memory_for {
             images = images.pin_memory(device);
@@ -308,19 +264,11 @@ impl WorkerJob {
         map: impl Fn(usize, u8) -> T,
     ) -> Result<()> {
         let indices = &self.batches[b];
-        let image_len = out.len()
-            / if self.mode == Mode::Train {
-                3 * indices.len()
-            } else {
-                indices.len()
-            };
+        let image_len = out.len() / if self.mode == Mode::Train { 3 * indices.len() } else { indices.len() };
         for (i, &index) in indices.iter().enumerate() {
             let position = (b * self.batch_size + i) as u64;
             let mut rng = Rng::seed_from_u64(sample_seed(self.seed, self.epoch, position));
-            let image = self
-                .dataset
-                .image(index)
-                .with_context(|| format!("sample {index}"))?;
+            let image = self.dataset.image(index).with_context(|| format!("sample {index}"))?;
             let made: Vec<Image> = match self.mode {
                 Mode::Train => self.recipe.train_views(&image, &mut rng).into(),
                 Mode::Eval => vec![self.recipe.eval.apply(image, &mut rng)],
@@ -337,10 +285,7 @@ impl WorkerJob {
 }
 
 /// A new CPU tensor of `shape` whose elements `fill` writes in place: no zeroing, no copy.
-fn filled_tensor<T: tch::kind::Element>(
-    shape: &[i64],
-    fill: impl FnOnce(&mut [T]) -> Result<()>,
-) -> Result<Tensor> {
+fn filled_tensor<T: tch::kind::Element>(shape: &[i64], fill: impl FnOnce(&mut [T]) -> Result<()>) -> Result<Tensor> {
     let tensor = Tensor::empty(shape, (T::KIND, Device::Cpu));
     let numel = tensor.numel();
     // SAFETY: `tensor` was allocated just above: contiguous, on the CPU, `numel` elements of

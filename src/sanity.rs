@@ -44,17 +44,9 @@ const TEMPERATURE: f64 = 0.1;
 ///
 /// Views: view 0 is the image; views 1 and 2 flip each image horizontally with p = 0.5.
 pub fn overfit_batch(config: &OverfitConfig) -> Result<Vec<StepRecord>> {
-    ensure!(
-        config.batch_size >= 2,
-        "the batch needs at least 2 images, got {}",
-        config.batch_size
-    );
+    ensure!(config.batch_size >= 2, "the batch needs at least 2 images, got {}", config.batch_size);
     let train = mnist::load(&config.data_dir, true, mnist::fashion_names())?;
-    ensure!(
-        train.len() >= config.batch_size,
-        "only {} training images",
-        train.len()
-    );
+    ensure!(train.len() >= config.batch_size, "only {} training images", train.len());
     tch::manual_seed(config.seed as i64);
 
     let (batch, labels) = sample_batch(&train, config.batch_size, config.device)?;
@@ -67,13 +59,8 @@ pub fn overfit_batch(config: &OverfitConfig) -> Result<Vec<StepRecord>> {
     let vs = nn::VarStore::new(config.device);
     let model_config = ModelConfig::cifar(1, train.num_classes() as i64);
     let model = BclModel::new(&vs.root(), &model_config);
-    let mut optimizer = nn::Sgd {
-        momentum: 0.9,
-        dampening: 0.0,
-        wd: 5e-4,
-        nesterov: false,
-    }
-    .build(&vs, config.learning_rate)?;
+    let mut optimizer =
+        nn::Sgd { momentum: 0.9, dampening: 0.0, wd: 5e-4, nesterov: false }.build(&vs, config.learning_rate)?;
 
     let b = config.batch_size as i64;
     let mut records = Vec::with_capacity(config.steps);
@@ -107,11 +94,7 @@ pub fn overfit_batch(config: &OverfitConfig) -> Result<Vec<StepRecord>> {
                 .double_value(&[]),
         };
         if !record.total.is_finite() {
-            bail!(
-                "loss is not finite at step {step}: LA-CE {}, BCL {}",
-                record.la_ce,
-                record.bcl
-            );
+            bail!("loss is not finite at step {step}: LA-CE {}, BCL {}", record.la_ce, record.bcl);
         }
         optimizer.backward_step(&total);
         records.push(record);
@@ -120,16 +103,8 @@ pub fn overfit_batch(config: &OverfitConfig) -> Result<Vec<StepRecord>> {
 }
 
 /// `batch_size` distinct training images drawn by tch's seeded generator, as floats in [0, 1].
-fn sample_batch(
-    train: &InMemoryDataset,
-    batch_size: usize,
-    device: Device,
-) -> Result<(Tensor, Tensor)> {
-    let picks = Tensor::randperm(train.len() as i64, (Kind::Int64, Device::Cpu)).narrow(
-        0,
-        0,
-        batch_size as i64,
-    );
+fn sample_batch(train: &InMemoryDataset, batch_size: usize, device: Device) -> Result<(Tensor, Tensor)> {
+    let picks = Tensor::randperm(train.len() as i64, (Kind::Int64, Device::Cpu)).narrow(0, 0, batch_size as i64);
     let picks: Vec<i64> = Vec::<i64>::try_from(&picks).expect("randperm gives int64");
     let mut pixels = Vec::with_capacity(batch_size * train.height * train.width);
     let mut labels = Vec::with_capacity(batch_size);
@@ -137,20 +112,9 @@ fn sample_batch(
         pixels.extend_from_slice(&train.image(i as usize)?.pixels);
         labels.push(train.labels[i as usize]);
     }
-    let shape = [
-        batch_size as i64,
-        1,
-        train.height as i64,
-        train.width as i64,
-    ];
-    let images = Tensor::from_slice(&pixels)
-        .reshape(shape)
-        .to_kind(Kind::Float)
-        / 255.0;
-    Ok((
-        images.to_device(device),
-        Tensor::from_slice(&labels).to_device(device),
-    ))
+    let shape = [batch_size as i64, 1, train.height as i64, train.width as i64];
+    let images = Tensor::from_slice(&pixels).reshape(shape).to_kind(Kind::Float) / 255.0;
+    Ok((images.to_device(device), Tensor::from_slice(&labels).to_device(device)))
 }
 
 fn random_flip(images: &Tensor) -> Tensor {

@@ -10,9 +10,8 @@ use rand::SeedableRng;
 
 /// A 3-channel image whose every pixel differs: (x·16, y·16, x + y).
 fn gradient(w: usize, h: usize) -> Image {
-    let pixels = (0..h)
-        .flat_map(|y| (0..w).flat_map(move |x| [(x * 16) as u8, (y * 16) as u8, (x + y) as u8]))
-        .collect();
+    let pixels =
+        (0..h).flat_map(|y| (0..w).flat_map(move |x| [(x * 16) as u8, (y * 16) as u8, (x + y) as u8])).collect();
     Image::new(w, h, 3, pixels)
 }
 
@@ -57,15 +56,9 @@ fn resize_keeps_flat_colour_and_scales_gradients() {
     assert_eq!((small.width, small.height), (10, 7));
     assert!(small.pixels.iter().all(|&p| p == 77));
     let g = ops::resize(&gradient(16, 16), 8, 8);
-    assert!(
-        g.pixel(7, 0)[0] > g.pixel(0, 0)[0] + 100,
-        "the horizontal ramp survives"
-    );
+    assert!(g.pixel(7, 0)[0] > g.pixel(0, 0)[0] + 100, "the horizontal ramp survives");
     let region = ops::resized_crop(&gradient(16, 16), (8.0, 0.0, 8.0, 16.0), 4, 4);
-    assert!(
-        region.pixel(0, 0)[0] >= 120,
-        "a crop of the right half starts bright"
-    );
+    assert!(region.pixel(0, 0)[0] >= 120, "a crop of the right half starts bright");
 }
 
 #[test]
@@ -73,11 +66,7 @@ fn hue_rotates_pure_colours() {
     assert_eq!(ops::hue(rgb(255, 0, 0), 1.0 / 3.0).pixels, vec![0, 255, 0]);
     assert_eq!(ops::hue(rgb(255, 0, 0), -1.0 / 3.0).pixels, vec![0, 0, 255]);
     assert_eq!(ops::hue(rgb(255, 0, 0), 0.5).pixels, vec![0, 255, 255]);
-    assert_eq!(
-        ops::hue(rgb(90, 90, 90), 0.3).pixels,
-        vec![90, 90, 90],
-        "gray has no hue"
-    );
+    assert_eq!(ops::hue(rgb(90, 90, 90), 0.3).pixels, vec![90, 90, 90], "gray has no hue");
     assert_eq!(ops::hue(gray(&[10, 200]), 0.3), gray(&[10, 200]));
 }
 
@@ -86,54 +75,29 @@ fn saturation_brightness_contrast_grayscale() {
     let red = rgb(200, 40, 40);
     let g = ops::grayscale(red.clone()).pixels;
     assert!(g[0] == g[1] && g[1] == g[2]);
-    assert_eq!(
-        g[0],
-        ((200 * 19595 + 40 * 38470 + 40 * 7471 + 0x8000) >> 16) as u8
-    );
+    assert_eq!(g[0], ((200 * 19595 + 40 * 38470 + 40 * 7471 + 0x8000) >> 16) as u8);
     assert_eq!(ops::saturation(red.clone(), 0.0).pixels, g);
     assert_eq!(ops::saturation(red.clone(), 1.0), red);
-    assert!(
-        ops::saturation(red.clone(), 1.5).pixels[0] > 200
-            || ops::saturation(red.clone(), 1.5).pixels[1] < 40
-    );
+    assert!(ops::saturation(red.clone(), 1.5).pixels[0] > 200 || ops::saturation(red.clone(), 1.5).pixels[1] < 40);
     assert_eq!(ops::brightness(red.clone(), 0.0).pixels, vec![0, 0, 0]);
     assert_eq!(ops::brightness(red.clone(), 0.5).pixels, vec![100, 20, 20]);
     let img = gray(&[0, 100, 200]);
     assert_eq!(ops::contrast(img.clone(), 0.0).pixels, vec![100, 100, 100]);
     assert_eq!(ops::contrast(img.clone(), 2.0).pixels, vec![0, 100, 255]);
-    assert_eq!(
-        ops::saturation(img.clone(), 0.0),
-        img,
-        "saturation leaves gray images alone"
-    );
+    assert_eq!(ops::saturation(img.clone(), 0.0), img, "saturation leaves gray images alone");
 }
 
 #[test]
 fn solarize_posterize_invert() {
     let img = gray(&[0, 100, 127, 128, 200, 255]);
-    assert_eq!(
-        ops::solarize(img.clone(), 128.0).pixels,
-        vec![0, 100, 127, 127, 55, 0]
-    );
+    assert_eq!(ops::solarize(img.clone(), 128.0).pixels, vec![0, 100, 127, 127, 55, 0]);
     assert_eq!(ops::solarize(img.clone(), 256.0), img);
-    assert_eq!(
-        ops::solarize_add(img.clone(), 30.0).pixels,
-        vec![30, 130, 157, 128, 200, 255]
-    );
-    assert_eq!(
-        ops::posterize(gray(&[0b1011_1111]), 4).pixels,
-        vec![0b1011_0000]
-    );
-    assert_eq!(
-        ops::posterize(gray(&[0b1011_1111]), 1).pixels,
-        vec![0b1000_0000]
-    );
+    assert_eq!(ops::solarize_add(img.clone(), 30.0).pixels, vec![30, 130, 157, 128, 200, 255]);
+    assert_eq!(ops::posterize(gray(&[0b1011_1111]), 4).pixels, vec![0b1011_0000]);
+    assert_eq!(ops::posterize(gray(&[0b1011_1111]), 1).pixels, vec![0b1000_0000]);
     assert_eq!(ops::posterize(gray(&[0b1011_1111]), 0).pixels, vec![0]);
     assert_eq!(ops::posterize(img.clone(), 8), img);
-    assert_eq!(
-        ops::invert(img.clone()).pixels,
-        vec![255, 155, 128, 127, 55, 0]
-    );
+    assert_eq!(ops::invert(img.clone()).pixels, vec![255, 155, 128, 127, 55, 0]);
 }
 
 #[test]
@@ -144,10 +108,7 @@ fn equalize_and_autocontrast_on_known_histograms() {
     let eq = ops::equalize(gray(&values));
     assert_eq!((eq.pixels[0], eq.pixels[1019]), (0, 255));
     // Four equal levels spread evenly over the range (PIL: lut = ⌊running count / step⌋).
-    let quarters: Vec<u8> = [10u8, 20, 30, 40]
-        .iter()
-        .flat_map(|&v| vec![v; 255])
-        .collect();
+    let quarters: Vec<u8> = [10u8, 20, 30, 40].iter().flat_map(|&v| vec![v; 255]).collect();
     let eq = ops::equalize(gray(&quarters));
     let levels: Vec<u8> = [0, 255, 510, 765].iter().map(|&i| eq.pixels[i]).collect();
     assert_eq!(levels, vec![0, 85, 170, 255]);
@@ -161,26 +122,11 @@ fn equalize_and_autocontrast_on_known_histograms() {
 
 #[test]
 fn sharpness_blur_and_cutout() {
-    let checker = Image::new(
-        4,
-        4,
-        1,
-        (0..16)
-            .map(|i| if (i + i / 4) % 2 == 0 { 0 } else { 240 })
-            .collect(),
-    );
+    let checker = Image::new(4, 4, 1, (0..16).map(|i| if (i + i / 4) % 2 == 0 { 0 } else { 240 }).collect());
     assert_eq!(ops::sharpness(checker.clone(), 1.0), checker);
     let smooth = ops::sharpness(checker.clone(), 0.0);
-    assert_ne!(
-        smooth.pixel(1, 1),
-        checker.pixel(1, 1),
-        "the interior is smoothed"
-    );
-    assert_eq!(
-        smooth.pixel(0, 0),
-        checker.pixel(0, 0),
-        "the border is kept"
-    );
+    assert_ne!(smooth.pixel(1, 1), checker.pixel(1, 1), "the interior is smoothed");
+    assert_eq!(smooth.pixel(0, 0), checker.pixel(0, 0), "the border is kept");
 
     let flat = Image::filled(9, 9, 3, 60);
     assert_eq!(ops::gaussian_blur(&flat, 1.5), flat);
@@ -189,22 +135,12 @@ fn sharpness_blur_and_cutout() {
     let blurred = ops::gaussian_blur(&impulse, 1.0);
     assert!(blurred.pixel(4, 4)[0] < 255 && blurred.pixel(3, 4)[0] > 0);
     let total: u32 = blurred.pixels.iter().map(|&p| p as u32).sum();
-    assert!(
-        (total as i64 - 255).abs() < 15,
-        "blur keeps the mass: {total}"
-    );
+    assert!((total as i64 - 255).abs() < 15, "blur keeps the mass: {total}");
 
     let cut = ops::cutout(Image::filled(32, 32, 3, 200), 16, 16, 16, &[0, 0, 0]);
-    assert_eq!(
-        cut.pixels.chunks(3).filter(|p| p == &[0, 0, 0]).count(),
-        256
-    );
+    assert_eq!(cut.pixels.chunks(3).filter(|p| p == &[0, 0, 0]).count(), 256);
     let corner = ops::cutout(Image::filled(32, 32, 3, 200), 0, 0, 16, &[0, 0, 0]);
-    assert_eq!(
-        corner.pixels.chunks(3).filter(|p| p == &[0, 0, 0]).count(),
-        64,
-        "clipped at the border"
-    );
+    assert_eq!(corner.pixels.chunks(3).filter(|p| p == &[0, 0, 0]).count(), 64, "clipped at the border");
 }
 
 #[test]
@@ -213,11 +149,7 @@ fn geometric_ops_move_pixels_where_pil_would() {
     dot.pixels[0] = 255; // top-left
     let fill = [9u8, 9, 9];
     let r = ops::rotate(&dot, 90.0, Interpolation::Nearest, &fill);
-    assert_eq!(
-        r.pixel(0, 3)[0],
-        255,
-        "counter-clockwise: top-left goes to bottom-left"
-    );
+    assert_eq!(r.pixel(0, 3)[0], 255, "counter-clockwise: top-left goes to bottom-left");
     let mut back = r.clone();
     for _ in 0..3 {
         back = ops::rotate(&back, 90.0, Interpolation::Nearest, &fill);
@@ -234,10 +166,7 @@ fn geometric_ops_move_pixels_where_pil_would() {
     let sy = ops::shear_y(&img, 0.5, Interpolation::Bicubic, &fill);
     assert_ne!(sy, img);
     let bilinear = ops::rotate(&img, 10.0, Interpolation::Bilinear, &fill);
-    assert_ne!(
-        bilinear,
-        ops::rotate(&img, 10.0, Interpolation::Nearest, &fill)
-    );
+    assert_ne!(bilinear, ops::rotate(&img, 10.0, Interpolation::Nearest, &fill));
 }
 
 #[test]
@@ -247,8 +176,7 @@ fn random_resized_crop_boxes_stay_inside_with_the_requested_scale_and_ratio() {
     let (mut min_scale, mut max_scale, mut sum) = (1.0f64, 0.0f64, 0.0);
     let draws = 4000;
     for _ in 0..draws {
-        let (left, top, bw, bh) =
-            random_resized_crop_box(w, h, (0.08, 1.0), (0.75, 4.0 / 3.0), &mut rng);
+        let (left, top, bw, bh) = random_resized_crop_box(w, h, (0.08, 1.0), (0.75, 4.0 / 3.0), &mut rng);
         assert!(left + bw <= w && top + bh <= h && bw > 0 && bh > 0);
         let scale = (bw * bh) as f64 / (w * h) as f64;
         let ratio = bw as f64 / bh as f64;
@@ -258,10 +186,7 @@ fn random_resized_crop_boxes_stay_inside_with_the_requested_scale_and_ratio() {
         max_scale = max_scale.max(scale);
         sum += scale;
     }
-    assert!(
-        min_scale < 0.1 && max_scale > 0.85,
-        "scales span the range: {min_scale}..{max_scale}"
-    );
+    assert!(min_scale < 0.1 && max_scale > 0.85, "scales span the range: {min_scale}..{max_scale}");
     let mean = sum / draws as f64;
     assert!((0.40..0.56).contains(&mean), "mean scale {mean}");
 }
@@ -269,20 +194,10 @@ fn random_resized_crop_boxes_stay_inside_with_the_requested_scale_and_ratio() {
 #[test]
 fn randaugment_parses_timm_strings() {
     let ra = RandAugment::parse("rand-n2-m10-mstd0.5").unwrap();
-    assert_eq!(
-        (ra.num_ops, ra.magnitude, ra.magnitude_std, ra.prob),
-        (2, 10.0, 0.5, 0.5)
-    );
+    assert_eq!((ra.num_ops, ra.magnitude, ra.magnitude_std, ra.prob), (2, 10.0, 0.5, 0.5));
     let ra = RandAugment::parse("rand-m9-n3-p0.8").unwrap();
     assert_eq!((ra.num_ops, ra.magnitude, ra.prob), (3, 9.0, 0.8));
-    for bad in [
-        "rand-rand",
-        "auto-n2",
-        "rand-nx",
-        "rand-n1.5",
-        "rand-p2",
-        "rand-mstd-1",
-    ] {
+    for bad in ["rand-rand", "auto-n2", "rand-nx", "rand-n1.5", "rand-p2", "rand-mstd-1"] {
         let err = RandAugment::parse(bad).unwrap_err().to_string();
         assert!(err.contains(bad), "{err}");
     }
@@ -309,46 +224,27 @@ fn randaugment_picks_n_ops_runs_half_of_them_and_clips_magnitudes() {
     }
     assert_eq!(seen.len(), OPS.len(), "all 15 ops get picked");
     let fraction = ran as f64 / chosen as f64;
-    assert!(
-        (fraction - 0.5).abs() < 0.02,
-        "each op runs with p 0.5: {fraction}"
-    );
+    assert!((fraction - 0.5).abs() < 0.02, "each op runs with p 0.5: {fraction}");
     let mean = magnitudes.iter().sum::<f64>() / magnitudes.len() as f64;
-    assert!(
-        (9.7..9.9).contains(&mean),
-        "N(10, 0.5) clipped to 10 has mean ≈ 9.8: {mean}"
-    );
+    assert!((9.7..9.9).contains(&mean), "N(10, 0.5) clipped to 10 has mean ≈ 9.8: {mean}");
     assert!(magnitudes.iter().any(|&m| m < 9.5));
 
     let img = gradient(16, 16);
-    let changed = (0..50)
-        .filter(|&s| ra.apply(img.clone(), &[0, 0, 0], &mut self::rng(s)) != img)
-        .count();
-    assert!(
-        changed > 30,
-        "RandAugment changes most images ({changed}/50)"
-    );
+    let changed = (0..50).filter(|&s| ra.apply(img.clone(), &[0, 0, 0], &mut self::rng(s)) != img).count();
+    assert!(changed > 30, "RandAugment changes most images ({changed}/50)");
 }
 
 #[test]
 fn every_randaugment_op_changes_a_test_image() {
     // Textured, so that smoothing (Sharpness) has something to change.
     // Textured (Sharpness needs it) and large enough for PIL's equalize to act (step ≥ 1).
-    let pixels = (0..32usize).flat_map(|y| {
-        (0..32usize).flat_map(move |x| [(x * 4) as u8, (y * 8) as u8, ((x * y * 37) % 256) as u8])
-    });
+    let pixels = (0..32usize)
+        .flat_map(|y| (0..32usize).flat_map(move |x| [(x * 4) as u8, (y * 8) as u8, ((x * y * 37) % 256) as u8]));
     let img = Image::new(32, 32, 3, pixels.collect());
     for op in OPS {
         // Solarize's threshold is 256·m/10: at m = 10 it inverts nothing (as in timm).
         let m = if op == Op::Solarize { 5.0 } else { 10.0 };
-        let out = bcl::augment::randaugment::apply_op(
-            img.clone(),
-            op,
-            m,
-            false,
-            Interpolation::Bilinear,
-            &[0, 0, 0],
-        );
+        let out = bcl::augment::randaugment::apply_op(img.clone(), op, m, false, Interpolation::Bilinear, &[0, 0, 0]);
         assert!(out != img, "{op:?} at magnitude {m} must change the image");
         assert_eq!((out.width, out.height, out.channels), (32, 32, 3));
     }
@@ -358,19 +254,10 @@ fn every_randaugment_op_changes_a_test_image() {
 fn autoaugment_cifar10_policy() {
     assert_eq!(CIFAR10_POLICY.len(), 25);
     let img = gradient(32, 32);
-    let outputs: Vec<Image> = (0..200)
-        .map(|s| autoaugment::cifar10(img.clone(), &mut rng(s)))
-        .collect();
+    let outputs: Vec<Image> = (0..200).map(|s| autoaugment::cifar10(img.clone(), &mut rng(s))).collect();
     let changed = outputs.iter().filter(|o| **o != img).count();
-    assert!(
-        changed > 100 && changed < 200,
-        "some sub-policies skip their ops: {changed}/200 changed"
-    );
-    assert_eq!(
-        autoaugment::cifar10(img.clone(), &mut rng(3)),
-        outputs[3],
-        "seeded"
-    );
+    assert!(changed > 100 && changed < 200, "some sub-policies skip their ops: {changed}/200 changed");
+    assert_eq!(autoaugment::cifar10(img.clone(), &mut rng(3)), outputs[3], "seeded");
     for policy in CIFAR10_POLICY {
         for (op, _, bin) in policy {
             let out = autoaugment::apply_op(img.clone(), op, bin, true);
@@ -389,11 +276,7 @@ fn cifar_recipe_makes_three_different_views_of_the_right_size() {
     }
     assert_ne!(views[0], views[1]);
     assert_ne!(views[1], views[2]);
-    assert_eq!(
-        recipe.eval.apply(img.clone(), &mut rng(0)),
-        img,
-        "CIFAR evaluation leaves images as they are"
-    );
+    assert_eq!(recipe.eval.apply(img.clone(), &mut rng(0)), img, "CIFAR evaluation leaves images as they are");
 
     let fashion = Recipe::cifar(28, false, [73, 73, 73]);
     let gray_img = Image::new(28, 28, 1, (0..784).map(|i| (i % 256) as u8).collect());
@@ -413,8 +296,6 @@ fn imagenet_recipes_make_224_crops() {
         let eval = recipe.eval.apply(photo.clone(), &mut rng(0));
         assert_eq!((eval.width, eval.height), (224, 224));
     }
-    let err = Recipe::imagenet(ClViews::SimSim, "rand-rand", [0, 0, 0])
-        .unwrap_err()
-        .to_string();
+    let err = Recipe::imagenet(ClViews::SimSim, "rand-rand", [0, 0, 0]).unwrap_err().to_string();
     assert!(err.contains("rand-rand"), "{err}");
 }

@@ -16,9 +16,7 @@ fn message(e: anyhow::Error) -> String {
 }
 
 fn assert_error(result: anyhow::Result<impl Sized>, parts: &[&str]) {
-    let Err(e) = result else {
-        panic!("expected an error containing {parts:?}")
-    };
+    let Err(e) = result else { panic!("expected an error containing {parts:?}") };
     let text = message(e);
     for part in parts {
         assert!(text.contains(part), "{text:?} must contain {part:?}");
@@ -38,9 +36,7 @@ fn cifar10_binary_release() {
     let root = dir.path().join("cifar-10-batches-bin");
     std::fs::create_dir(&root).unwrap();
     for b in 1..=5 {
-        let bytes: Vec<u8> = (0..2)
-            .flat_map(|i| cifar_record(&[(b + i) as u8 % 10], i))
-            .collect();
+        let bytes: Vec<u8> = (0..2).flat_map(|i| cifar_record(&[(b + i) as u8 % 10], i)).collect();
         std::fs::write(root.join(format!("data_batch_{b}.bin")), bytes).unwrap();
     }
     std::fs::write(root.join("test_batch.bin"), cifar_record(&[7], 0)).unwrap();
@@ -50,53 +46,25 @@ fn cifar10_binary_release() {
     let img = train.image(1).unwrap();
     assert_eq!((img.width, img.height, img.channels), (32, 32, 3));
     // Pixel (0, 0) of record 1 interleaves the first byte of each plane.
-    assert_eq!(
-        img.pixel(0, 0),
-        &[
-            (3072 % 251) as u8,
-            ((3072 + 1024) % 251) as u8,
-            ((3072 + 2048) % 251) as u8
-        ]
-    );
-    assert_eq!(
-        cifar::load(dir.path(), Variant::Cifar10, false)
-            .unwrap()
-            .labels,
-        vec![7]
-    );
+    assert_eq!(img.pixel(0, 0), &[(3072 % 251) as u8, ((3072 + 1024) % 251) as u8, ((3072 + 2048) % 251) as u8]);
+    assert_eq!(cifar::load(dir.path(), Variant::Cifar10, false).unwrap().labels, vec![7]);
     // Without batches.meta.txt the classes are numbered.
     assert_eq!(train.class_names()[3], "3");
 
-    std::fs::write(
-        root.join("data_batch_3.bin"),
-        &cifar_record(&[1], 0)[..3000],
-    )
-    .unwrap();
-    assert_error(
-        cifar::load(dir.path(), Variant::Cifar10, true),
-        &["data_batch_3.bin", "not a whole number"],
-    );
+    std::fs::write(root.join("data_batch_3.bin"), &cifar_record(&[1], 0)[..3000]).unwrap();
+    assert_error(cifar::load(dir.path(), Variant::Cifar10, true), &["data_batch_3.bin", "not a whole number"]);
     std::fs::write(root.join("data_batch_3.bin"), cifar_record(&[10], 0)).unwrap();
-    assert_error(
-        cifar::load(dir.path(), Variant::Cifar10, true),
-        &["data_batch_3.bin", "label 10 of record 0"],
-    );
+    assert_error(cifar::load(dir.path(), Variant::Cifar10, true), &["data_batch_3.bin", "label 10 of record 0"]);
     std::fs::write(root.join("data_batch_3.bin"), cifar_record(&[1], 0)).unwrap();
     std::fs::remove_file(root.join("data_batch_4.bin")).unwrap();
-    assert_error(
-        cifar::load(dir.path(), Variant::Cifar10, true),
-        &["data_batch_4.bin"],
-    );
+    assert_error(cifar::load(dir.path(), Variant::Cifar10, true), &["data_batch_4.bin"]);
 }
 
 #[test]
 fn cifar100_binary_uses_the_fine_label() {
     let dir = tempfile::tempdir().unwrap();
-    let bytes: Vec<u8> = [(3u8, 42u8), (19, 99)]
-        .iter()
-        .enumerate()
-        .flat_map(|(i, &(c, f))| cifar_record(&[c, f], i))
-        .collect();
+    let bytes: Vec<u8> =
+        [(3u8, 42u8), (19, 99)].iter().enumerate().flat_map(|(i, &(c, f))| cifar_record(&[c, f], i)).collect();
     std::fs::write(dir.path().join("train.bin"), bytes).unwrap();
     let names: String = (0..100).map(|i| format!("class{i}\n")).collect();
     std::fs::write(dir.path().join("fine_label_names.txt"), names).unwrap();
@@ -110,34 +78,18 @@ fn python_release(batch_fixture: &str) -> tempfile::TempDir {
     let root = dir.path().join("cifar-10-batches-py");
     std::fs::create_dir(&root).unwrap();
     let batch = std::fs::read(Path::new(FIXTURES).join(batch_fixture)).unwrap();
-    for name in [
-        "data_batch_1",
-        "data_batch_2",
-        "data_batch_3",
-        "data_batch_4",
-        "data_batch_5",
-        "test_batch",
-    ] {
+    for name in ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"] {
         std::fs::write(root.join(name), &batch).unwrap();
     }
-    std::fs::copy(
-        Path::new(FIXTURES).join("cifar10_batches.meta"),
-        root.join("batches.meta"),
-    )
-    .unwrap();
+    std::fs::copy(Path::new(FIXTURES).join("cifar10_batches.meta"), root.join("batches.meta")).unwrap();
     dir
 }
 
 #[test]
 fn cifar10_python_release_in_every_pickle_dialect() {
-    for fixture in [
-        "cifar10_py2_batch",
-        "cifar10_py3_protocol2_batch",
-        "cifar10_py3_protocol5_batch",
-    ] {
+    for fixture in ["cifar10_py2_batch", "cifar10_py3_protocol2_batch", "cifar10_py3_protocol5_batch"] {
         let dir = python_release(fixture);
-        let train = cifar::load(dir.path(), Variant::Cifar10, true)
-            .unwrap_or_else(|e| panic!("{fixture}: {e:#}"));
+        let train = cifar::load(dir.path(), Variant::Cifar10, true).unwrap_or_else(|e| panic!("{fixture}: {e:#}"));
         assert_eq!(train.len(), 15, "{fixture}");
         assert_eq!(&train.labels[..3], &[1, 2, 9], "{fixture}");
         assert_eq!(train.class_names()[9], "truck", "{fixture}");
@@ -152,19 +104,13 @@ fn pickles_that_would_run_code_are_only_decoded() {
     let marker = std::env::temp_dir().join(format!("bcl-pickle-ran-{}", std::process::id()));
     let payload = format!("cos\nsystem\n(S'touch {}'\ntR.", marker.display());
     let value = pickle::decode(payload.as_bytes()).unwrap();
-    assert!(
-        matches!(value, pickle::Value::Call(_)),
-        "a call stays a symbolic value"
-    );
+    assert!(matches!(value, pickle::Value::Call(_)), "a call stays a symbolic value");
     assert!(!marker.exists(), "decoding must not run anything");
 
     let dir = python_release("cifar10_py2_batch");
     let batch = dir.path().join("cifar-10-batches-py/data_batch_2");
     std::fs::write(&batch, payload).unwrap();
-    assert_error(
-        cifar::load(dir.path(), Variant::Cifar10, true),
-        &["data_batch_2"],
-    );
+    assert_error(cifar::load(dir.path(), Variant::Cifar10, true), &["data_batch_2"]);
     assert!(!marker.exists());
 }
 
@@ -174,34 +120,21 @@ fn damaged_pickles_are_errors_that_name_the_file() {
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (good[..good.len() / 2].to_vec(), "truncated"),
         (vec![], "truncated"),
-        (
-            b"\x80\x02\xffjunk".to_vec(),
-            "unsupported pickle opcode 0xff",
-        ),
+        (b"\x80\x02\xffjunk".to_vec(), "unsupported pickle opcode 0xff"),
         (b"\x80\x02h\x07.".to_vec(), "memo key 7 is not defined"),
-        (
-            b"\x80\x02T\xff\xff\xff\x7fabc".to_vec(),
-            "truncated: needs 2147483647 more bytes",
-        ),
+        (b"\x80\x02T\xff\xff\xff\x7fabc".to_vec(), "truncated: needs 2147483647 more bytes"),
         (b"\x80\x02}q\x00.".to_vec(), "no \"data\" entry"),
     ];
     for (bytes, expected) in cases {
         let dir = python_release("cifar10_py2_batch");
         let batch = dir.path().join("cifar-10-batches-py/data_batch_1");
         std::fs::write(&batch, &bytes).unwrap();
-        assert_error(
-            cifar::load(dir.path(), Variant::Cifar10, true),
-            &["data_batch_1", expected],
-        );
+        assert_error(cifar::load(dir.path(), Variant::Cifar10, true), &["data_batch_1", expected]);
     }
 }
 
 fn write_png(path: &Path, w: u32, h: u32, shade: u8) {
-    image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([shade, (x * 7) as u8, (y * 5) as u8])
-    })
-    .save(path)
-    .unwrap();
+    image::RgbImage::from_fn(w, h, |x, y| image::Rgb([shade, (x * 7) as u8, (y * 5) as u8])).save(path).unwrap();
 }
 
 #[test]
@@ -222,30 +155,15 @@ fn image_lists() {
 
     let write_list = |text: &str| std::fs::write(&list, text).unwrap();
     write_list("train/n01/a.png 3\ntrain/n01/missing.png 1\n");
-    assert_error(
-        read_list(&list, root, None),
-        &["list.txt, line 2", "missing.png does not exist"],
-    );
+    assert_error(read_list(&list, root, None), &["list.txt, line 2", "missing.png does not exist"]);
     write_list("train/n01/a.png three\n");
-    assert_error(
-        read_list(&list, root, None),
-        &["list.txt, line 1", "\"three\" is not an integer"],
-    );
+    assert_error(read_list(&list, root, None), &["list.txt, line 1", "\"three\" is not an integer"]);
     write_list("train/n01/a.png\n");
-    assert_error(
-        read_list(&list, root, None),
-        &["list.txt, line 1", "expected `path label`"],
-    );
+    assert_error(read_list(&list, root, None), &["list.txt, line 1", "expected `path label`"]);
     write_list("train/n01/a.png 7\n");
-    assert_error(
-        read_list(&list, root, Some(5)),
-        &["line 1", "label 7 is out of range 0..5"],
-    );
+    assert_error(read_list(&list, root, Some(5)), &["line 1", "label 7 is out of range 0..5"]);
     write_list("\n");
-    assert_error(
-        read_list(&list, root, None),
-        &["list.txt", "names no images"],
-    );
+    assert_error(read_list(&list, root, None), &["list.txt", "names no images"]);
     assert_error(read_list(&root.join("nope.txt"), root, None), &["nope.txt"]);
 
     std::fs::write(root.join("train/n01/a.png"), b"not an image at all").unwrap();
@@ -283,22 +201,12 @@ fn class_folders() {
 #[test]
 fn open_dispatches_and_checks_the_root() {
     assert_error(
-        bcl::data::open(
-            DatasetKind::Cifar10,
-            Path::new("/nonexistent/c10"),
-            Split::Train,
-        ),
+        bcl::data::open(DatasetKind::Cifar10, Path::new("/nonexistent/c10"), Split::Train),
         &["/nonexistent/c10"],
     );
     let empty = tempfile::tempdir().unwrap();
-    assert_error(
-        bcl::data::open(DatasetKind::Cifar100, empty.path(), Split::Train),
-        &["no CIFAR release found"],
-    );
-    assert_error(
-        bcl::data::open(DatasetKind::ImagenetLt, empty.path(), Split::Train),
-        &["ImageNet_LT_train.txt"],
-    );
+    assert_error(bcl::data::open(DatasetKind::Cifar100, empty.path(), Split::Train), &["no CIFAR release found"]);
+    assert_error(bcl::data::open(DatasetKind::ImagenetLt, empty.path(), Split::Train), &["ImageNet_LT_train.txt"]);
     let (dir, _) = bcl::data::fashion_mnist_dir();
     let test = bcl::data::open(DatasetKind::FashionMnist, &dir, Split::Test).unwrap();
     assert_eq!((test.len(), test.channels()), (10_000, 1));
@@ -308,28 +216,12 @@ fn open_dispatches_and_checks_the_root() {
 #[test]
 fn long_tailed_counts_follow_the_profiles() {
     let fashion = class_counts(Profile::Exp, 6000, 10, 100.0);
-    assert_eq!(
-        fashion,
-        vec![6000, 3596, 2156, 1292, 774, 464, 278, 166, 100, 60]
-    );
+    assert_eq!(fashion, vec![6000, 3596, 2156, 1292, 774, 464, 278, 166, 100, 60]);
     assert_eq!(fashion.iter().sum::<usize>(), 14_886);
     // CIFAR-100-LT at ρ = 100 keeps 10,847 images (the number in the LDAM/BCL papers).
-    assert_eq!(
-        class_counts(Profile::Exp, 500, 100, 100.0)
-            .iter()
-            .sum::<usize>(),
-        10_847
-    );
-    assert_eq!(
-        class_counts(Profile::Exp, 5000, 10, 100.0)
-            .iter()
-            .sum::<usize>(),
-        12_406
-    );
-    assert_eq!(
-        class_counts(Profile::Step, 500, 5, 10.0),
-        vec![500, 500, 50, 50, 50]
-    );
+    assert_eq!(class_counts(Profile::Exp, 500, 100, 100.0).iter().sum::<usize>(), 10_847);
+    assert_eq!(class_counts(Profile::Exp, 5000, 10, 100.0).iter().sum::<usize>(), 12_406);
+    assert_eq!(class_counts(Profile::Step, 500, 5, 10.0), vec![500, 500, 50, 50, 50]);
     assert_eq!(class_counts(Profile::Exp, 500, 10, 1.0), vec![500; 10]);
     let counts: Vec<i64> = fashion.iter().map(|&c| c as i64).collect();
     assert_eq!(imbalance_factor(&counts), 100.0);
@@ -345,19 +237,13 @@ fn long_tailed_subsets_are_seeded_and_exact() {
     assert_eq!(a, b, "same seed, same subset");
     assert_ne!(a, c, "another seed, another subset");
     for (class, &want) in counts.iter().enumerate() {
-        assert_eq!(
-            a.iter().filter(|&&i| labels[i] == class as i64).count(),
-            want
-        );
+        assert_eq!(a.iter().filter(|&&i| labels[i] == class as i64).count(), want);
     }
     let mut unique = a.clone();
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), a.len(), "no sample twice");
-    assert_error(
-        subset_indices(&labels, &[1001, 1, 1], 0),
-        &["class 0 has 1000 images", "asks for 1001"],
-    );
+    assert_error(subset_indices(&labels, &[1001, 1, 1], 0), &["class 0 has 1000 images", "asks for 1001"]);
 }
 
 #[test]
@@ -370,21 +256,9 @@ fn samplers() {
     let order = epoch_order(SamplerKind::Shuffle, &labels, 5, 0, 0);
     let mut sorted = order.clone();
     sorted.sort();
-    assert_eq!(
-        sorted,
-        (0..labels.len()).collect::<Vec<_>>(),
-        "a permutation"
-    );
-    assert_ne!(
-        order,
-        epoch_order(SamplerKind::Shuffle, &labels, 5, 0, 1),
-        "each epoch its own order"
-    );
-    assert_eq!(
-        order,
-        epoch_order(SamplerKind::Shuffle, &labels, 5, 0, 0),
-        "reproducible"
-    );
+    assert_eq!(sorted, (0..labels.len()).collect::<Vec<_>>(), "a permutation");
+    assert_ne!(order, epoch_order(SamplerKind::Shuffle, &labels, 5, 0, 1), "each epoch its own order");
+    assert_eq!(order, epoch_order(SamplerKind::Shuffle, &labels, 5, 0, 0), "reproducible");
 
     let balanced = epoch_order(SamplerKind::ClassBalanced, &labels, 5, 0, 0);
     assert_eq!(balanced.len(), labels.len());
@@ -394,9 +268,6 @@ fn samplers() {
     }
     let expected = labels.len() as f64 / 5.0;
     for n in per_class {
-        assert!(
-            (n as f64 / expected - 1.0).abs() < 0.15,
-            "class-balanced draws {per_class:?}"
-        );
+        assert!((n as f64 / expected - 1.0).abs() < 0.15, "class-balanced draws {per_class:?}");
     }
 }

@@ -32,21 +32,11 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 /// The error for `bytes`, which must name the file and contain `expected`.
 fn error_for(bytes: &[u8], expected: &str) {
     let dir = tempfile::tempdir().unwrap();
-    for (name, content) in [
-        ("plain-idx", bytes.to_vec()),
-        ("zipped-idx.gz", gzip(bytes)),
-    ] {
+    for (name, content) in [("plain-idx", bytes.to_vec()), ("zipped-idx.gz", gzip(bytes))] {
         let path = write(dir.path(), name, &content);
         let message = format!("{:#}", read_idx(&path).expect_err(name));
-        assert!(
-            message.contains(&path.display().to_string()),
-            "{message:?} must name {}",
-            path.display()
-        );
-        assert!(
-            message.contains(expected),
-            "{message:?} must say {expected:?}"
-        );
+        assert!(message.contains(&path.display().to_string()), "{message:?} must name {}", path.display());
+        assert!(message.contains(expected), "{message:?} must say {expected:?}");
     }
 }
 
@@ -55,10 +45,7 @@ fn reads_plain_and_gzipped_files_alike() {
     let dir = tempfile::tempdir().unwrap();
     let data: Vec<u8> = (0..24).collect();
     let bytes = idx_bytes(&[2, 3, 4], &data);
-    for path in [
-        write(dir.path(), "a-idx3-ubyte", &bytes),
-        write(dir.path(), "a-idx3-ubyte.gz", &gzip(&bytes)),
-    ] {
+    for path in [write(dir.path(), "a-idx3-ubyte", &bytes), write(dir.path(), "a-idx3-ubyte.gz", &gzip(&bytes))] {
         let array = read_idx(&path).unwrap();
         assert_eq!(array.dims, vec![2, 3, 4]);
         assert_eq!(array.data, data);
@@ -70,32 +57,17 @@ fn bad_files_are_errors_that_name_the_file() {
     error_for(&[], "truncated before the end of its 4-byte header");
     error_for(&[0, 0, 8], "truncated before the end of its 4-byte header");
     error_for(b"\x89PNG\r\n\x1a\n", "bad magic number");
-    error_for(
-        &[0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0],
-        "element type 0x0d is not supported",
-    );
+    error_for(&[0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0], "element type 0x0d is not supported");
     error_for(&[0, 0, 8, 0], "zero dimensions");
-    error_for(
-        &[0, 0, 8, 3, 0, 0, 0, 2],
-        "truncated in the size of dimension 1",
-    );
-    error_for(
-        &idx_bytes(&[2, 2], &[1, 2, 3]),
-        "need 4 bytes of data, the file has 3",
-    );
-    error_for(
-        &idx_bytes(&[2, 2], &[1, 2, 3, 4, 5]),
-        "data continues past the 4 bytes",
-    );
+    error_for(&[0, 0, 8, 3, 0, 0, 0, 2], "truncated in the size of dimension 1");
+    error_for(&idx_bytes(&[2, 2], &[1, 2, 3]), "need 4 bytes of data, the file has 3");
+    error_for(&idx_bytes(&[2, 2], &[1, 2, 3, 4, 5]), "data continues past the 4 bytes");
 }
 
 #[test]
 fn a_header_claiming_huge_sizes_does_not_allocate_them() {
     // 2^32-1 cubed overflows; 2^31 × 2^31 images would be 4 EiB: both are plain errors.
-    error_for(
-        &idx_bytes(&[u32::MAX, u32::MAX, u32::MAX, u32::MAX], &[]),
-        "overflow",
-    );
+    error_for(&idx_bytes(&[u32::MAX, u32::MAX, u32::MAX, u32::MAX], &[]), "overflow");
     error_for(&idx_bytes(&[1 << 31, 1 << 31], &[7; 10]), "the file has 10");
 }
 
@@ -112,24 +84,13 @@ fn corrupt_gzip_is_an_error() {
 
 #[test]
 fn missing_file_is_an_error_that_names_it() {
-    let message = format!(
-        "{:#}",
-        read_idx(Path::new("/nonexistent/x-idx1-ubyte")).unwrap_err()
-    );
+    let message = format!("{:#}", read_idx(Path::new("/nonexistent/x-idx1-ubyte")).unwrap_err());
     assert!(message.contains("/nonexistent/x-idx1-ubyte"), "{message}");
 }
 
 fn write_split(dir: &Path, images: &[u8], image_dims: &[u32], labels: &[u8]) {
-    write(
-        dir,
-        "train-images-idx3-ubyte",
-        &idx_bytes(image_dims, images),
-    );
-    write(
-        dir,
-        "train-labels-idx1-ubyte.gz",
-        &gzip(&idx_bytes(&[labels.len() as u32], labels)),
-    );
+    write(dir, "train-images-idx3-ubyte", &idx_bytes(image_dims, images));
+    write(dir, "train-labels-idx1-ubyte.gz", &gzip(&idx_bytes(&[labels.len() as u32], labels)));
 }
 
 #[test]
@@ -142,29 +103,14 @@ fn mnist_split_checks_labels_and_counts() {
     assert_eq!(split.class_counts()[3], 1);
 
     write_split(dir.path(), &[0; 8], &[2, 2, 2], &[3, 10]);
-    let message = format!(
-        "{:#}",
-        mnist::load(dir.path(), true, mnist::digit_names()).unwrap_err()
-    );
-    assert!(
-        message.contains("train-labels-idx1-ubyte.gz") && message.contains("label 10 of image 1"),
-        "{message}"
-    );
+    let message = format!("{:#}", mnist::load(dir.path(), true, mnist::digit_names()).unwrap_err());
+    assert!(message.contains("train-labels-idx1-ubyte.gz") && message.contains("label 10 of image 1"), "{message}");
 
     write_split(dir.path(), &[0; 12], &[3, 2, 2], &[3, 1]);
-    let message = format!(
-        "{:#}",
-        mnist::load(dir.path(), true, mnist::digit_names()).unwrap_err()
-    );
-    assert!(
-        message.contains("holds 3 images but") && message.contains("holds 2 labels"),
-        "{message}"
-    );
+    let message = format!("{:#}", mnist::load(dir.path(), true, mnist::digit_names()).unwrap_err());
+    assert!(message.contains("holds 3 images but") && message.contains("holds 2 labels"), "{message}");
 
-    let message = format!(
-        "{:#}",
-        mnist::load(dir.path(), false, mnist::digit_names()).unwrap_err()
-    );
+    let message = format!("{:#}", mnist::load(dir.path(), false, mnist::digit_names()).unwrap_err());
     assert!(message.contains("t10k-images-idx3-ubyte"), "{message}");
 }
 
@@ -181,9 +127,5 @@ fn reads_real_fashion_mnist() {
     assert_eq!(test.class_counts(), vec![1000; 10]);
     // Real images: mostly dark background, some bright pixels, not constant.
     let mean = train.pixels.iter().map(|&p| p as f64).sum::<f64>() / train.pixels.len() as f64;
-    assert!(
-        (mean / 255.0 - 0.286).abs() < 0.005,
-        "Fashion-MNIST's pixel mean is 0.286, got {}",
-        mean / 255.0
-    );
+    assert!((mean / 255.0 - 0.286).abs() < 0.005, "Fashion-MNIST's pixel mean is 0.286, got {}", mean / 255.0);
 }

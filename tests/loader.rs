@@ -8,9 +8,7 @@ use bcl::loader::{LoaderConfig, Normalization, eval_batches, train_epoch};
 use tch::{Device, Kind, Tensor};
 
 fn dataset(n: usize) -> Arc<dyn Dataset> {
-    let pixels = (0..n * 32 * 32 * 3)
-        .map(|i| ((i * 7919) % 251) as u8)
-        .collect();
+    let pixels = (0..n * 32 * 32 * 3).map(|i| ((i * 7919) % 251) as u8).collect();
     Arc::new(InMemoryDataset {
         width: 32,
         height: 32,
@@ -22,10 +20,7 @@ fn dataset(n: usize) -> Arc<dyn Dataset> {
 }
 
 fn normalization() -> Normalization {
-    Normalization {
-        mean: vec![0.5, 0.4, 0.3],
-        std: vec![0.25, 0.2, 0.1],
-    }
+    Normalization { mean: vec![0.5, 0.4, 0.3], std: vec![0.25, 0.2, 0.1] }
 }
 
 /// Batches of 6 with `workers` threads, uint8 (normalised on the device).
@@ -47,9 +42,7 @@ fn equal(a: &Tensor, b: &Tensor) -> bool {
 #[test]
 fn train_batches_hold_three_views_per_sample_with_their_labels() {
     let data = dataset(40);
-    let batches: Vec<_> = train_epoch(data.clone(), recipe(), &config(2), 0)
-        .map(Result::unwrap)
-        .collect();
+    let batches: Vec<_> = train_epoch(data.clone(), recipe(), &config(2), 0).map(Result::unwrap).collect();
     assert_eq!(batches.len(), 40 / 6, "the last partial batch is dropped");
     let mut seen = Vec::new();
     for batch in &batches {
@@ -60,10 +53,7 @@ fn train_batches_hold_three_views_per_sample_with_their_labels() {
         let expected: Vec<i64> = batch.indices.iter().map(|&i| data.labels()[i]).collect();
         assert_eq!(labels, expected);
         let view = |v: i64| batch.images.narrow(0, 6 * v, 6);
-        assert!(
-            !equal(&view(0), &view(1)) && !equal(&view(1), &view(2)),
-            "views differ"
-        );
+        assert!(!equal(&view(0), &view(1)) && !equal(&view(1), &view(2)), "views differ");
         seen.extend(batch.indices.iter().copied());
     }
     seen.sort();
@@ -74,67 +64,41 @@ fn train_batches_hold_three_views_per_sample_with_their_labels() {
 #[test]
 fn batches_do_not_depend_on_the_number_of_workers() {
     let data = dataset(30);
-    let one: Vec<_> = train_epoch(data.clone(), recipe(), &config(1), 3)
-        .map(Result::unwrap)
-        .collect();
-    let three: Vec<_> = train_epoch(data.clone(), recipe(), &config(3), 3)
-        .map(Result::unwrap)
-        .collect();
+    let one: Vec<_> = train_epoch(data.clone(), recipe(), &config(1), 3).map(Result::unwrap).collect();
+    let three: Vec<_> = train_epoch(data.clone(), recipe(), &config(3), 3).map(Result::unwrap).collect();
     assert_eq!(one.len(), three.len());
     for (a, b) in one.iter().zip(&three) {
         assert_eq!(a.indices, b.indices);
         assert!(equal(&a.images, &b.images));
     }
-    let next_epoch: Vec<_> = train_epoch(data, recipe(), &config(3), 4)
-        .map(Result::unwrap)
-        .collect();
-    assert_ne!(
-        one[0].indices, next_epoch[0].indices,
-        "each epoch has its own order"
-    );
+    let next_epoch: Vec<_> = train_epoch(data, recipe(), &config(3), 4).map(Result::unwrap).collect();
+    assert_ne!(one[0].indices, next_epoch[0].indices, "each epoch has its own order");
 }
 
 #[test]
 fn eval_batches_cover_the_dataset_in_order_unchanged() {
     let data = dataset(14);
-    let batches: Vec<_> = eval_batches(data.clone(), recipe(), &config(2))
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(
-        batches.iter().map(|b| b.indices.len()).collect::<Vec<_>>(),
-        vec![6, 6, 2]
-    );
+    let batches: Vec<_> = eval_batches(data.clone(), recipe(), &config(2)).map(Result::unwrap).collect();
+    assert_eq!(batches.iter().map(|b| b.indices.len()).collect::<Vec<_>>(), vec![6, 6, 2]);
     let order: Vec<usize> = batches.iter().flat_map(|b| b.indices.clone()).collect();
     assert_eq!(order, (0..14).collect::<Vec<_>>());
     // CIFAR evaluation is the identity: the batch is the image in CHW layout.
     let img = data.image(7).unwrap();
     let chw = batches[1].images.get(1);
     for (c, y, x) in [(0, 0, 0), (1, 5, 9), (2, 31, 30)] {
-        assert_eq!(
-            chw.int64_value(&[c, y, x]) as u8,
-            img.pixel(x as usize, y as usize)[c as usize]
-        );
+        assert_eq!(chw.int64_value(&[c, y, x]) as u8, img.pixel(x as usize, y as usize)[c as usize]);
     }
 }
 
 #[test]
 fn workers_and_device_normalise_alike() {
     let data = dataset(6);
-    let on_device = eval_batches(data.clone(), recipe(), &config(1))
-        .next()
-        .unwrap()
-        .unwrap();
+    let on_device = eval_batches(data.clone(), recipe(), &config(1)).next().unwrap().unwrap();
     let mut in_workers = config(1);
     in_workers.normalize_in_workers = true;
-    let from_workers = eval_batches(data, recipe(), &in_workers)
-        .next()
-        .unwrap()
-        .unwrap();
+    let from_workers = eval_batches(data, recipe(), &in_workers).next().unwrap().unwrap();
     assert_eq!(from_workers.images.kind(), Kind::Float);
-    let (a, b) = (
-        on_device.input(Device::Cpu),
-        from_workers.input(Device::Cpu),
-    );
+    let (a, b) = (on_device.input(Device::Cpu), from_workers.input(Device::Cpu));
     assert_eq!(a.kind(), Kind::Float);
     assert!((&a - &b).abs().max().double_value(&[]) < 1e-5);
     let raw = on_device.images.double_value(&[2, 1, 3, 4]);
@@ -146,9 +110,7 @@ fn workers_and_device_normalise_alike() {
 fn a_bad_file_fails_its_batch_with_the_file_name() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.png");
-    image::RgbImage::from_pixel(300, 260, image::Rgb([10, 200, 30]))
-        .save(&good)
-        .unwrap();
+    image::RgbImage::from_pixel(300, 260, image::Rgb([10, 200, 30])).save(&good).unwrap();
     let bad = dir.path().join("bad.jpg");
     std::fs::write(&bad, b"\xff\xd8\xff garbage").unwrap();
     let files = FileDataset {
@@ -156,17 +118,12 @@ fn a_bad_file_fails_its_batch_with_the_file_name() {
         labels: vec![0, 1, 0],
         class_names: vec!["a".into(), "b".into()],
     };
-    let recipe = Arc::new(
-        Recipe::imagenet(ClViews::SimSim, "rand-n2-m10-mstd0.5", [124, 116, 104]).unwrap(),
-    );
+    let recipe = Arc::new(Recipe::imagenet(ClViews::SimSim, "rand-n2-m10-mstd0.5", [124, 116, 104]).unwrap());
     let mut config = LoaderConfig::new(3, 0, normalization());
     config.workers = 2;
     let mut results = eval_batches(Arc::new(files), recipe, &config);
     let err = format!("{:#}", results.next().unwrap().unwrap_err());
-    assert!(
-        err.contains("bad.jpg") && err.contains("cannot decode image"),
-        "{err}"
-    );
+    assert!(err.contains("bad.jpg") && err.contains("cannot decode image"), "{err}");
 }
 
 #[test]

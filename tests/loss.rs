@@ -6,10 +6,7 @@ use std::collections::HashMap;
 use bcl::loss::{balanced_contrastive_loss, cross_entropy, logit_adjusted_cross_entropy};
 use tch::{Kind, Tensor};
 
-const GOLDEN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/golden/bcl_loss.safetensors"
-);
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/bcl_loss.safetensors");
 
 struct Case {
     z1: Tensor,
@@ -29,17 +26,9 @@ impl Case {
 }
 
 fn golden_cases() -> Vec<Case> {
-    let t: HashMap<String, Tensor> = Tensor::read_safetensors(GOLDEN)
-        .expect("golden file")
-        .into_iter()
-        .collect();
-    let count = (0..)
-        .take_while(|k| t.contains_key(&format!("case{k}.loss")))
-        .count();
-    assert!(
-        count >= 4,
-        "the golden file must hold at least 4 cases, has {count}"
-    );
+    let t: HashMap<String, Tensor> = Tensor::read_safetensors(GOLDEN).expect("golden file").into_iter().collect();
+    let count = (0..).take_while(|k| t.contains_key(&format!("case{k}.loss"))).count();
+    assert!(count >= 4, "the golden file must hold at least 4 cases, has {count}");
     (0..count)
         .map(|k| {
             let p = format!("case{k}.");
@@ -51,9 +40,7 @@ fn golden_cases() -> Vec<Case> {
                 labels: get("labels"),
                 temperature: get("temperature").double_value(&[]),
                 num_classes: get("prototypes").size()[0],
-                t: t.iter()
-                    .map(|(k, v)| (k.clone(), v.shallow_clone()))
-                    .collect(),
+                t: t.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect(),
                 prefix: p,
             }
         })
@@ -66,10 +53,7 @@ fn leaf(t: &Tensor, kind: Kind) -> Tensor {
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
-    (a.to_kind(Kind::Double) - b.to_kind(Kind::Double))
-        .abs()
-        .max()
-        .double_value(&[])
+    (a.to_kind(Kind::Double) - b.to_kind(Kind::Double)).abs().max().double_value(&[])
 }
 
 /// BCL loss and input gradients for `case` computed in `kind`.
@@ -77,16 +61,7 @@ fn bcl_with_grads(case: &Case, kind: Kind) -> (Tensor, Tensor, Tensor, Tensor) {
     let z1 = leaf(&case.z1, kind);
     let z2 = leaf(&case.z2, kind);
     let p = leaf(&case.prototypes, kind);
-    let loss = balanced_contrastive_loss(
-        &z1,
-        &z2,
-        &p,
-        &case.labels,
-        case.num_classes,
-        case.temperature,
-        true,
-        true,
-    );
+    let loss = balanced_contrastive_loss(&z1, &z2, &p, &case.labels, case.num_classes, case.temperature, true, true);
     loss.backward();
     (loss, z1.grad(), z2.grad(), p.grad())
 }
@@ -102,10 +77,7 @@ fn check_bcl(kind: Kind, tolerance: f64) {
             ("grad_prototypes", &gp, case.get("grad_prototypes")),
         ] {
             let diff = max_abs_diff(ours, golden);
-            assert!(
-                diff <= tolerance,
-                "case{k} {name} ({kind:?}): differs from golden by {diff:e}"
-            );
+            assert!(diff <= tolerance, "case{k} {name} ({kind:?}): differs from golden by {diff:e}");
         }
     }
 }
@@ -139,10 +111,7 @@ fn ablation_variants_match_golden() {
                 complement,
             );
             let diff = max_abs_diff(&loss, case.get(key));
-            assert!(
-                diff <= 1e-9,
-                "case{k} {key}: differs from golden by {diff:e}"
-            );
+            assert!(diff <= 1e-9, "case{k} {key}: differs from golden by {diff:e}");
         }
     }
 }
@@ -152,19 +121,12 @@ fn logit_adjusted_ce_matches_golden() {
     for (k, case) in golden_cases().iter().enumerate() {
         for (kind, tolerance) in [(Kind::Double, 1e-9), (Kind::Float, 1e-5)] {
             let logits = leaf(case.get("logits"), kind);
-            let loss =
-                logit_adjusted_cross_entropy(&logits, &case.labels, case.get("class_counts"), 1.0);
+            let loss = logit_adjusted_cross_entropy(&logits, &case.labels, case.get("class_counts"), 1.0);
             loss.backward();
             let diff = max_abs_diff(&loss, case.get("la_loss"));
-            assert!(
-                diff <= tolerance,
-                "case{k} LA-CE ({kind:?}): differs by {diff:e}"
-            );
+            assert!(diff <= tolerance, "case{k} LA-CE ({kind:?}): differs by {diff:e}");
             let diff = max_abs_diff(&logits.grad(), case.get("grad_logits"));
-            assert!(
-                diff <= tolerance,
-                "case{k} LA-CE gradient ({kind:?}): differs by {diff:e}"
-            );
+            assert!(diff <= tolerance, "case{k} LA-CE gradient ({kind:?}): differs by {diff:e}");
         }
     }
 }
@@ -174,20 +136,11 @@ fn logit_adjustment_changes_the_loss_and_vanishes_for_a_uniform_prior() {
     let case = &golden_cases()[3];
     let logits = case.get("logits");
     let plain = cross_entropy(logits, &case.labels).double_value(&[]);
-    let adjusted =
-        logit_adjusted_cross_entropy(logits, &case.labels, case.get("class_counts"), 1.0)
-            .double_value(&[]);
-    assert!(
-        (plain - adjusted).abs() > 1e-3,
-        "a long-tailed prior must change the loss"
-    );
+    let adjusted = logit_adjusted_cross_entropy(logits, &case.labels, case.get("class_counts"), 1.0).double_value(&[]);
+    assert!((plain - adjusted).abs() > 1e-3, "a long-tailed prior must change the loss");
     let uniform = Tensor::full([case.num_classes], 7, (Kind::Int64, tch::Device::Cpu));
-    let with_uniform =
-        logit_adjusted_cross_entropy(logits, &case.labels, &uniform, 1.0).double_value(&[]);
-    assert!(
-        (plain - with_uniform).abs() < 1e-12,
-        "a uniform prior shifts all logits equally"
-    );
+    let with_uniform = logit_adjusted_cross_entropy(logits, &case.labels, &uniform, 1.0).double_value(&[]);
+    assert!((plain - with_uniform).abs() < 1e-12, "a uniform prior shifts all logits equally");
 }
 
 /// Central differences of the float64 loss against autograd, for every input entry.
@@ -196,17 +149,8 @@ fn bcl_gradient_matches_finite_differences() {
     let case = &golden_cases()[1];
     let (_, g1, g2, gp) = bcl_with_grads(case, Kind::Double);
     let loss_at = |z1: &Tensor, z2: &Tensor, p: &Tensor| {
-        balanced_contrastive_loss(
-            z1,
-            z2,
-            p,
-            &case.labels,
-            case.num_classes,
-            case.temperature,
-            true,
-            true,
-        )
-        .double_value(&[])
+        balanced_contrastive_loss(z1, z2, p, &case.labels, case.num_classes, case.temperature, true, true)
+            .double_value(&[])
     };
     let h = 1e-6;
     for (which, analytic) in [(0, &g1), (1, &g2), (2, &gp)] {
@@ -246,27 +190,12 @@ fn bcl_is_finite_with_most_classes_absent() {
     let p = unit_rows(num_classes, 32).set_requires_grad(true);
     for (averaging, complement) in [(true, true), (false, false), (true, false), (false, true)] {
         // A very low temperature makes exp() overflow without the row-maximum shift.
-        let loss = balanced_contrastive_loss(
-            &z1,
-            &z2,
-            &p,
-            &labels,
-            num_classes,
-            0.01,
-            averaging,
-            complement,
-        );
+        let loss = balanced_contrastive_loss(&z1, &z2, &p, &labels, num_classes, 0.01, averaging, complement);
         let grads = Tensor::run_backward(&[&loss], &[&z1, &z2, &p], false, false);
-        assert!(
-            loss.double_value(&[]).is_finite(),
-            "loss not finite ({averaging}, {complement})"
-        );
+        assert!(loss.double_value(&[]).is_finite(), "loss not finite ({averaging}, {complement})");
         // Without class-complement the prototypes take no part and get no gradient.
         for g in grads.iter().filter(|g| g.defined()) {
-            assert!(
-                bool::try_from(g.isfinite().all()).unwrap(),
-                "gradient not finite ({averaging}, {complement})"
-            );
+            assert!(bool::try_from(g.isfinite().all()).unwrap(), "gradient not finite ({averaging}, {complement})");
         }
     }
 }
@@ -282,13 +211,7 @@ fn bcl_prefers_class_aligned_features() {
     let aligned = prototypes.index_select(0, &labels);
     let random = unit_rows(6, num_classes);
     let loss = |z: &Tensor| {
-        balanced_contrastive_loss(z, z, &prototypes, &labels, num_classes, 0.1, true, true)
-            .double_value(&[])
+        balanced_contrastive_loss(z, z, &prototypes, &labels, num_classes, 0.1, true, true).double_value(&[])
     };
-    assert!(
-        loss(&aligned) < loss(&random) - 1.0,
-        "aligned {} vs random {}",
-        loss(&aligned),
-        loss(&random)
-    );
+    assert!(loss(&aligned) < loss(&random) - 1.0, "aligned {} vs random {}", loss(&aligned), loss(&random));
 }

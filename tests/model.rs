@@ -16,14 +16,8 @@ fn encoder_parameters(config: &ModelConfig) -> i64 {
 
 #[test]
 fn resnet50_and_resnext50_have_torchvisions_parameter_counts() {
-    assert_eq!(
-        encoder_parameters(&ModelConfig::imagenet(Arch::Resnet50, 1000)),
-        23_508_032
-    );
-    assert_eq!(
-        encoder_parameters(&ModelConfig::imagenet(Arch::Resnext50_32x4d, 1000)),
-        22_979_904
-    );
+    assert_eq!(encoder_parameters(&ModelConfig::imagenet(Arch::Resnet50, 1000)), 23_508_032);
+    assert_eq!(encoder_parameters(&ModelConfig::imagenet(Arch::Resnext50_32x4d, 1000)), 22_979_904);
 }
 
 /// resnet32's count worked out from its layout: a 3×3 stem to 16 channels, then 3 stages
@@ -33,9 +27,7 @@ fn resnet50_and_resnext50_have_torchvisions_parameter_counts() {
 fn resnet32_parameter_count_matches_its_layout() {
     let conv3x3 = |c_in: i64, c_out: i64| c_in * c_out * 9;
     let bn = |c: i64| 2 * c;
-    let block = |c_in: i64, c_out: i64| {
-        conv3x3(c_in, c_out) + bn(c_out) + conv3x3(c_out, c_out) + bn(c_out)
-    };
+    let block = |c_in: i64, c_out: i64| conv3x3(c_in, c_out) + bn(c_out) + conv3x3(c_out, c_out) + bn(c_out);
     for in_channels in [1, 3] {
         let mut expected = conv3x3(in_channels, 16) + bn(16);
         let mut c_in = 16;
@@ -45,16 +37,10 @@ fn resnet32_parameter_count_matches_its_layout() {
                 c_in = width;
             }
         }
-        assert_eq!(
-            encoder_parameters(&ModelConfig::cifar(in_channels, 10)),
-            expected
-        );
+        assert_eq!(encoder_parameters(&ModelConfig::cifar(in_channels, 10)), expected);
     }
     // The widely quoted 0.46M for CIFAR-10's resnet32 (3 channels, with a 64 × 10 linear).
-    assert_eq!(
-        encoder_parameters(&ModelConfig::cifar(3, 10)) + 64 * 10 + 10,
-        464_154
-    );
+    assert_eq!(encoder_parameters(&ModelConfig::cifar(3, 10)) + 64 * 10 + 10, 464_154);
 }
 
 #[test]
@@ -79,23 +65,15 @@ fn parameter_names_and_shapes_follow_the_reference_state_dict() {
         ("head_fc.3.weight", vec![1024, 2048]),
     ];
     for (name, shape) in expect {
-        let var = vars
-            .get(name)
-            .unwrap_or_else(|| panic!("missing variable {name}"));
+        let var = vars.get(name).unwrap_or_else(|| panic!("missing variable {name}"));
         assert_eq!(var.size(), shape, "shape of {name}");
     }
-    assert!(
-        !vars.contains_key("fc.bias"),
-        "the cosine classifier has no bias"
-    );
+    assert!(!vars.contains_key("fc.bias"), "the cosine classifier has no bias");
     assert!(vars.keys().all(|k| !k.contains("module.")));
 
     let (vs, _) = build(&ModelConfig::imagenet(Arch::Resnext50_32x4d, 10));
     // Grouped 3×3: 32 groups of 4 channels in the first stage (width 128).
-    assert_eq!(
-        vs.variables()["encoder.layer1.0.conv2.weight"].size(),
-        vec![128, 4, 3, 3]
-    );
+    assert_eq!(vs.variables()["encoder.layer1.0.conv2.weight"].size(), vec![128, 4, 3, 3]);
 }
 
 #[test]
@@ -127,22 +105,11 @@ fn forward_shapes_and_unit_norms() {
     ] {
         let (_, model) = build(&config);
         let b = 2;
-        let images = Tensor::randn(
-            [3 * b, config.in_channels, image_size, image_size],
-            (Kind::Float, Device::Cpu),
-        );
+        let images = Tensor::randn([3 * b, config.in_channels, image_size, image_size], (Kind::Float, Device::Cpu));
         let out = model.forward_t(&images, true);
-        assert_eq!(
-            out.features.size(),
-            vec![3 * b, config.feature_dim],
-            "{:?}",
-            config.arch
-        );
+        assert_eq!(out.features.size(), vec![3 * b, config.feature_dim], "{:?}", config.arch);
         assert_eq!(out.logits.size(), vec![3 * b, config.num_classes]);
-        assert_eq!(
-            out.prototypes.size(),
-            vec![config.num_classes, config.feature_dim]
-        );
+        assert_eq!(out.prototypes.size(), vec![config.num_classes, config.feature_dim]);
         assert!(all_close_to(&row_norms(&out.features, 1), 1.0, 1e-5));
         assert!(all_close_to(&row_norms(&out.prototypes, 1), 1.0, 1e-5));
         // Cosine logits are bounded by the scale s.
@@ -167,25 +134,16 @@ fn initialisation_follows_torchvision() {
             assert!(all_close_to(t, 0.0, 0.0), "{name} must start at 0");
         }
     }
-    assert!(
-        all_close_to(&vars["head.1.weight"], 1.0, 0.0),
-        "BatchNorm1d weight starts at 1"
-    );
+    assert!(all_close_to(&vars["head.1.weight"], 1.0, 0.0), "BatchNorm1d weight starts at 1");
     // Kaiming-normal, fan-out: std = √(2 / (out_channels · k · k)).
     let w = &vars["encoder.layer4.0.conv2.weight"]; // 512 × 512 × 3 × 3
     let expected_std = (2.0 / (512.0 * 9.0f64)).sqrt();
     let std = w.std(true).double_value(&[]);
-    assert!(
-        (std / expected_std - 1.0).abs() < 0.02,
-        "conv std {std} vs {expected_std}"
-    );
+    assert!((std / expected_std - 1.0).abs() < 0.02, "conv std {std} vs {expected_std}");
     // PyTorch's Linear: U(−1/√fan_in, 1/√fan_in), so max |w| ≈ 1/√2048.
     let bound = 1.0 / 2048f64.sqrt();
     let max = vars["head.0.weight"].abs().max().double_value(&[]);
-    assert!(
-        max <= bound && max > 0.99 * bound,
-        "linear init max {max} vs bound {bound}"
-    );
+    assert!(max <= bound && max > 0.99 * bound, "linear init max {max} vs bound {bound}");
     // Cosine classifier: every class column has unit norm.
     let norms = row_norms(&vars["fc.weight"], 0);
     assert!(all_close_to(&norms, 1.0, 1e-5), "fc column norms {norms}");
@@ -197,26 +155,10 @@ fn prototypes_send_gradients_into_the_classifier_weights() {
     let (vs, model) = build(&config);
     let images = Tensor::randn([6, 1, 28, 28], (Kind::Float, Device::Cpu));
     let out = model.forward_t(&images, true);
-    (out.prototypes * Tensor::randn([10, 128], (Kind::Float, Device::Cpu)))
-        .sum(Kind::Float)
-        .backward();
+    (out.prototypes * Tensor::randn([10, 128], (Kind::Float, Device::Cpu))).sum(Kind::Float).backward();
     let vars = vs.variables();
-    assert!(
-        vars["fc.weight"]
-            .grad()
-            .abs()
-            .sum(Kind::Float)
-            .double_value(&[])
-            > 0.0
-    );
-    assert!(
-        vars["head_fc.0.weight"]
-            .grad()
-            .abs()
-            .sum(Kind::Float)
-            .double_value(&[])
-            > 0.0
-    );
+    assert!(vars["fc.weight"].grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    assert!(vars["head_fc.0.weight"].grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
     // The encoder does not take part in the prototypes.
     assert!(!vars["encoder.conv1.weight"].grad().defined());
 }

@@ -30,8 +30,7 @@ fn mutate(mut bytes: Vec<u8>, edits: &[(usize, u8)], cut: Option<usize>) -> Vec<
 
 fn idx_file(dims: &[u32], data: &[u8]) -> Vec<u8> {
     let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
-    dims.iter()
-        .for_each(|d| bytes.extend_from_slice(&d.to_be_bytes()));
+    dims.iter().for_each(|d| bytes.extend_from_slice(&d.to_be_bytes()));
     bytes.extend_from_slice(data);
     bytes
 }

@@ -74,12 +74,7 @@ pub fn apply_op(img: Image, op: Op, bin: usize, negate: bool) -> Image {
         Color => ops::saturation(img, enhance),
         Brightness => ops::brightness(img, enhance),
         Sharpness => ops::sharpness(img, enhance),
-        Rotate => ops::rotate(
-            &img,
-            sign * linspace(0.0, 30.0, bin),
-            Interpolation::Nearest,
-            &FILL,
-        ),
+        Rotate => ops::rotate(&img, sign * linspace(0.0, 30.0, bin), Interpolation::Nearest, &FILL),
         TranslateX => {
             let dx = sign * linspace(0.0, 150.0 / 331.0, bin) * img.width as f64;
             ops::translate(&img, dx, 0.0, Interpolation::Nearest, &FILL)
@@ -88,12 +83,7 @@ pub fn apply_op(img: Image, op: Op, bin: usize, negate: bool) -> Image {
             let dy = sign * linspace(0.0, 150.0 / 331.0, bin) * img.height as f64;
             ops::translate(&img, 0.0, dy, Interpolation::Nearest, &FILL)
         }
-        ShearY => ops::shear_y(
-            &img,
-            sign * linspace(0.0, 0.3, bin),
-            Interpolation::Bicubic,
-            &FILL,
-        ),
+        ShearY => ops::shear_y(&img, sign * linspace(0.0, 0.3, bin), Interpolation::Bicubic, &FILL),
         Posterize => ops::posterize(img, linspace(8.0, 4.0, bin).round() as u32),
         Solarize => ops::solarize(img, linspace(256.0, 0.0, bin)),
     }

@@ -26,10 +26,7 @@ pub fn hflip(mut img: Image) -> Image {
 
 /// The `width × height` region at (`left`, `top`), which must lie inside the image.
 pub fn crop(img: &Image, left: usize, top: usize, width: usize, height: usize) -> Image {
-    assert!(
-        left + width <= img.width && top + height <= img.height,
-        "crop box outside the image"
-    );
+    assert!(left + width <= img.width && top + height <= img.height, "crop box outside the image");
     let c = img.channels;
     let mut out = Vec::with_capacity(width * height * c);
     for y in top..top + height {
@@ -53,39 +50,22 @@ pub fn pad(img: &Image, pad: usize, fill: u8) -> Image {
 
 /// Resizes the `(left, top, width, height)` region of `img` to `out_width × out_height`
 /// with PIL-style antialiased bilinear filtering (SIMD, via fast_image_resize).
-pub fn resized_crop(
-    img: &Image,
-    region: (f64, f64, f64, f64),
-    out_width: usize,
-    out_height: usize,
-) -> Image {
-    let pixel_type = if img.channels == 3 {
-        fr::PixelType::U8x3
-    } else {
-        fr::PixelType::U8
-    };
-    let src =
-        fr::images::ImageRef::new(img.width as u32, img.height as u32, &img.pixels, pixel_type)
-            .expect("image buffer matches its size");
+pub fn resized_crop(img: &Image, region: (f64, f64, f64, f64), out_width: usize, out_height: usize) -> Image {
+    let pixel_type = if img.channels == 3 { fr::PixelType::U8x3 } else { fr::PixelType::U8 };
+    let src = fr::images::ImageRef::new(img.width as u32, img.height as u32, &img.pixels, pixel_type)
+        .expect("image buffer matches its size");
     let mut dst = fr::images::Image::new(out_width as u32, out_height as u32, pixel_type);
     let (left, top, width, height) = region;
     let options = fr::ResizeOptions::new()
         .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear))
         .crop(left, top, width, height);
-    fr::Resizer::new()
-        .resize(&src, &mut dst, &options)
-        .expect("same pixel types");
+    fr::Resizer::new().resize(&src, &mut dst, &options).expect("same pixel types");
     Image::new(out_width, out_height, img.channels, dst.into_vec())
 }
 
 /// Resizes the whole image.
 pub fn resize(img: &Image, width: usize, height: usize) -> Image {
-    resized_crop(
-        img,
-        (0.0, 0.0, img.width as f64, img.height as f64),
-        width,
-        height,
-    )
+    resized_crop(img, (0.0, 0.0, img.width as f64, img.height as f64), width, height)
 }
 
 /// Resampling of the geometric RandAugment / AutoAugment operations.
@@ -122,12 +102,7 @@ fn floor(v: f32) -> isize {
 }
 
 /// [`affine`] for `C` channels (a constant, so the per-channel loops unroll).
-fn affine_channels<const C: usize>(
-    img: &Image,
-    m: [f64; 6],
-    interpolation: Interpolation,
-    fill: &[u8],
-) -> Image {
+fn affine_channels<const C: usize>(img: &Image, m: [f64; 6], interpolation: Interpolation, fill: &[u8]) -> Image {
     let (w, h) = (img.width, img.height);
     let src = &img.pixels;
     let stride = w * C;
@@ -136,9 +111,8 @@ fn affine_channels<const C: usize>(
     let (wf, hf) = (w as f32, h as f32);
     let fill: [u8; C] = std::array::from_fn(|ch| fill[ch]);
     // Offset of pixel (x, y), clamped to the image (only near the border).
-    let at = |x: isize, y: isize| {
-        y.clamp(0, h as isize - 1) as usize * stride + x.clamp(0, w as isize - 1) as usize * C
-    };
+    let at =
+        |x: isize, y: isize| y.clamp(0, h as isize - 1) as usize * stride + x.clamp(0, w as isize - 1) as usize * C;
     let round = |v: f32| (v + 0.5).clamp(0.0, 255.0) as u8;
     for y in 0..h {
         let yo = y as f32 + 0.5;
@@ -161,25 +135,14 @@ fn affine_channels<const C: usize>(
                     let (fx, fy) = (px - 0.5, py - 0.5);
                     let (x0, y0) = (floor(fx), floor(fy));
                     let (dx, dy) = (fx - x0 as f32, fy - y0 as f32);
-                    let interior =
-                        x0 >= 0 && y0 >= 0 && (x0 as usize) + 1 < w && (y0 as usize) + 1 < h;
+                    let interior = x0 >= 0 && y0 >= 0 && (x0 as usize) + 1 < w && (y0 as usize) + 1 < h;
                     let taps = if interior {
                         let i = y0 as usize * stride + x0 as usize * C;
                         [i, i + C, i + stride, i + stride + C]
                     } else {
-                        [
-                            at(x0, y0),
-                            at(x0 + 1, y0),
-                            at(x0, y0 + 1),
-                            at(x0 + 1, y0 + 1),
-                        ]
+                        [at(x0, y0), at(x0 + 1, y0), at(x0, y0 + 1), at(x0 + 1, y0 + 1)]
                     };
-                    let weights = [
-                        (1.0 - dx) * (1.0 - dy),
-                        dx * (1.0 - dy),
-                        (1.0 - dx) * dy,
-                        dx * dy,
-                    ];
+                    let weights = [(1.0 - dx) * (1.0 - dy), dx * (1.0 - dy), (1.0 - dx) * dy, dx * dy];
                     for ch in 0..C {
                         let v = weights[0] * src[taps[0] + ch] as f32
                             + weights[1] * src[taps[1] + ch] as f32
@@ -194,8 +157,7 @@ fn affine_channels<const C: usize>(
                     let (dx, dy) = (fx - x0 as f32, fy - y0 as f32);
                     let wx = cubic_weights(dx);
                     let wy = cubic_weights(dy);
-                    let interior =
-                        x0 >= 1 && y0 >= 1 && (x0 as usize) + 2 < w && (y0 as usize) + 2 < h;
+                    let interior = x0 >= 1 && y0 >= 1 && (x0 as usize) + 2 < w && (y0 as usize) + 2 < h;
                     let tap = |i: usize, j: usize| {
                         if interior {
                             (y0 as usize + j - 1) * stride + (x0 as usize + i - 1) * C
@@ -245,13 +207,7 @@ pub fn shear_y(img: &Image, factor: f64, interpolation: Interpolation, fill: &[u
 }
 
 /// Shift by `dx`, `dy` pixels (content moves left/up for positive values, as PIL).
-pub fn translate(
-    img: &Image,
-    dx: f64,
-    dy: f64,
-    interpolation: Interpolation,
-    fill: &[u8],
-) -> Image {
+pub fn translate(img: &Image, dx: f64, dy: f64, interpolation: Interpolation, fill: &[u8]) -> Image {
     affine(img, [1.0, 0.0, dx, 0.0, 1.0, dy], interpolation, fill)
 }
 
@@ -304,11 +260,7 @@ pub fn contrast(img: Image, factor: f64) -> Image {
         img.pixels.chunks_exact(3).map(|px| luma(px) as u64).sum()
     };
     let mean = (sum as f64 / (img.width * img.height) as f64).round();
-    map_pixels(img, |p| {
-        (mean + factor * (p as f64 - mean))
-            .round()
-            .clamp(0.0, 255.0) as u8
-    })
+    map_pixels(img, |p| (mean + factor * (p as f64 - mean)).round().clamp(0.0, 255.0) as u8)
 }
 
 /// Saturation (PIL's Color enhance): blend with the gray version (0 = gray).
@@ -337,11 +289,9 @@ pub fn sharpness(img: Image, factor: f64) -> Image {
         let centre_row = y * stride;
         for i in centre_row + c..centre_row + stride - c {
             let (up, down) = (i - stride, i + stride);
-            let sum = [up - c, up, up + c, i - c, i + c, down - c, down, down + c]
-                .iter()
-                .map(|&j| p[j] as u32)
-                .sum::<u32>()
-                + 5 * p[i] as u32;
+            let sum =
+                [up - c, up, up + c, i - c, i + c, down - c, down, down + c].iter().map(|&j| p[j] as u32).sum::<u32>()
+                    + 5 * p[i] as u32;
             out[i] = blend_value(((sum + 6) / 13) as u8, p[i], f);
         }
     }
@@ -412,13 +362,7 @@ pub fn solarize(img: Image, threshold: f64) -> Image {
 
 /// Adds `add` to pixels below 128, clipped at 255.
 pub fn solarize_add(img: Image, add: f64) -> Image {
-    map_pixels(img, |p| {
-        if p < 128 {
-            (p as f64 + add).round().min(255.0) as u8
-        } else {
-            p
-        }
-    })
+    map_pixels(img, |p| if p < 128 { (p as f64 + add).round().min(255.0) as u8 } else { p })
 }
 
 /// Keeps the `bits` most significant bits of every value (0 bits = black).
@@ -458,9 +402,7 @@ pub fn autocontrast(img: Image) -> Image {
         }
         let scale = 255.0 / (hi - lo) as f64;
         let offset = -(lo as f64) * scale;
-        Some(std::array::from_fn(|i| {
-            (i as f64 * scale + offset).clamp(0.0, 255.0) as u8
-        }))
+        Some(std::array::from_fn(|i| (i as f64 * scale + offset).clamp(0.0, 255.0) as u8))
     })
 }
 
@@ -486,9 +428,7 @@ pub fn equalize(img: Image) -> Image {
 /// replicated).
 pub fn gaussian_blur(img: &Image, sigma: f64) -> Image {
     let radius = (3.0 * sigma).ceil().max(1.0) as isize;
-    let weights: Vec<f64> = (-radius..=radius)
-        .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp())
-        .collect();
+    let weights: Vec<f64> = (-radius..=radius).map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp()).collect();
     let total: f64 = weights.iter().sum();
     let weights: Vec<f64> = weights.iter().map(|w| w / total).collect();
     let (w, h, c) = (img.width as isize, img.height as isize, img.channels);
@@ -515,33 +455,17 @@ pub fn gaussian_blur(img: &Image, sigma: f64) -> Image {
     };
     let src: Vec<f64> = img.pixels.iter().map(|&p| p as f64).collect();
     let blurred = pass(&pass(&src, true), false);
-    Image::new(
-        img.width,
-        img.height,
-        c,
-        blurred
-            .iter()
-            .map(|v| v.round().clamp(0.0, 255.0) as u8)
-            .collect(),
-    )
+    Image::new(img.width, img.height, c, blurred.iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect())
 }
 
 /// Fills the `size × size` square centred at (`cx`, `cy`), clipped to the image, with `fill`.
 pub fn cutout(mut img: Image, cx: usize, cy: usize, size: usize, fill: &[u8]) -> Image {
     let c = img.channels;
-    let (x0, x1) = (
-        cx.saturating_sub(size / 2),
-        (cx + size.div_ceil(2)).min(img.width),
-    );
-    let (y0, y1) = (
-        cy.saturating_sub(size / 2),
-        (cy + size.div_ceil(2)).min(img.height),
-    );
+    let (x0, x1) = (cx.saturating_sub(size / 2), (cx + size.div_ceil(2)).min(img.width));
+    let (y0, y1) = (cy.saturating_sub(size / 2), (cy + size.div_ceil(2)).min(img.height));
     for y in y0..y1 {
         let row = y * img.width;
-        img.pixels[(row + x0) * c..(row + x1) * c]
-            .chunks_exact_mut(c)
-            .for_each(|px| px.copy_from_slice(&fill[..c]));
+        img.pixels[(row + x0) * c..(row + x1) * c].chunks_exact_mut(c).for_each(|px| px.copy_from_slice(&fill[..c]));
     }
     img
 }

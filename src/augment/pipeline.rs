@@ -93,15 +93,9 @@ pub fn random_resized_crop_box(
     }
     let in_ratio = width as f64 / height as f64;
     let (w, h) = if in_ratio < ratio.0 {
-        (
-            width,
-            ((width as f64 / ratio.0).round() as usize).min(height),
-        )
+        (width, ((width as f64 / ratio.0).round() as usize).min(height))
     } else if in_ratio > ratio.1 {
-        (
-            ((height as f64 * ratio.1).round() as usize).min(width),
-            height,
-        )
+        (((height as f64 * ratio.1).round() as usize).min(width), height)
     } else {
         (width, height)
     };
@@ -109,30 +103,15 @@ pub fn random_resized_crop_box(
 }
 
 /// A random box (see [`random_resized_crop_box`]) resized to `size × size`.
-fn random_resized_crop(
-    img: &Image,
-    size: usize,
-    scale: (f64, f64),
-    ratio: (f64, f64),
-    rng: &mut Rng,
-) -> Image {
+fn random_resized_crop(img: &Image, size: usize, scale: (f64, f64), ratio: (f64, f64), rng: &mut Rng) -> Image {
     let (left, top, w, h) = random_resized_crop_box(img.width, img.height, scale, ratio, rng);
-    ops::resized_crop(
-        img,
-        (left as f64, top as f64, w as f64, h as f64),
-        size,
-        size,
-    )
+    ops::resized_crop(img, (left as f64, top as f64, w as f64, h as f64), size, size)
 }
 
 fn color_jitter(img: Image, jitter: (f64, f64, f64, f64), rng: &mut Rng) -> Image {
     let (b, c, s, h) = jitter;
     let factor = |x: f64, rng: &mut Rng| {
-        if x > 0.0 {
-            rng.random_range((1.0 - x).max(0.0)..=1.0 + x)
-        } else {
-            1.0
-        }
+        if x > 0.0 { rng.random_range((1.0 - x).max(0.0)..=1.0 + x) } else { 1.0 }
     };
     let mut order = [0, 1, 2, 3];
     order.shuffle(rng);
@@ -152,24 +131,12 @@ fn color_jitter(img: Image, jitter: (f64, f64, f64, f64), rng: &mut Rng) -> Imag
 impl Step {
     pub fn apply(&self, img: Image, fill: &[u8; 3], rng: &mut Rng) -> Image {
         match self {
-            Step::RandomResizedCrop { size, scale, ratio } => {
-                random_resized_crop(&img, *size, *scale, *ratio, rng)
-            }
+            Step::RandomResizedCrop { size, scale, ratio } => random_resized_crop(&img, *size, *scale, *ratio, rng),
             Step::RandomCrop { size, padding } => {
-                let padded = if *padding > 0 {
-                    ops::pad(&img, *padding, 0)
-                } else {
-                    img
-                };
+                let padded = if *padding > 0 { ops::pad(&img, *padding, 0) } else { img };
                 let left = rng.random_range(0..=padded.width.saturating_sub(*size));
                 let top = rng.random_range(0..=padded.height.saturating_sub(*size));
-                ops::crop(
-                    &padded,
-                    left,
-                    top,
-                    (*size).min(padded.width),
-                    (*size).min(padded.height),
-                )
+                ops::crop(&padded, left, top, (*size).min(padded.width), (*size).min(padded.height))
             }
             Step::HorizontalFlip { p } => {
                 if rng.random::<f64>() < *p {
@@ -178,13 +145,7 @@ impl Step {
                     img
                 }
             }
-            Step::ColorJitter {
-                brightness,
-                contrast,
-                saturation,
-                hue,
-                p,
-            } => {
+            Step::ColorJitter { brightness, contrast, saturation, hue, p } => {
                 if rng.random::<f64>() < *p {
                     color_jitter(img, (*brightness, *contrast, *saturation, *hue), rng)
                 } else {
@@ -208,10 +169,7 @@ impl Step {
             Step::RandAugment(ra) => ra.apply(img, fill, rng),
             Step::AutoAugmentCifar10 => autoaugment::cifar10(img, rng),
             Step::Cutout { size } => {
-                let (cx, cy) = (
-                    rng.random_range(0..img.width),
-                    rng.random_range(0..img.height),
-                );
+                let (cx, cy) = (rng.random_range(0..img.width), rng.random_range(0..img.height));
                 ops::cutout(img, cx, cy, *size, fill)
             }
             Step::ResizeShorter { size } => {
@@ -233,9 +191,7 @@ impl Step {
 
 impl Pipeline {
     pub fn apply(&self, img: Image, rng: &mut Rng) -> Image {
-        self.steps
-            .iter()
-            .fold(img, |img, step| step.apply(img, &self.fill, rng))
+        self.steps.iter().fold(img, |img, step| step.apply(img, &self.fill, rng))
     }
 
     /// [`Pipeline::apply`] to a borrowed image: a leading RandomResizedCrop reads it in
@@ -244,8 +200,7 @@ impl Pipeline {
         match self.steps.split_first() {
             Some((Step::RandomResizedCrop { size, scale, ratio }, rest)) => {
                 let cropped = random_resized_crop(img, *size, *scale, *ratio, rng);
-                rest.iter()
-                    .fold(cropped, |img, step| step.apply(img, &self.fill, rng))
+                rest.iter().fold(cropped, |img, step| step.apply(img, &self.fill, rng))
             }
             _ => self.apply(img.clone(), rng),
         }
@@ -280,19 +235,9 @@ fn flip() -> Step {
 /// probability `p`: the start of every ImageNet-style view and of SimCLR's.
 fn crop_flip_jitter(size: usize, hue: f64, p: f64) -> Vec<Step> {
     vec![
-        Step::RandomResizedCrop {
-            size,
-            scale: (0.08, 1.0),
-            ratio: (3.0 / 4.0, 4.0 / 3.0),
-        },
+        Step::RandomResizedCrop { size, scale: (0.08, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0) },
         flip(),
-        Step::ColorJitter {
-            brightness: 0.4,
-            contrast: 0.4,
-            saturation: 0.4,
-            hue,
-            p,
-        },
+        Step::ColorJitter { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue, p },
     ]
 }
 
@@ -308,21 +253,13 @@ impl Recipe {
     /// CIFAR (and other small same-size images): view 0 = random crop with 4-pixel padding,
     /// flip, AutoAugment CIFAR-10 (then Cutout 16 when `cutout`); views 1, 2 = SimCLR.
     pub fn cifar(size: usize, cutout: bool, fill: [u8; 3]) -> Self {
-        let mut view0 = vec![
-            Step::RandomCrop { size, padding: 4 },
-            flip(),
-            Step::AutoAugmentCifar10,
-        ];
+        let mut view0 = vec![Step::RandomCrop { size, padding: 4 }, flip(), Step::AutoAugmentCifar10];
         if cutout {
             view0.push(Step::Cutout { size: 16 });
         }
         let pipeline = |steps| Pipeline { steps, fill };
         Self {
-            views: [
-                pipeline(view0),
-                pipeline(sim_steps(size)),
-                pipeline(sim_steps(size)),
-            ],
+            views: [pipeline(view0), pipeline(sim_steps(size)), pipeline(sim_steps(size))],
             eval: pipeline(Vec::new()),
             size,
         }
@@ -346,10 +283,7 @@ impl Recipe {
         let pipeline = |steps| Pipeline { steps, fill };
         Ok(Self {
             views: [pipeline(randcls), pipeline(v1), pipeline(v2)],
-            eval: pipeline(vec![
-                Step::ResizeShorter { size: 256 },
-                Step::CenterCrop { size },
-            ]),
+            eval: pipeline(vec![Step::ResizeShorter { size: 256 }, Step::CenterCrop { size }]),
             size,
         })
     }

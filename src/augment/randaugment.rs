@@ -51,14 +51,7 @@ const MAX_LEVEL: f64 = 10.0;
 
 /// Applies `op` at magnitude `m` (0..10). `negate` flips the sign of signed ops;
 /// geometric ops fill with `fill` and resample with `interpolation`.
-pub fn apply_op(
-    img: Image,
-    op: Op,
-    m: f64,
-    negate: bool,
-    interpolation: Interpolation,
-    fill: &[u8],
-) -> Image {
+pub fn apply_op(img: Image, op: Op, m: f64, negate: bool, interpolation: Interpolation, fill: &[u8]) -> Image {
     let level = m / MAX_LEVEL;
     let sign = if negate { -1.0 } else { 1.0 };
     let enhance = 0.1 + 1.8 * level;
@@ -76,20 +69,8 @@ pub fn apply_op(
         Op::Sharpness => ops::sharpness(img, enhance),
         Op::ShearX => ops::shear_x(&img, sign * 0.3 * level, interpolation, fill),
         Op::ShearY => ops::shear_y(&img, sign * 0.3 * level, interpolation, fill),
-        Op::TranslateXRel => ops::translate(
-            &img,
-            sign * 0.45 * level * img.width as f64,
-            0.0,
-            interpolation,
-            fill,
-        ),
-        Op::TranslateYRel => ops::translate(
-            &img,
-            0.0,
-            sign * 0.45 * level * img.height as f64,
-            interpolation,
-            fill,
-        ),
+        Op::TranslateXRel => ops::translate(&img, sign * 0.45 * level * img.width as f64, 0.0, interpolation, fill),
+        Op::TranslateYRel => ops::translate(&img, 0.0, sign * 0.45 * level * img.height as f64, interpolation, fill),
     }
 }
 
@@ -109,22 +90,12 @@ impl RandAugment {
     /// mstd0, p0.5).
     pub fn parse(spec: &str) -> Result<Self> {
         let mut parts = spec.split('-');
-        ensure!(
-            parts.next() == Some("rand"),
-            "RandAugment config {spec:?} must start with `rand`"
-        );
-        let mut config = Self {
-            num_ops: 2,
-            magnitude: 10.0,
-            magnitude_std: 0.0,
-            prob: 0.5,
-        };
+        ensure!(parts.next() == Some("rand"), "RandAugment config {spec:?} must start with `rand`");
+        let mut config = Self { num_ops: 2, magnitude: 10.0, magnitude_std: 0.0, prob: 0.5 };
         for part in parts {
             let number = |prefix: &str| -> Result<f64> {
                 let value = &part[prefix.len()..];
-                value.parse().with_context(|| {
-                    format!("RandAugment config {spec:?}: {part:?} needs a number")
-                })
+                value.parse().with_context(|| format!("RandAugment config {spec:?}: {part:?} needs a number"))
             };
             if part.starts_with("mstd") {
                 config.magnitude_std = number("mstd")?;
@@ -132,27 +103,16 @@ impl RandAugment {
                 config.magnitude = number("m")?;
             } else if part.starts_with('n') {
                 let n = number("n")?;
-                ensure!(
-                    n >= 0.0 && n.fract() == 0.0,
-                    "RandAugment config {spec:?}: n must be a whole number"
-                );
+                ensure!(n >= 0.0 && n.fract() == 0.0, "RandAugment config {spec:?}: n must be a whole number");
                 config.num_ops = n as usize;
             } else if part.starts_with('p') {
                 config.prob = number("p")?;
-                ensure!(
-                    (0.0..=1.0).contains(&config.prob),
-                    "RandAugment config {spec:?}: p must be in [0, 1]"
-                );
+                ensure!((0.0..=1.0).contains(&config.prob), "RandAugment config {spec:?}: p must be in [0, 1]");
             } else {
-                bail!(
-                    "RandAugment config {spec:?}: unknown part {part:?} (expected nN, mM, mstdS or pP)"
-                );
+                bail!("RandAugment config {spec:?}: unknown part {part:?} (expected nN, mM, mstdS or pP)");
             }
         }
-        ensure!(
-            config.magnitude_std >= 0.0,
-            "RandAugment config {spec:?}: mstd must not be negative"
-        );
+        ensure!(config.magnitude_std >= 0.0, "RandAugment config {spec:?}: mstd must not be negative");
         Ok(config)
     }
 
@@ -164,9 +124,7 @@ impl RandAugment {
                 let runs = rng.random::<f64>() < self.prob;
                 let magnitude = runs.then(|| {
                     let m = if self.magnitude_std > 0.0 {
-                        Normal::new(self.magnitude, self.magnitude_std)
-                            .expect("finite std")
-                            .sample(rng)
+                        Normal::new(self.magnitude, self.magnitude_std).expect("finite std").sample(rng)
                     } else {
                         self.magnitude
                     };
@@ -182,11 +140,7 @@ impl RandAugment {
         for (op, magnitude) in self.draw(rng) {
             if let Some(m) = magnitude {
                 let negate = rng.random::<bool>();
-                let interpolation = if rng.random::<bool>() {
-                    Interpolation::Bilinear
-                } else {
-                    Interpolation::Bicubic
-                };
+                let interpolation = if rng.random::<bool>() { Interpolation::Bilinear } else { Interpolation::Bicubic };
                 img = apply_op(img, op, m, negate, interpolation, fill);
             }
         }

@@ -35,12 +35,7 @@ impl Variant {
 /// `cifar-100-binary`, `cifar-100-python`).
 pub fn load(root: &Path, variant: Variant, train: bool) -> Result<InMemoryDataset> {
     let (bin_dir, py_dir, bin_probe, py_probe) = match variant {
-        Variant::Cifar10 => (
-            "cifar-10-batches-bin",
-            "cifar-10-batches-py",
-            "data_batch_1.bin",
-            "data_batch_1",
-        ),
+        Variant::Cifar10 => ("cifar-10-batches-bin", "cifar-10-batches-py", "data_batch_1.bin", "data_batch_1"),
         Variant::Cifar100 => ("cifar-100-binary", "cifar-100-python", "train.bin", "train"),
     };
     for dir in [root.to_path_buf(), root.join(bin_dir)] {
@@ -61,9 +56,7 @@ pub fn load(root: &Path, variant: Variant, train: bool) -> Result<InMemoryDatase
 
 fn split_files(dir: &Path, variant: Variant, train: bool, extension: &str) -> Vec<PathBuf> {
     match (variant, train) {
-        (Variant::Cifar10, true) => (1..=5)
-            .map(|i| dir.join(format!("data_batch_{i}{extension}")))
-            .collect(),
+        (Variant::Cifar10, true) => (1..=5).map(|i| dir.join(format!("data_batch_{i}{extension}"))).collect(),
         (Variant::Cifar10, false) => vec![dir.join(format!("test_batch{extension}"))],
         (Variant::Cifar100, true) => vec![dir.join(format!("train{extension}"))],
         (Variant::Cifar100, false) => vec![dir.join(format!("test{extension}"))],
@@ -94,8 +87,7 @@ fn load_binary(dir: &Path, variant: Variant, train: bool) -> Result<InMemoryData
     let record = label_bytes + PIXELS;
     let (mut pixels, mut labels) = (Vec::new(), Vec::new());
     for file in split_files(dir, variant, train, ".bin") {
-        let bytes = std::fs::read(&file)
-            .with_context(|| format!("cannot read CIFAR file {}", file.display()))?;
+        let bytes = std::fs::read(&file).with_context(|| format!("cannot read CIFAR file {}", file.display()))?;
         ensure!(
             !bytes.is_empty() && bytes.len().is_multiple_of(record),
             "{}: {} bytes is not a whole number of {record}-byte CIFAR records (truncated or not a CIFAR binary file)",
@@ -112,23 +104,14 @@ fn load_binary(dir: &Path, variant: Variant, train: bool) -> Result<InMemoryData
         Variant::Cifar100 => "fine_label_names.txt",
     });
     let class_names = match std::fs::read_to_string(&names_file) {
-        Ok(text) => text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(String::from)
-            .collect(),
+        Ok(text) => text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),
         Err(_) => numbered_names(variant),
     };
     finish(pixels, labels, class_names, variant, &names_file)
 }
 
 fn load_python(dir: &Path, variant: Variant, train: bool) -> Result<InMemoryDataset> {
-    let label_key = if variant == Variant::Cifar100 {
-        "fine_labels"
-    } else {
-        "labels"
-    };
+    let label_key = if variant == Variant::Cifar100 { "fine_labels" } else { "labels" };
     let (mut pixels, mut labels) = (Vec::new(), Vec::new());
     for file in split_files(dir, variant, train, "") {
         read_python_batch(&file, variant, label_key, &mut pixels, &mut labels)
@@ -141,11 +124,7 @@ fn load_python(dir: &Path, variant: Variant, train: bool) -> Result<InMemoryData
     let class_names = if meta_file.is_file() {
         let bytes = std::fs::read(&meta_file)?;
         pickle::decode(&bytes)
-            .and_then(|meta| {
-                meta.get(names_key)
-                    .with_context(|| format!("no {names_key:?} entry"))?
-                    .as_texts()
-            })
+            .and_then(|meta| meta.get(names_key).with_context(|| format!("no {names_key:?} entry"))?.as_texts())
             .with_context(|| format!("invalid CIFAR meta file {}", meta_file.display()))?
     } else {
         numbered_names(variant)
@@ -164,20 +143,9 @@ fn read_python_batch(
     let batch = pickle::decode(&bytes)?;
     let data = batch.get("data").context("no \"data\" entry")?;
     let (shape, data) = pickle::ndarray_u8(&data).context("\"data\" entry")?;
-    ensure!(
-        shape.len() == 2 && shape[1] == PIXELS,
-        "\"data\" has shape {shape:?}, expected [N, {PIXELS}]"
-    );
-    let batch_labels = batch
-        .get(label_key)
-        .with_context(|| format!("no {label_key:?} entry"))?
-        .as_ints()?;
-    ensure!(
-        batch_labels.len() == shape[0],
-        "{} images but {} labels",
-        shape[0],
-        batch_labels.len()
-    );
+    ensure!(shape.len() == 2 && shape[1] == PIXELS, "\"data\" has shape {shape:?}, expected [N, {PIXELS}]");
+    let batch_labels = batch.get(label_key).with_context(|| format!("no {label_key:?} entry"))?.as_ints()?;
+    ensure!(batch_labels.len() == shape[0], "{} images but {} labels", shape[0], batch_labels.len());
     for (i, (image, &label)) in data.chunks_exact(PIXELS).zip(&batch_labels).enumerate() {
         labels.push(check_label(label, variant, file, i)?);
         push_interleaved(image, pixels);
@@ -203,12 +171,5 @@ fn finish(
         class_names.len(),
         variant.num_classes()
     );
-    Ok(InMemoryDataset {
-        width: SIDE,
-        height: SIDE,
-        channels: 3,
-        pixels,
-        labels,
-        class_names,
-    })
+    Ok(InMemoryDataset { width: SIDE, height: SIDE, channels: 3, pixels, labels, class_names })
 }

@@ -50,8 +50,7 @@ pub fn decode_rgb(path: &Path) -> Result<Image> {
 /// to `root`. With `num_classes`, labels must be below it; otherwise the class count is
 /// the largest label + 1. Every listed file must exist.
 pub fn read_list(list: &Path, root: &Path, num_classes: Option<usize>) -> Result<FileDataset> {
-    let text = std::fs::read_to_string(list)
-        .with_context(|| format!("cannot read list file {}", list.display()))?;
+    let text = std::fs::read_to_string(list).with_context(|| format!("cannot read list file {}", list.display()))?;
     let (mut paths, mut labels) = (Vec::new(), Vec::new());
     for (number, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -62,40 +61,20 @@ pub fn read_list(list: &Path, root: &Path, num_classes: Option<usize>) -> Result
         let (path, label) = line
             .rsplit_once(char::is_whitespace)
             .with_context(|| format!("{}: expected `path label`, found {line:?}", at()))?;
-        let label: i64 = label
-            .parse()
-            .with_context(|| format!("{}: label {label:?} is not an integer", at()))?;
+        let label: i64 = label.parse().with_context(|| format!("{}: label {label:?} is not an integer", at()))?;
         ensure!(label >= 0, "{}: label {label} is negative", at());
         if let Some(n) = num_classes {
-            ensure!(
-                (label as usize) < n,
-                "{}: label {label} is out of range 0..{n}",
-                at()
-            );
+            ensure!((label as usize) < n, "{}: label {label} is out of range 0..{n}", at());
         }
         let path = root.join(path.trim());
-        ensure!(
-            path.is_file(),
-            "{}: image {} does not exist",
-            at(),
-            path.display()
-        );
+        ensure!(path.is_file(), "{}: image {} does not exist", at(), path.display());
         paths.push(path);
         labels.push(label);
     }
-    ensure!(
-        !paths.is_empty(),
-        "{}: the list names no images",
-        list.display()
-    );
-    let num_classes =
-        num_classes.unwrap_or_else(|| labels.iter().max().map_or(0, |&m| m as usize + 1));
+    ensure!(!paths.is_empty(), "{}: the list names no images", list.display());
+    let num_classes = num_classes.unwrap_or_else(|| labels.iter().max().map_or(0, |&m| m as usize + 1));
     let class_names = (0..num_classes).map(|i| i.to_string()).collect();
-    Ok(FileDataset {
-        paths,
-        labels,
-        class_names,
-    })
+    Ok(FileDataset { paths, labels, class_names })
 }
 
 /// Reads `root/<class name>/<image>`: classes are the sub-folders in name order, images the
@@ -107,11 +86,7 @@ pub fn read_class_folders(root: &Path) -> Result<FileDataset> {
         .filter(|p| p.is_dir() && !is_hidden(p))
         .collect();
     classes.sort();
-    ensure!(
-        !classes.is_empty(),
-        "{}: no class folders found",
-        root.display()
-    );
+    ensure!(!classes.is_empty(), "{}: no class folders found", root.display());
     let (mut paths, mut labels, mut class_names) = (Vec::new(), Vec::new(), Vec::new());
     for (label, class_dir) in classes.iter().enumerate() {
         let mut images: Vec<PathBuf> = std::fs::read_dir(class_dir)
@@ -120,36 +95,20 @@ pub fn read_class_folders(root: &Path) -> Result<FileDataset> {
             .filter(|p| p.is_file() && !is_hidden(p) && has_image_extension(p))
             .collect();
         if images.is_empty() {
-            bail!(
-                "class folder {} holds no images (.{})",
-                class_dir.display(),
-                IMAGE_EXTENSIONS.join(", .")
-            );
+            bail!("class folder {} holds no images (.{})", class_dir.display(), IMAGE_EXTENSIONS.join(", ."));
         }
         images.sort();
         labels.extend(std::iter::repeat_n(label as i64, images.len()));
         paths.extend(images);
-        class_names.push(
-            class_dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        );
+        class_names.push(class_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     }
-    Ok(FileDataset {
-        paths,
-        labels,
-        class_names,
-    })
+    Ok(FileDataset { paths, labels, class_names })
 }
 
 fn is_hidden(path: &Path) -> bool {
-    path.file_name()
-        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+    path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
 }
 
 fn has_image_extension(path: &Path) -> bool {
-    path.extension()
-        .map(|e| e.to_string_lossy().to_lowercase())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()))
+    path.extension().map(|e| e.to_string_lossy().to_lowercase()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()))
 }

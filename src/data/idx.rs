@@ -24,25 +24,19 @@ pub struct IdxArray {
 /// The data is read as it arrives: a header that claims more than the file holds is an
 /// error naming the file, never an allocation of the claimed size.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let mut file =
-        File::open(path).with_context(|| format!("cannot open IDX file {}", path.display()))?;
+    let mut file = File::open(path).with_context(|| format!("cannot open IDX file {}", path.display()))?;
     let mut magic = Vec::with_capacity(2);
     (&mut file).take(2).read_to_end(&mut magic)?;
     file.seek(SeekFrom::Start(0))?;
     let reader = BufReader::new(file);
-    let mut stream: Box<dyn Read> = if magic == GZIP_MAGIC {
-        Box::new(GzDecoder::new(reader))
-    } else {
-        Box::new(reader)
-    };
+    let mut stream: Box<dyn Read> =
+        if magic == GZIP_MAGIC { Box::new(GzDecoder::new(reader)) } else { Box::new(reader) };
     parse_idx(&mut stream).with_context(|| format!("invalid IDX file {}", path.display()))
 }
 
 fn parse_idx(stream: &mut dyn Read) -> Result<IdxArray> {
     let mut header = [0u8; 4];
-    stream
-        .read_exact(&mut header)
-        .context("truncated before the end of its 4-byte header")?;
+    stream.read_exact(&mut header).context("truncated before the end of its 4-byte header")?;
     ensure!(
         header[0] == 0 && header[1] == 0,
         "bad magic number {:02x}{:02x}{:02x}{:02x}: not an IDX file",
@@ -61,9 +55,7 @@ fn parse_idx(stream: &mut dyn Read) -> Result<IdxArray> {
     let mut dims = Vec::with_capacity(ndims);
     for i in 0..ndims {
         let mut dim = [0u8; 4];
-        stream
-            .read_exact(&mut dim)
-            .with_context(|| format!("truncated in the size of dimension {i}"))?;
+        stream.read_exact(&mut dim).with_context(|| format!("truncated in the size of dimension {i}"))?;
         dims.push(u32::from_be_bytes(dim) as usize);
     }
     let expected = dims
@@ -76,10 +68,7 @@ fn parse_idx(stream: &mut dyn Read) -> Result<IdxArray> {
         .read_to_end(&mut data)
         .context("cannot read the data (corrupt compressed stream?)")?;
     if data.len() < expected {
-        bail!(
-            "truncated: dimensions {dims:?} need {expected} bytes of data, the file has {}",
-            data.len()
-        );
+        bail!("truncated: dimensions {dims:?} need {expected} bytes of data, the file has {}", data.len());
     }
     if data.len() > expected {
         bail!("data continues past the {expected} bytes that dimensions {dims:?} declare");

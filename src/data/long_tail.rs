@@ -57,11 +57,7 @@ pub fn subset_indices(labels: &[i64], counts: &[usize], seed: u64) -> Result<Vec
 pub fn imbalance_factor(counts: &[i64]) -> f64 {
     let max = counts.iter().copied().max().unwrap_or(0);
     let min = counts.iter().copied().filter(|&c| c > 0).min().unwrap_or(0);
-    if min == 0 {
-        0.0
-    } else {
-        max as f64 / min as f64
-    }
+    if min == 0 { 0.0 } else { max as f64 / min as f64 }
 }
 
 /// Classes grouped by training count as in the long-tailed literature: many-shot (more

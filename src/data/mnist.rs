@@ -10,20 +10,9 @@ const NUM_CLASSES: usize = 10;
 
 /// Fashion-MNIST's class names, in label order.
 pub fn fashion_names() -> Vec<String> {
-    [
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ]
-    .map(String::from)
-    .to_vec()
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+        .map(String::from)
+        .to_vec()
 }
 
 /// MNIST's class names: the digits.
@@ -44,12 +33,7 @@ pub fn load(dir: &Path, train: bool, class_names: Vec<String>) -> Result<InMemor
         images_path.display(),
         images.dims
     );
-    ensure!(
-        labels.dims.len() == 1,
-        "{}: expected 1 dimension (count), found {:?}",
-        labels_path.display(),
-        labels.dims
-    );
+    ensure!(labels.dims.len() == 1, "{}: expected 1 dimension (count), found {:?}", labels_path.display(), labels.dims);
     ensure!(
         images.dims[0] == labels.dims[0],
         "{} holds {} images but {} holds {} labels",
@@ -59,11 +43,7 @@ pub fn load(dir: &Path, train: bool, class_names: Vec<String>) -> Result<InMemor
         labels.dims[0]
     );
     if let Some(i) = labels.data.iter().position(|&l| l as usize >= NUM_CLASSES) {
-        bail!(
-            "{}: label {} of image {i} is out of range 0..{NUM_CLASSES}",
-            labels_path.display(),
-            labels.data[i]
-        );
+        bail!("{}: label {} of image {i} is out of range 0..{NUM_CLASSES}", labels_path.display(), labels.data[i]);
     }
     Ok(InMemoryDataset {
         height: images.dims[1],

@@ -33,21 +33,11 @@ pub struct Image {
 impl Image {
     pub fn new(width: usize, height: usize, channels: usize, pixels: Vec<u8>) -> Self {
         assert_eq!(pixels.len(), width * height * channels, "pixel buffer size");
-        Self {
-            width,
-            height,
-            channels,
-            pixels,
-        }
+        Self { width, height, channels, pixels }
     }
 
     pub fn filled(width: usize, height: usize, channels: usize, value: u8) -> Self {
-        Self::new(
-            width,
-            height,
-            channels,
-            vec![value; width * height * channels],
-        )
+        Self::new(width, height, channels, vec![value; width * height * channels])
     }
 
     /// The channel values of pixel (x, y).
@@ -131,11 +121,7 @@ pub struct Subset {
 impl Subset {
     pub fn new(base: Arc<dyn Dataset>, indices: Vec<usize>) -> Self {
         let labels = indices.iter().map(|&i| base.labels()[i]).collect();
-        Self {
-            base,
-            indices,
-            labels,
-        }
+        Self { base, indices, labels }
     }
 
     /// Indices of the kept samples in the base dataset.
@@ -215,11 +201,7 @@ pub fn open(kind: DatasetKind, root: &Path, split: Split) -> Result<Arc<dyn Data
             Arc::new(files::read_list(&root.join(name), root, Some(1000))?)
         }
         DatasetKind::Inat2018 => {
-            let name = if train {
-                "iNaturalist18_train.txt"
-            } else {
-                "iNaturalist18_val.txt"
-            };
+            let name = if train { "iNaturalist18_train.txt" } else { "iNaturalist18_val.txt" };
             Arc::new(files::read_list(&root.join(name), root, Some(8142))?)
         }
         DatasetKind::Folder => {
@@ -228,11 +210,7 @@ pub fn open(kind: DatasetKind, root: &Path, split: Split) -> Result<Arc<dyn Data
                 Split::Val => "val",
                 Split::Test => "test",
             });
-            Arc::new(files::read_class_folders(if sub.is_dir() {
-                &sub
-            } else {
-                root
-            })?)
+            Arc::new(files::read_class_folders(if sub.is_dir() { &sub } else { root })?)
         }
     })
 }
@@ -246,9 +224,7 @@ impl DatasetKind {
             DatasetKind::Cifar10 => (&[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616]),
             DatasetKind::Cifar100 => (&[0.5071, 0.4865, 0.4409], &[0.2673, 0.2564, 0.2762]),
             DatasetKind::Inat2018 => (&[0.466, 0.471, 0.380], &[0.195, 0.194, 0.192]),
-            DatasetKind::ImagenetLt | DatasetKind::Folder => {
-                (&[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225])
-            }
+            DatasetKind::ImagenetLt | DatasetKind::Folder => (&[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225]),
         };
         (mean.to_vec(), std.to_vec())
     }
@@ -256,10 +232,7 @@ impl DatasetKind {
     /// Whether the data are photos of any size, trained on 224 crops (ImageNet-style
     /// recipe), rather than small same-size images (CIFAR-style recipe).
     pub fn uses_imagenet_recipe(self) -> bool {
-        matches!(
-            self,
-            DatasetKind::ImagenetLt | DatasetKind::Inat2018 | DatasetKind::Folder
-        )
+        matches!(self, DatasetKind::ImagenetLt | DatasetKind::Inat2018 | DatasetKind::Folder)
     }
 
     /// The mean colour as 8-bit RGB: the fill of geometric augmentations.
@@ -310,9 +283,6 @@ pub const DEBIAN_FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 pub fn fashion_mnist_dir() -> (PathBuf, &'static str) {
     match std::env::var_os("BCL_FASHION_MNIST") {
         Some(dir) => (PathBuf::from(dir), "$BCL_FASHION_MNIST"),
-        None => (
-            PathBuf::from(DEBIAN_FASHION_MNIST_DIR),
-            "Debian's dataset-fashion-mnist",
-        ),
+        None => (PathBuf::from(DEBIAN_FASHION_MNIST_DIR), "Debian's dataset-fashion-mnist"),
     }
 }

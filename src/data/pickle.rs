@@ -101,20 +101,16 @@ impl Value {
     pub fn as_text(&self) -> Option<String> {
         match self {
             Value::Str(s) => Some(s.to_string()),
-            other => byte_payload(other)
-                .ok()
-                .map(|b| String::from_utf8_lossy(&b).into_owned()),
+            other => byte_payload(other).ok().map(|b| String::from_utf8_lossy(&b).into_owned()),
         }
     }
 
     /// Looks up `key` (matched as text) in a dict.
     pub fn get(&self, key: &str) -> Option<Value> {
         match self {
-            Value::Dict(items) => items
-                .borrow()
-                .iter()
-                .find(|(k, _)| k.as_text().as_deref() == Some(key))
-                .map(|(_, v)| v.clone()),
+            Value::Dict(items) => {
+                items.borrow().iter().find(|(k, _)| k.as_text().as_deref() == Some(key)).map(|(_, v)| v.clone())
+            }
             _ => None,
         }
     }
@@ -142,10 +138,7 @@ impl Value {
             Value::Tuple(t) => t.to_vec(),
             other => bail!("expected a list of strings, found {}", other.describe()),
         };
-        items
-            .iter()
-            .map(|v| v.as_text().context("expected a string"))
-            .collect()
+        items.iter().map(|v| v.as_text().context("expected a string")).collect()
     }
 }
 
@@ -159,23 +152,14 @@ fn byte_payload(value: &Value) -> Result<Rc<[u8]>> {
     match value {
         Value::Bytes(b) => Ok(b.clone()),
         Value::Call(call) if is_global(&call.0, &["_codecs"], "encode") => {
-            let Value::Tuple(args) = &call.1 else {
-                bail!("malformed _codecs.encode arguments")
-            };
+            let Value::Tuple(args) = &call.1 else { bail!("malformed _codecs.encode arguments") };
             // Both arguments must be plain strings: no recursion into nested values.
-            let (Some(Value::Str(text)), Some(Value::Str(encoding))) = (args.first(), args.get(1))
-            else {
+            let (Some(Value::Str(text)), Some(Value::Str(encoding))) = (args.first(), args.get(1)) else {
                 bail!("malformed _codecs.encode arguments")
             };
-            ensure!(
-                matches!(&**encoding, "latin1" | "latin-1"),
-                "unsupported byte encoding in _codecs.encode"
-            );
+            ensure!(matches!(&**encoding, "latin1" | "latin-1"), "unsupported byte encoding in _codecs.encode");
             text.chars()
-                .map(|c| {
-                    u8::try_from(c as u32)
-                        .map_err(|_| anyhow::anyhow!("non-latin-1 character in byte data"))
-                })
+                .map(|c| u8::try_from(c as u32).map_err(|_| anyhow::anyhow!("non-latin-1 character in byte data")))
                 .collect::<Result<Vec<u8>>>()
                 .map(Rc::from)
         }
@@ -190,36 +174,17 @@ pub fn ndarray_u8(value: &Value) -> Result<(Vec<usize>, Rc<[u8]>)> {
     const NUMERIC: [&str; 2] = ["numpy.core.numeric", "numpy._core.numeric"];
     let (shape, dtype, data) = match value {
         Value::Build(build) => {
-            let Value::Call(reconstruct) = &build.0 else {
-                bail!("expected a numpy array")
-            };
-            ensure!(
-                is_global(&reconstruct.0, &MULTIARRAY, "_reconstruct"),
-                "expected a numpy array"
-            );
-            let Value::Tuple(state) = &build.1 else {
-                bail!("malformed numpy array state")
-            };
-            ensure!(
-                state.len() == 5,
-                "malformed numpy array state ({} fields)",
-                state.len()
-            );
-            ensure!(
-                matches!(state[3], Value::Bool(false) | Value::Int(0)),
-                "Fortran-ordered arrays are not supported"
-            );
+            let Value::Call(reconstruct) = &build.0 else { bail!("expected a numpy array") };
+            ensure!(is_global(&reconstruct.0, &MULTIARRAY, "_reconstruct"), "expected a numpy array");
+            let Value::Tuple(state) = &build.1 else { bail!("malformed numpy array state") };
+            ensure!(state.len() == 5, "malformed numpy array state ({} fields)", state.len());
+            ensure!(matches!(state[3], Value::Bool(false) | Value::Int(0)), "Fortran-ordered arrays are not supported");
             (&state[1], &state[2], &state[4])
         }
         Value::Call(call) if is_global(&call.0, &NUMERIC, "_frombuffer") => {
-            let Value::Tuple(args) = &call.1 else {
-                bail!("malformed numpy _frombuffer arguments")
-            };
+            let Value::Tuple(args) = &call.1 else { bail!("malformed numpy _frombuffer arguments") };
             ensure!(args.len() == 4, "malformed numpy _frombuffer arguments");
-            ensure!(
-                args[3].as_text().as_deref() == Some("C"),
-                "only C-ordered arrays are supported"
-            );
+            ensure!(args[3].as_text().as_deref() == Some("C"), "only C-ordered arrays are supported");
             (&args[2], &args[1], &args[0])
         }
         other => bail!("expected a numpy array, found {}", other.describe()),
@@ -232,41 +197,19 @@ pub fn ndarray_u8(value: &Value) -> Result<(Vec<usize>, Rc<[u8]>)> {
         .collect::<Result<_>>()?;
     check_uint8_dtype(dtype)?;
     let data = byte_payload(data)?;
-    let expected = shape
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .context("array shape overflows")?;
-    ensure!(
-        data.len() == expected,
-        "array of shape {shape:?} holds {} bytes, needs {expected}",
-        data.len()
-    );
+    let expected = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).context("array shape overflows")?;
+    ensure!(data.len() == expected, "array of shape {shape:?} holds {} bytes, needs {expected}", data.len());
     Ok((shape, data))
 }
 
 /// `numpy.dtype('u1', …)` with its state.
 fn check_uint8_dtype(dtype: &Value) -> Result<()> {
-    let Value::Build(dtype) = dtype else {
-        bail!("malformed numpy dtype")
-    };
-    let Value::Call(dtype_call) = &dtype.0 else {
-        bail!("malformed numpy dtype")
-    };
-    ensure!(
-        is_global(&dtype_call.0, &["numpy"], "dtype"),
-        "malformed numpy dtype"
-    );
-    let Value::Tuple(dtype_args) = &dtype_call.1 else {
-        bail!("malformed numpy dtype")
-    };
-    let type_name = dtype_args
-        .first()
-        .and_then(Value::as_text)
-        .unwrap_or_default();
-    ensure!(
-        type_name == "u1",
-        "numpy array of dtype {type_name:?}, expected u1 (uint8)"
-    );
+    let Value::Build(dtype) = dtype else { bail!("malformed numpy dtype") };
+    let Value::Call(dtype_call) = &dtype.0 else { bail!("malformed numpy dtype") };
+    ensure!(is_global(&dtype_call.0, &["numpy"], "dtype"), "malformed numpy dtype");
+    let Value::Tuple(dtype_args) = &dtype_call.1 else { bail!("malformed numpy dtype") };
+    let type_name = dtype_args.first().and_then(Value::as_text).unwrap_or_default();
+    ensure!(type_name == "u1", "numpy array of dtype {type_name:?}, expected u1 (uint8)");
     Ok(())
 }
 
@@ -285,9 +228,7 @@ fn unescape(text: &str) -> Result<Vec<u8>> {
             b't' => out.push(b'\t'),
             b'x' => {
                 let hex = [chars.next(), chars.next()];
-                let [Some(h), Some(l)] = hex else {
-                    bail!("short \\x escape in STRING")
-                };
+                let [Some(h), Some(l)] = hex else { bail!("short \\x escape in STRING") };
                 let digits = std::str::from_utf8(&[h, l]).map(str::to_owned)?;
                 out.push(u8::from_str_radix(&digits, 16).context("bad \\x escape in STRING")?);
             }
@@ -299,15 +240,8 @@ fn unescape(text: &str) -> Result<Vec<u8>> {
 
 /// Decodes one pickle (protocols 0–5 as far as plain data needs).
 pub fn decode(bytes: &[u8]) -> Result<Value> {
-    let mut decoder = Decoder {
-        bytes,
-        pos: 0,
-        stack: Vec::new(),
-        memo: HashMap::new(),
-    };
-    decoder
-        .run()
-        .with_context(|| format!("pickle decoding failed at byte {}", decoder.pos))
+    let mut decoder = Decoder { bytes, pos: 0, stack: Vec::new(), memo: HashMap::new() };
+    decoder.run().with_context(|| format!("pickle decoding failed at byte {}", decoder.pos))
 }
 
 struct Decoder<'a> {
@@ -330,19 +264,12 @@ impl Decoder<'_> {
     }
 
     fn uint(&mut self, n: usize) -> Result<u64> {
-        Ok(self
-            .take(n)?
-            .iter()
-            .rev()
-            .fold(0u64, |acc, &b| (acc << 8) | b as u64))
+        Ok(self.take(n)?.iter().rev().fold(0u64, |acc, &b| (acc << 8) | b as u64))
     }
 
     fn line(&mut self) -> Result<String> {
         let rest = &self.bytes[self.pos..];
-        let end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .context("truncated: unterminated text line")?;
+        let end = rest.iter().position(|&b| b == b'\n').context("truncated: unterminated text line")?;
         let text = String::from_utf8_lossy(&rest[..end]).into_owned();
         self.pos += end + 1;
         Ok(text)
@@ -364,11 +291,7 @@ impl Decoder<'_> {
 
     /// Pops everything down to the last MARK.
     fn pop_mark(&mut self) -> Result<Vec<Value>> {
-        let mark = self
-            .stack
-            .iter()
-            .rposition(|v| matches!(v, Value::Mark))
-            .context("missing MARK")?;
+        let mark = self.stack.iter().rposition(|v| matches!(v, Value::Mark)).context("missing MARK")?;
         let items = self.stack.split_off(mark + 1);
         self.stack.pop();
         Ok(items)
@@ -395,9 +318,7 @@ impl Decoder<'_> {
 
     fn set_items(&mut self, items: Vec<Value>) -> Result<()> {
         ensure!(items.len().is_multiple_of(2), "odd number of dict items");
-        let Value::Dict(dict) = self.top()? else {
-            bail!("SETITEM on a non-dict")
-        };
+        let Value::Dict(dict) = self.top()? else { bail!("SETITEM on a non-dict") };
         let mut dict = dict.borrow_mut();
         let mut items = items.into_iter();
         while let (Some(k), Some(v)) = (items.next(), items.next()) {
@@ -407,11 +328,7 @@ impl Decoder<'_> {
     }
 
     fn memo_get(&mut self, key: u64) -> Result<()> {
-        let value = self
-            .memo
-            .get(&key)
-            .with_context(|| format!("memo key {key} is not defined"))?
-            .clone();
+        let value = self.memo.get(&key).with_context(|| format!("memo key {key} is not defined"))?.clone();
         self.stack.push(value);
         Ok(())
     }
@@ -456,11 +373,7 @@ impl Decoder<'_> {
                     let value = match line.as_str() {
                         "00" => Value::Bool(false),
                         "01" => Value::Bool(true),
-                        text => Value::Int(
-                            text.trim()
-                                .parse()
-                                .with_context(|| format!("bad INT {text:?}"))?,
-                        ),
+                        text => Value::Int(text.trim().parse().with_context(|| format!("bad INT {text:?}"))?),
                     };
                     self.stack.push(value);
                 }
@@ -481,19 +394,11 @@ impl Decoder<'_> {
                 b'L' => {
                     let line = self.line()?;
                     let digits = line.trim_end_matches('L');
-                    self.stack.push(Value::Int(
-                        digits
-                            .parse()
-                            .with_context(|| format!("bad LONG {line:?}"))?,
-                    ));
+                    self.stack.push(Value::Int(digits.parse().with_context(|| format!("bad LONG {line:?}"))?));
                 }
                 b'F' => {
                     let line = self.line()?;
-                    self.stack.push(Value::Float(
-                        line.trim()
-                            .parse()
-                            .with_context(|| format!("bad FLOAT {line:?}"))?,
-                    ));
+                    self.stack.push(Value::Float(line.trim().parse().with_context(|| format!("bad FLOAT {line:?}"))?));
                 }
                 b'J' => {
                     let v = self.uint(4)? as u32 as i32;
@@ -600,14 +505,8 @@ impl Decoder<'_> {
                     self.stack.push(Value::Global(Rc::new((module, name))));
                 }
                 0x93 => {
-                    let name = self
-                        .pop()?
-                        .as_text()
-                        .context("STACK_GLOBAL name is not a string")?;
-                    let module = self
-                        .pop()?
-                        .as_text()
-                        .context("STACK_GLOBAL module is not a string")?;
+                    let name = self.pop()?.as_text().context("STACK_GLOBAL name is not a string")?;
+                    let module = self.pop()?.as_text().context("STACK_GLOBAL module is not a string")?;
                     self.stack.push(Value::Global(Rc::new((module, name))));
                 }
                 b'R' | 0x81 => {

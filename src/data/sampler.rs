@@ -14,13 +14,7 @@ pub enum SamplerKind {
 }
 
 /// The sample indices of epoch `epoch`, reproducible from `(seed, epoch)`.
-pub fn epoch_order(
-    kind: SamplerKind,
-    labels: &[i64],
-    num_classes: usize,
-    seed: u64,
-    epoch: u64,
-) -> Vec<usize> {
+pub fn epoch_order(kind: SamplerKind, labels: &[i64], num_classes: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mut rng = Pcg64Mcg::seed_from_u64(seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     match kind {
         SamplerKind::Shuffle => {

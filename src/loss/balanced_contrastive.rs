@@ -42,10 +42,7 @@ pub fn balanced_contrastive_loss(
     // Contrast set: the anchors, then (class-complement) one prototype per class.
     let (contrast, contrast_labels) = if class_complement {
         let class_ids = Tensor::arange(num_classes, (Kind::Int64, z1.device()));
-        (
-            Tensor::cat(&[&anchors, prototypes], 0),
-            Tensor::cat(&[&anchor_labels, &class_ids], 0),
-        )
+        (Tensor::cat(&[&anchors, prototypes], 0), Tensor::cat(&[&anchor_labels, &class_ids], 0))
     } else {
         (anchors.shallow_clone(), anchor_labels.shallow_clone())
     };
@@ -56,22 +53,16 @@ pub fn balanced_contrastive_loss(
     let similarity = &similarity - similarity.amax([1].as_slice(), true).detach();
 
     // j = i (the anchor itself) takes no part; positives P(i) share the anchor's label.
-    let not_self = Tensor::ones([num_anchors, num_contrast], options)
-        - Tensor::eye_m(num_anchors, num_contrast, options);
-    let same_label = anchor_labels
-        .unsqueeze(1)
-        .eq_tensor(&contrast_labels.unsqueeze(0))
-        .to_kind(z1.kind());
+    let not_self =
+        Tensor::ones([num_anchors, num_contrast], options) - Tensor::eye_m(num_anchors, num_contrast, options);
+    let same_label = anchor_labels.unsqueeze(1).eq_tensor(&contrast_labels.unsqueeze(0)).to_kind(z1.kind());
     let positives = same_label * &not_self;
 
     let exp_similarity = similarity.exp() * &not_self;
     let denominator = if class_averaging {
         // n̂_k: rows of class k in the contrast set. Each exponential is divided by the size
         // of its class, less one for the anchor's own class (the anchor is not in it).
-        let class_sizes =
-            contrast_labels
-                .one_hot(num_classes)
-                .sum_dim_intlist([0].as_slice(), false, z1.kind());
+        let class_sizes = contrast_labels.one_hot(num_classes).sum_dim_intlist([0].as_slice(), false, z1.kind());
         let weights = class_sizes.index_select(0, &contrast_labels).unsqueeze(0) - &positives;
         (exp_similarity / weights).sum_dim_intlist([1].as_slice(), true, z1.kind())
     } else {

@@ -11,15 +11,8 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
 ///
 /// The adjustment raises the logits of head classes during training only, so the
 /// classifier learns to give tail classes a larger margin; prediction uses raw logits.
-pub fn logit_adjusted_cross_entropy(
-    logits: &Tensor,
-    labels: &Tensor,
-    class_counts: &Tensor,
-    tau: f64,
-) -> Tensor {
-    let counts = class_counts
-        .to_device(logits.device())
-        .to_kind(logits.kind());
+pub fn logit_adjusted_cross_entropy(logits: &Tensor, labels: &Tensor, class_counts: &Tensor, tau: f64) -> Tensor {
+    let counts = class_counts.to_device(logits.device()).to_kind(logits.kind());
     let log_prior = (&counts / counts.sum(logits.kind())).log();
     cross_entropy(&(logits + log_prior * tau), labels)
 }

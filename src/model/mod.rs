@@ -81,9 +81,5 @@ impl ModelConfig {
 /// Number of trainable parameters in `vs` whose name passes `keep` (buffers such as
 /// BatchNorm running statistics are not parameters).
 pub fn count_parameters(vs: &nn::VarStore, keep: impl Fn(&str) -> bool) -> i64 {
-    vs.variables()
-        .iter()
-        .filter(|(name, t)| t.requires_grad() && keep(name))
-        .map(|(_, t)| t.numel() as i64)
-        .sum()
+    vs.variables().iter().filter(|(name, t)| t.requires_grad() && keep(name)).map(|(_, t)| t.numel() as i64).sum()
 }

@@ -17,22 +17,9 @@ const CONV_INIT: nn::Init = nn::Init::Kaiming {
     non_linearity: init::NonLinearity::ReLU,
 };
 
-fn conv2d(
-    vs: nn::Path,
-    c_in: i64,
-    c_out: i64,
-    kernel: i64,
-    stride: i64,
-    groups: i64,
-) -> nn::Conv2D {
-    let config = nn::ConvConfig {
-        stride,
-        padding: kernel / 2,
-        groups,
-        bias: false,
-        ws_init: CONV_INIT,
-        ..Default::default()
-    };
+fn conv2d(vs: nn::Path, c_in: i64, c_out: i64, kernel: i64, stride: i64, groups: i64) -> nn::Conv2D {
+    let config =
+        nn::ConvConfig { stride, padding: kernel / 2, groups, bias: false, ws_init: CONV_INIT, ..Default::default() };
     nn::conv2d(vs, c_in, c_out, kernel, config)
 }
 
@@ -42,11 +29,7 @@ pub(crate) fn batch_norm2d(vs: nn::Path, channels: i64) -> nn::BatchNorm {
 }
 
 pub(crate) fn batch_norm_config() -> nn::BatchNormConfig {
-    nn::BatchNormConfig {
-        ws_init: nn::Init::Const(1.0),
-        bs_init: nn::Init::Const(0.0),
-        ..Default::default()
-    }
+    nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), bs_init: nn::Init::Const(0.0), ..Default::default() }
 }
 
 /// CIFAR BasicBlock: two 3×3 convolutions; the shortcut subsamples and zero-pads channels.
@@ -80,10 +63,9 @@ impl ModuleT for BasicBlock {
         let out = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu();
         let out = out.apply(&self.conv2).apply_t(&self.bn2, train);
         let shortcut = match self.shortcut_pad {
-            Some(pad) => xs
-                .slice(2, 0, None, self.stride)
-                .slice(3, 0, None, self.stride)
-                .constant_pad_nd([0, 0, 0, 0, pad, pad]),
+            Some(pad) => {
+                xs.slice(2, 0, None, self.stride).slice(3, 0, None, self.stride).constant_pad_nd([0, 0, 0, 0, pad, pad])
+            }
             None => xs.shallow_clone(),
         };
         (out + shortcut).relu()
@@ -105,21 +87,11 @@ struct Bottleneck {
 const BOTTLENECK_EXPANSION: i64 = 4;
 
 impl Bottleneck {
-    fn new(
-        vs: nn::Path,
-        c_in: i64,
-        planes: i64,
-        stride: i64,
-        groups: i64,
-        width_per_group: i64,
-    ) -> Self {
+    fn new(vs: nn::Path, c_in: i64, planes: i64, stride: i64, groups: i64, width_per_group: i64) -> Self {
         let width = planes * width_per_group / 64 * groups;
         let c_out = planes * BOTTLENECK_EXPANSION;
         let downsample = (stride != 1 || c_in != c_out).then(|| {
-            (
-                conv2d(&vs / "downsample" / "0", c_in, c_out, 1, stride, 1),
-                batch_norm2d(&vs / "downsample" / "1", c_out),
-            )
+            (conv2d(&vs / "downsample" / "0", c_in, c_out, 1, stride, 1), batch_norm2d(&vs / "downsample" / "1", c_out))
         });
         Self {
             conv1: conv2d(&vs / "conv1", c_in, width, 1, 1, 1),
@@ -196,13 +168,7 @@ impl ResNet {
         }
     }
 
-    fn bottleneck(
-        vs: nn::Path,
-        in_channels: i64,
-        depths: [usize; 4],
-        groups: i64,
-        width_per_group: i64,
-    ) -> Self {
+    fn bottleneck(vs: nn::Path, in_channels: i64, depths: [usize; 4], groups: i64, width_per_group: i64) -> Self {
         let mut c_in = 64;
         let mut layers = Vec::new();
         for (stage, depth) in depths.into_iter().enumerate() {
@@ -212,27 +178,14 @@ impl ResNet {
             let blocks = (0..depth)
                 .map(|i| {
                     let block_stride = if i == 0 { stride } else { 1 };
-                    let block = Bottleneck::new(
-                        &layer_vs / i,
-                        c_in,
-                        planes,
-                        block_stride,
-                        groups,
-                        width_per_group,
-                    );
+                    let block = Bottleneck::new(&layer_vs / i, c_in, planes, block_stride, groups, width_per_group);
                     c_in = planes * BOTTLENECK_EXPANSION;
                     Box::new(block) as Box<dyn ModuleT>
                 })
                 .collect();
             layers.push(blocks);
         }
-        let stem = nn::ConvConfig {
-            stride: 2,
-            padding: 3,
-            bias: false,
-            ws_init: CONV_INIT,
-            ..Default::default()
-        };
+        let stem = nn::ConvConfig { stride: 2, padding: 3, bias: false, ws_init: CONV_INIT, ..Default::default() };
         Self {
             conv1: nn::conv2d(&vs / "conv1", in_channels, 64, 7, stem),
             bn1: batch_norm2d(&vs / "bn1", 64),

@@ -20,14 +20,8 @@ struct ProjectionMlp {
 fn torch_linear(vs: nn::Path, c_in: i64, c_out: i64) -> nn::Linear {
     let bound = 1.0 / (c_in as f64).sqrt();
     let config = nn::LinearConfig {
-        ws_init: nn::Init::Uniform {
-            lo: -bound,
-            up: bound,
-        },
-        bs_init: Some(nn::Init::Uniform {
-            lo: -bound,
-            up: bound,
-        }),
+        ws_init: nn::Init::Uniform { lo: -bound, up: bound },
+        bs_init: Some(nn::Init::Uniform { lo: -bound, up: bound }),
         bias: true,
     };
     nn::linear(vs, c_in, c_out, config)
@@ -45,18 +39,13 @@ impl ProjectionMlp {
 
 impl ModuleT for ProjectionMlp {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        xs.apply(&self.hidden)
-            .apply_t(&self.norm, train)
-            .relu()
-            .apply(&self.out)
+        xs.apply(&self.hidden).apply_t(&self.norm, train).relu().apply(&self.out)
     }
 }
 
 /// Rows scaled to unit L2 norm (as torch.nn.functional.normalize, eps 1e-12).
 pub(crate) fn normalize(xs: &Tensor, dim: i64) -> Tensor {
-    let norm = xs
-        .norm_scalaropt_dim(2, [dim].as_slice(), true)
-        .clamp_min(1e-12);
+    let norm = xs.norm_scalaropt_dim(2, [dim].as_slice(), true).clamp_min(1e-12);
     xs / norm
 }
 
@@ -74,11 +63,7 @@ impl Classifier {
         match kind {
             ClassifierKind::Cosine => {
                 // Uniform(−1, 1), then every column (one class) rescaled to unit norm.
-                let weight = vs.var(
-                    "weight",
-                    &[in_dim, num_classes],
-                    nn::Init::Uniform { lo: -1.0, up: 1.0 },
-                );
+                let weight = vs.var("weight", &[in_dim, num_classes], nn::Init::Uniform { lo: -1.0, up: 1.0 });
                 tch::no_grad(|| {
                     let unit = normalize(&weight, 0);
                     weight.shallow_clone().copy_(&unit);
@@ -101,9 +86,7 @@ impl Classifier {
 impl Module for Classifier {
     fn forward(&self, features: &Tensor) -> Tensor {
         match self {
-            Classifier::Cosine { weight, scale } => {
-                normalize(features, 1).matmul(&normalize(weight, 0)) * *scale
-            }
+            Classifier::Cosine { weight, scale } => normalize(features, 1).matmul(&normalize(weight, 0)) * *scale,
             Classifier::Linear(linear) => features.apply(linear),
         }
     }
@@ -138,13 +121,7 @@ impl BclModel {
         let (hidden, out) = (config.head_hidden_dim, config.feature_dim);
         Self {
             head: ProjectionMlp::new(vs / "head", d, hidden, out),
-            fc: Classifier::new(
-                vs / "fc",
-                config.classifier,
-                d,
-                config.num_classes,
-                config.cosine_scale,
-            ),
+            fc: Classifier::new(vs / "fc", config.classifier, d, config.num_classes, config.cosine_scale),
             head_fc: ProjectionMlp::new(vs / "head_fc", d, hidden, out),
             encoder,
             config: config.clone(),
@@ -159,11 +136,7 @@ impl BclModel {
         let logits = self.fc.forward(&h);
         // Gradients reach the classifier weights through the prototypes too.
         let prototypes = normalize(&self.head_fc.forward_t(&self.fc.class_weights(), train), 1);
-        BclOutput {
-            features,
-            logits,
-            prototypes,
-        }
+        BclOutput { features, logits, prototypes }
     }
 
     /// Classifier logits only: what evaluation and prediction use.
