@@ -12,7 +12,7 @@ build: setup
 
 demo: build
 	./target/release/bcl doctor
-	./target/release/bcl overfit-batch
+	./target/release/bcl train --preset fashion-mnist-lt
 
 test: setup
 	$(CARGO) test --release

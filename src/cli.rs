@@ -12,6 +12,7 @@ use crate::data::long_tail::{Profile, imbalance_factor, shot_groups};
 use crate::data::{DataConfig, Dataset, DatasetKind, Split};
 use crate::loader::{self, LoaderConfig, Normalization};
 use crate::sanity::{OverfitConfig, overfit_batch};
+use crate::train::{LossKind, TrainConfig};
 
 #[derive(Parser)]
 #[command(name = "bcl", version, about = "Balanced Contrastive Learning for long-tailed image recognition")]
@@ -44,6 +45,66 @@ enum Command {
     /// Inspect datasets and the augmentation pipeline.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Train BCL (or a baseline) with a benchmark preset, evaluating after every epoch.
+    Train(TrainArgs),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// fashion-mnist-lt, cifar10-lt, cifar100-lt, imagenet-lt or inat2018.
+    #[arg(long, default_value = "fashion-mnist-lt")]
+    preset: String,
+    /// Dataset folder (default for Fashion-MNIST: $BCL_FASHION_MNIST, else Debian's location).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Base learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long, value_enum)]
+    loss: Option<LossKind>,
+    #[arg(long)]
+    no_class_averaging: bool,
+    #[arg(long)]
+    no_class_complement: bool,
+    /// Imbalance factor of the long-tailed subset (balanced datasets only).
+    #[arg(long)]
+    imb_factor: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Loader threads (default: the number of cores).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+impl TrainArgs {
+    fn config(&self) -> Result<TrainConfig> {
+        let root = match &self.root {
+            Some(root) => root.clone(),
+            None if self.preset == "fashion-mnist-lt" => crate::data::fashion_mnist_dir().0,
+            None => anyhow::bail!("--root is required for --preset {}", self.preset),
+        };
+        let mut config = TrainConfig::preset(&self.preset, root)?;
+        config.epochs = self.epochs.unwrap_or(config.epochs);
+        config.batch_size = self.batch_size.unwrap_or(config.batch_size);
+        config.schedule.base_lr = self.lr.unwrap_or(config.schedule.base_lr);
+        config.loss = self.loss.unwrap_or(config.loss);
+        config.class_averaging &= !self.no_class_averaging;
+        config.class_complement &= !self.no_class_complement;
+        if self.imb_factor.is_some() {
+            config.data.imb_factor = self.imb_factor;
+        }
+        config.seed = self.seed.unwrap_or(config.seed);
+        config.workers = self.workers.or(config.workers);
+        ensure!(config.epochs > 0 && config.batch_size > 1, "--epochs must be positive and --batch-size above 1");
+        Ok(config)
+    }
 }
 
 /// Which data: dataset, root and long-tailed subset.
@@ -96,12 +157,8 @@ struct RecipeArgs {
 
 impl RecipeArgs {
     fn recipe(&self, kind: DatasetKind, dataset: &dyn Dataset) -> Result<Recipe> {
-        if kind.uses_imagenet_recipe() {
-            Recipe::imagenet(self.cl_views, &self.randaugment, kind.fill())
-        } else {
-            let first = dataset.image(0)?;
-            Ok(Recipe::cifar(first.width, self.cutout, kind.fill()))
-        }
+        ensure!(!dataset.is_empty(), "the dataset is empty");
+        Recipe::for_dataset(kind, &dataset.image(0)?, self.cl_views, &self.randaugment, self.cutout)
     }
 }
 
@@ -186,6 +243,58 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Data(command) => run_data(command)?,
+        Command::Train(args) => run_train(&args)?,
+    }
+    Ok(())
+}
+
+fn percent(x: Option<f64>) -> String {
+    x.map_or("-".into(), |v| format!("{:.1}", 100.0 * v))
+}
+
+fn run_train(args: &TrainArgs) -> Result<()> {
+    let config = args.config()?;
+    let device = crate::parse_device(&args.device)?;
+    let train_set = config.data.train_set()?;
+    let counts = train_set.class_counts();
+    println!(
+        "preset {} on {device:?}: {:?} {:?}, {} epochs of batch {}, lr {}, {} training images in {} classes \
+         (imbalance {:.0})",
+        args.preset,
+        config.loss,
+        config.model.arch,
+        config.epochs,
+        config.batch_size,
+        config.schedule.base_lr,
+        train_set.len(),
+        counts.len(),
+        imbalance_factor(&counts)
+    );
+    println!("class counts: {counts:?}");
+    println!("epoch      lr  train-CE  contrast  train-acc  test-top1   many  medium   few   samples/s   time");
+    let mut last = None;
+    crate::train::train(&config, device, |r| {
+        println!(
+            "{:>5} {:>7.4} {:>9.4} {:>9.4} {:>9.1}% {:>9.1}% {:>6} {:>7} {:>5} {:>11.0} {:>5.0}s",
+            r.epoch + 1,
+            r.lr,
+            r.train_ce,
+            r.train_contrastive,
+            100.0 * r.train_accuracy,
+            100.0 * r.eval.top1,
+            percent(r.eval.many),
+            percent(r.eval.medium),
+            percent(r.eval.few),
+            r.samples_per_second,
+            r.seconds
+        );
+        last = Some(r.eval.clone());
+    })?;
+    if let Some(eval) = last.filter(|e| e.per_class.len() <= 20) {
+        println!("per-class test accuracy (class: training images → accuracy):");
+        for ((name, n), acc) in train_set.class_names().iter().zip(&counts).zip(&eval.per_class) {
+            println!("  {name:<20} {n:>6} → {:>5.1}%", 100.0 * acc);
+        }
     }
     Ok(())
 }

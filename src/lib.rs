@@ -6,6 +6,7 @@
 //! - [`data`]: dataset readers, long-tailed subsets, samplers.
 //! - [`augment`]: augmentation operations and the BCL view recipes.
 //! - [`loader`]: parallel, deterministic batches of augmented views.
+//! - [`train`]: the training loop, presets and evaluation ([`schedule`], [`metrics`]).
 //! - [`doctor`]: what this build of `bcl` can use on this machine.
 pub mod augment;
 pub mod cli;
@@ -13,9 +14,12 @@ pub mod data;
 pub mod doctor;
 pub mod loader;
 pub mod loss;
+pub mod metrics;
 pub mod model;
 pub mod plot;
 pub mod sanity;
+pub mod schedule;
+pub mod train;
 
 /// Parses `auto`, `cpu`, `cuda` or `cuda:N` into a device; `auto` picks CUDA when usable.
 pub fn parse_device(spec: &str) -> anyhow::Result<tch::Device> {

@@ -288,6 +288,22 @@ impl Recipe {
         })
     }
 
+    /// The recipe of a dataset: ImageNet-style (224 crops) for photo datasets, CIFAR-style
+    /// otherwise, at the size of its images (`first_image`).
+    pub fn for_dataset(
+        kind: crate::data::DatasetKind,
+        first_image: &Image,
+        cl_views: ClViews,
+        randaugment: &str,
+        cutout: bool,
+    ) -> Result<Self> {
+        if kind.uses_imagenet_recipe() {
+            Self::imagenet(cl_views, randaugment, kind.fill())
+        } else {
+            Ok(Self::cifar(first_image.width, cutout, kind.fill()))
+        }
+    }
+
     /// The three training views of one image.
     pub fn train_views(&self, img: &Image, rng: &mut Rng) -> [Image; 3] {
         [0, 1, 2].map(|v| self.views[v].apply_to(img, rng))

@@ -181,7 +181,7 @@ pub enum Split {
 /// Opens `split` of a dataset of `kind` stored under `root`.
 ///
 /// For `Folder`, `root` holds `train/`, `val/` and/or `test/` class folders, or is itself
-/// the class folder root (then used for every split).
+/// the class folder root of the training split.
 pub fn open(kind: DatasetKind, root: &Path, split: Split) -> Result<Arc<dyn Dataset>> {
     if !root.exists() {
         bail!("dataset root {} does not exist", root.display());
@@ -205,11 +205,16 @@ pub fn open(kind: DatasetKind, root: &Path, split: Split) -> Result<Arc<dyn Data
             Arc::new(files::read_list(&root.join(name), root, Some(8142))?)
         }
         DatasetKind::Folder => {
-            let sub = root.join(match split {
+            let name = match split {
                 Split::Train => "train",
                 Split::Val => "val",
                 Split::Test => "test",
-            });
+            };
+            let sub = root.join(name);
+            // Without split folders the root is the training set; evaluation needs its own.
+            if !sub.is_dir() && split != Split::Train {
+                bail!("{}: no {name}/ folder of classes to evaluate on", root.display());
+            }
             Arc::new(files::read_class_folders(if sub.is_dir() { &sub } else { root })?)
         }
     })
@@ -233,6 +238,11 @@ impl DatasetKind {
     /// recipe), rather than small same-size images (CIFAR-style recipe).
     pub fn uses_imagenet_recipe(self) -> bool {
         matches!(self, DatasetKind::ImagenetLt | DatasetKind::Inat2018 | DatasetKind::Folder)
+    }
+
+    /// The split that evaluation uses: iNaturalist 2018 has no test list, only val.
+    pub fn eval_split(self) -> Split {
+        if self == DatasetKind::Inat2018 { Split::Val } else { Split::Test }
     }
 
     /// The mean colour as 8-bit RGB: the fill of geometric augmentations.

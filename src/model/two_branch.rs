@@ -139,9 +139,14 @@ impl BclModel {
         BclOutput { features, logits, prototypes }
     }
 
-    /// Classifier logits only: what evaluation and prediction use.
+    /// Classifier logits only, in evaluation mode: what evaluation and prediction use.
     pub fn logits(&self, images: &Tensor) -> Tensor {
-        self.fc.forward(&self.encoder.forward_t(images, false))
+        self.logits_t(images, false)
+    }
+
+    /// Classifier logits only (the `ce` and `la` baselines train this way).
+    pub fn logits_t(&self, images: &Tensor, train: bool) -> Tensor {
+        self.fc.forward(&self.encoder.forward_t(images, train))
     }
 
     /// Encoder features h (N × d), without the heads.
