@@ -5,15 +5,12 @@ use std::path::PathBuf;
 use anyhow::{Result, bail, ensure};
 use tch::{Device, Kind, Tensor, nn, nn::OptimizerConfig};
 
-use crate::data::{Dataset, InMemoryDataset, mnist};
+use crate::data::{Dataset, DatasetKind, InMemoryDataset, mnist};
 use crate::loss::{balanced_contrastive_loss, logit_adjusted_cross_entropy};
-use crate::model::{BclModel, ModelConfig};
+use crate::model::BclModel;
+use crate::train::TrainConfig;
 
-/// Fashion-MNIST's channel mean and standard deviation (training set).
-const FASHION_MNIST_MEAN: f64 = 0.2860;
-const FASHION_MNIST_STD: f64 = 0.3530;
-
-/// Settings of [`overfit_batch`]; loss weights and temperature are the CIFAR recipe's.
+/// Settings of [`overfit_batch`]; model, loss weights and temperature come from the preset.
 #[derive(Debug, Clone)]
 pub struct OverfitConfig {
     pub data_dir: PathBuf,
@@ -35,10 +32,6 @@ pub struct StepRecord {
     pub accuracy: f64,
 }
 
-const ALPHA: f64 = 2.0;
-const BETA: f64 = 0.6;
-const TEMPERATURE: f64 = 0.1;
-
 /// Trains the Fashion-MNIST BCL model (resnet32, 1 channel) for `steps` SGD steps on one
 /// batch of `batch_size` training images and returns each step's losses.
 ///
@@ -57,7 +50,9 @@ pub fn overfit_batch(config: &OverfitConfig) -> Result<Vec<StepRecord>> {
     let class_counts = Tensor::from_slice(&train.class_counts()).to_device(config.device);
 
     let vs = nn::VarStore::new(config.device);
-    let model_config = ModelConfig::cifar(1, train.num_classes() as i64);
+    // Model, loss weights and temperature of the fashion-mnist-lt preset.
+    let preset = TrainConfig::preset("fashion-mnist-lt", config.data_dir.clone())?;
+    let model_config = preset.model.clone();
     let model = BclModel::new(&vs.root(), &model_config);
     let mut optimizer =
         nn::Sgd { momentum: 0.9, dampening: 0.0, wd: 5e-4, nesterov: false }.build(&vs, config.learning_rate)?;
@@ -76,11 +71,11 @@ pub fn overfit_batch(config: &OverfitConfig) -> Result<Vec<StepRecord>> {
             &out.prototypes,
             &labels,
             model_config.num_classes,
-            TEMPERATURE,
+            preset.temperature,
             true,
             true,
         );
-        let total = &la_ce * ALPHA + &bcl * BETA;
+        let total = &la_ce * preset.alpha + &bcl * preset.beta;
         let record = StepRecord {
             step,
             la_ce: la_ce.double_value(&[]),
@@ -123,5 +118,6 @@ fn random_flip(images: &Tensor) -> Tensor {
 }
 
 fn normalize(images: &Tensor) -> Tensor {
-    (images - FASHION_MNIST_MEAN) / FASHION_MNIST_STD
+    let (mean, std) = DatasetKind::FashionMnist.mean_std();
+    (images - mean[0]) / std[0]
 }
