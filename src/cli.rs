@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use crate::augment::{ClViews, Recipe, Rng};
 use crate::data::long_tail::{Profile, imbalance_factor, shot_groups};
 use crate::data::{DataConfig, Dataset, DatasetKind, Split};
-use crate::loader::{self, LoaderConfig, Normalization};
+use crate::loader::{self, LoaderConfig};
 use crate::sanity::{OverfitConfig, overfit_batch};
 use crate::train::{LossKind, TrainConfig};
 
@@ -328,8 +328,7 @@ fn run_data(command: DataCommand) -> Result<()> {
             let config = data.config()?;
             let dataset = config.train_set()?;
             let recipe = Arc::new(recipe.recipe(config.dataset, dataset.as_ref())?);
-            let (mean, std) = config.dataset.mean_std();
-            let mut loader_config = LoaderConfig::new(batch_size, 0, Normalization { mean, std });
+            let mut loader_config = LoaderConfig::new(batch_size, 0, config.dataset.normalization());
             if let Some(w) = workers {
                 loader_config.workers = w;
             }

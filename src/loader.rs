@@ -18,25 +18,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::augment::{Recipe, Rng};
 use crate::data::sampler::{SamplerKind, epoch_order};
-use crate::data::{Dataset, Image};
-
-/// Per-channel mean and standard deviation of inputs scaled to [0, 1].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Normalization {
-    pub mean: Vec<f64>,
-    pub std: Vec<f64>,
-}
-
-impl Normalization {
-    /// (v / 255 − mean_c) / std_c for every byte value v, per channel.
-    fn tables(&self) -> Vec<[f32; 256]> {
-        self.mean
-            .iter()
-            .zip(&self.std)
-            .map(|(&m, &s)| std::array::from_fn(|v| ((v as f64 / 255.0 - m) / s) as f32))
-            .collect()
-    }
-}
+use crate::data::{Dataset, Image, Normalization};
 
 /// How batches are drawn.
 #[derive(Debug, Clone)]

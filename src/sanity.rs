@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail, ensure};
 use tch::{Device, Kind, Tensor, nn, nn::OptimizerConfig};
 
-use crate::data::{Dataset, DatasetKind, InMemoryDataset, mnist};
+use crate::data::{Dataset, DatasetKind, InMemoryDataset, Normalization, mnist};
 use crate::loss::{balanced_contrastive_loss, logit_adjusted_cross_entropy};
 use crate::model::BclModel;
 use crate::train::TrainConfig;
@@ -118,6 +118,6 @@ fn random_flip(images: &Tensor) -> Tensor {
 }
 
 fn normalize(images: &Tensor) -> Tensor {
-    let (mean, std) = DatasetKind::FashionMnist.mean_std();
+    let Normalization { mean, std } = DatasetKind::FashionMnist.normalization();
     (images - mean[0]) / std[0]
 }

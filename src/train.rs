@@ -14,7 +14,7 @@ use tch::{Device, Kind, Tensor};
 use crate::augment::{ClViews, Recipe};
 use crate::data::long_tail::Profile;
 use crate::data::{DataConfig, Dataset, DatasetKind};
-use crate::loader::{self, LoaderConfig, Normalization};
+use crate::loader::{self, LoaderConfig};
 use crate::loss::{balanced_contrastive_loss, cross_entropy, logit_adjusted_cross_entropy};
 use crate::metrics::{self, Evaluation};
 use crate::model::{Arch, BclModel, ModelConfig};
@@ -184,8 +184,7 @@ pub fn train(config: &TrainConfig, device: Device, mut on_epoch: impl FnMut(&Epo
         &config.randaugment,
         config.cutout,
     )?);
-    let (mean, std) = config.data.dataset.mean_std();
-    let mut loader_config = LoaderConfig::new(config.batch_size, config.seed, Normalization { mean, std });
+    let mut loader_config = LoaderConfig::new(config.batch_size, config.seed, config.data.dataset.normalization());
     if let Some(workers) = config.workers {
         loader_config.workers = workers;
     }

@@ -3,8 +3,8 @@ use std::sync::Arc;
 
 use bcl::augment::{ClViews, Recipe};
 use bcl::data::files::FileDataset;
-use bcl::data::{Dataset, InMemoryDataset};
-use bcl::loader::{LoaderConfig, Normalization, eval_batches, train_epoch};
+use bcl::data::{Dataset, InMemoryDataset, Normalization};
+use bcl::loader::{LoaderConfig, eval_batches, train_epoch};
 use tch::{Device, Kind, Tensor};
 
 fn dataset(n: usize) -> Arc<dyn Dataset> {

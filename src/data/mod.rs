@@ -220,9 +220,27 @@ pub fn open(kind: DatasetKind, root: &Path, split: Split) -> Result<Arc<dyn Data
     })
 }
 
+/// Per-channel mean and standard deviation of inputs scaled to [0, 1].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalization {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+impl Normalization {
+    /// (v / 255 − mean_c) / std_c for every byte value v, per channel.
+    pub fn tables(&self) -> Vec<[f32; 256]> {
+        self.mean
+            .iter()
+            .zip(&self.std)
+            .map(|(&m, &s)| std::array::from_fn(|v| ((v as f64 / 255.0 - m) / s) as f32))
+            .collect()
+    }
+}
+
 impl DatasetKind {
     /// Per-channel mean and standard deviation used to normalise inputs (SPEC section 3).
-    pub fn mean_std(self) -> (Vec<f64>, Vec<f64>) {
+    pub fn normalization(self) -> Normalization {
         let (mean, std): (&[f64], &[f64]) = match self {
             DatasetKind::Mnist => (&[0.1307], &[0.3081]),
             DatasetKind::FashionMnist => (&[0.2860], &[0.3530]),
@@ -231,7 +249,7 @@ impl DatasetKind {
             DatasetKind::Inat2018 => (&[0.466, 0.471, 0.380], &[0.195, 0.194, 0.192]),
             DatasetKind::ImagenetLt | DatasetKind::Folder => (&[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225]),
         };
-        (mean.to_vec(), std.to_vec())
+        Normalization { mean: mean.to_vec(), std: std.to_vec() }
     }
 
     /// Whether the data are photos of any size, trained on 224 crops (ImageNet-style
@@ -247,7 +265,7 @@ impl DatasetKind {
 
     /// The mean colour as 8-bit RGB: the fill of geometric augmentations.
     pub fn fill(self) -> [u8; 3] {
-        let (mean, _) = self.mean_std();
+        let mean = self.normalization().mean;
         std::array::from_fn(|c| (mean[c.min(mean.len() - 1)] * 255.0).round() as u8)
     }
 }
