@@ -34,9 +34,6 @@ pub struct Report {
     pub fashion_mnist_missing: Vec<&'static str>,
 }
 
-const FASHION_MNIST_FILES: [&str; 4] =
-    ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
-
 impl Report {
     pub fn collect() -> Self {
         let loaded = loaded_libraries();
@@ -58,10 +55,7 @@ impl Report {
             Vec::new()
         };
         let (fashion_mnist_dir, fashion_mnist_source) = data::fashion_mnist_dir();
-        let fashion_mnist_missing = FASHION_MNIST_FILES
-            .into_iter()
-            .filter(|f| !fashion_mnist_dir.join(f).is_file() && !fashion_mnist_dir.join(format!("{f}.gz")).is_file())
-            .collect();
+        let fashion_mnist_missing = data::mnist::missing_files(&fashion_mnist_dir);
         Self {
             bcl_version: env!("CARGO_PKG_VERSION"),
             libtorch_version,

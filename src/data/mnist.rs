@@ -20,6 +20,15 @@ pub fn digit_names() -> Vec<String> {
     (0..NUM_CLASSES).map(|d| d.to_string()).collect()
 }
 
+/// The four files of an MNIST-style release (each may also be gzipped, `.gz`).
+pub const FILES: [&str; 4] =
+    ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+
+/// The files of [`FILES`] that `dir` lacks in either form.
+pub fn missing_files(dir: &Path) -> Vec<&'static str> {
+    FILES.into_iter().filter(|name| find(dir, name).is_err()).collect()
+}
+
 /// Reads the `train-*` or `t10k-*` images and labels in `dir`, gzipped (`.gz`) or not.
 pub fn load(dir: &Path, train: bool, class_names: Vec<String>) -> Result<InMemoryDataset> {
     let prefix = if train { "train" } else { "t10k" };
