@@ -70,16 +70,10 @@ pub const PRESETS: [&str; 5] = ["fashion-mnist-lt", "cifar10-lt", "cifar100-lt",
 impl TrainConfig {
     /// The recipe of SPEC section 3 for `name`, reading its data from `root`.
     pub fn preset(name: &str, root: PathBuf) -> Result<Self> {
-        let data = |dataset, imb_factor| DataConfig {
-            dataset,
-            root: root.clone(),
-            imb_factor,
-            profile: Profile::Exp,
-            subset_seed: 0,
-        };
-        let cifar_like = |dataset, channels, classes, epochs, batch_size, base_lr, warmup, milestones| Self {
-            data: data(dataset, Some(100.0)),
-            model: ModelConfig::cifar(channels, classes),
+        // The CIFAR-LT recipe; the other presets change what differs.
+        let base = |dataset, imb_factor, model| Self {
+            data: DataConfig { dataset, root: root.clone(), imb_factor, profile: Profile::Exp, subset_seed: 0 },
+            model,
             loss: LossKind::Bcl,
             class_averaging: true,
             class_complement: true,
@@ -87,9 +81,9 @@ impl TrainConfig {
             alpha: 2.0,
             beta: 0.6,
             logit_adjustment: 1.0,
-            epochs,
-            batch_size,
-            schedule: LrSchedule { base_lr, warmup_epochs: warmup, decay: milestones },
+            epochs: 200,
+            batch_size: 256,
+            schedule: LrSchedule { base_lr: 0.15, warmup_epochs: 5, decay: Decay::Step { milestones: vec![160, 180] } },
             momentum: 0.9,
             weight_decay: 5e-4,
             nesterov: false,
@@ -99,35 +93,27 @@ impl TrainConfig {
             seed: 0,
             workers: None,
         };
-        let step = |m: &[usize]| Decay::Step { milestones: m.to_vec() };
+        let imagenet_like = |dataset, arch, classes, epochs, base_lr, weight_decay| Self {
+            temperature: 0.07,
+            alpha: 1.0,
+            beta: 0.35,
+            epochs,
+            schedule: LrSchedule { base_lr, warmup_epochs: 0, decay: Decay::Cosine },
+            weight_decay,
+            ..base(dataset, None, ModelConfig::imagenet(arch, classes))
+        };
         Ok(match name {
             // Sized for `make demo` on a 2-core machine (under 10 minutes): 4 cosine epochs.
-            "fashion-mnist-lt" => cifar_like(DatasetKind::FashionMnist, 1, 10, 4, 128, 0.1, 1, Decay::Cosine),
-            "cifar10-lt" => cifar_like(DatasetKind::Cifar10, 3, 10, 200, 256, 0.15, 5, step(&[160, 180])),
-            "cifar100-lt" => cifar_like(DatasetKind::Cifar100, 3, 100, 200, 256, 0.15, 5, step(&[160, 180])),
-            "imagenet-lt" | "inat2018" => {
-                let imagenet = name == "imagenet-lt";
-                let (dataset, arch, classes) = if imagenet {
-                    (DatasetKind::ImagenetLt, Arch::Resnext50_32x4d, 1000)
-                } else {
-                    (DatasetKind::Inat2018, Arch::Resnet50, 8142)
-                };
-                Self {
-                    data: data(dataset, None),
-                    model: ModelConfig::imagenet(arch, classes),
-                    temperature: 0.07,
-                    alpha: 1.0,
-                    beta: 0.35,
-                    epochs: if imagenet { 90 } else { 100 },
-                    schedule: LrSchedule {
-                        base_lr: if imagenet { 0.1 } else { 0.2 },
-                        warmup_epochs: 0,
-                        decay: Decay::Cosine,
-                    },
-                    weight_decay: if imagenet { 5e-4 } else { 1e-4 },
-                    ..cifar_like(dataset, 3, classes, 0, 256, 0.0, 0, Decay::Cosine)
-                }
-            }
+            "fashion-mnist-lt" => Self {
+                epochs: 4,
+                batch_size: 128,
+                schedule: LrSchedule { base_lr: 0.1, warmup_epochs: 1, decay: Decay::Cosine },
+                ..base(DatasetKind::FashionMnist, Some(100.0), ModelConfig::cifar(1, 10))
+            },
+            "cifar10-lt" => base(DatasetKind::Cifar10, Some(100.0), ModelConfig::cifar(3, 10)),
+            "cifar100-lt" => base(DatasetKind::Cifar100, Some(100.0), ModelConfig::cifar(3, 100)),
+            "imagenet-lt" => imagenet_like(DatasetKind::ImagenetLt, Arch::Resnext50_32x4d, 1000, 90, 0.1, 5e-4),
+            "inat2018" => imagenet_like(DatasetKind::Inat2018, Arch::Resnet50, 8142, 100, 0.2, 1e-4),
             other => bail!("unknown preset {other:?}; presets: {}", PRESETS.join(", ")),
         })
     }
