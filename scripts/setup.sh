@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh machine, run by `make demo` and `make test`:
-#   1. a project-local venv (.venv) with PyPI's torch==2.11.0, whose libtorch tch links;
+#   1. a project-local venv (.venv) with PyPI's torch==2.11.0, whose libtorch tch links,
+#      and tensorboard (to view runs; the tests read bcl's event files with its reader);
 #   2. Fashion-MNIST, the embedded default data set, from Debian's `dataset-fashion-mnist`.
 # A second run does nothing but check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TORCH_VERSION=2.11.0
+TENSORBOARD_VERSION=2.21.0
 VENV=.venv
 FASHION_MNIST_DIR=${BCL_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 FASHION_MNIST_FILES="train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz"
@@ -50,6 +52,12 @@ setup_venv() {
   torch_ok || die "torch==$TORCH_VERSION did not import from $VENV after installing it"
 }
 
+setup_tensorboard() {
+  "$VENV/bin/python" -c "import tensorboard, sys; sys.exit(tensorboard.__version__ != '$TENSORBOARD_VERSION')" 2>/dev/null && return
+  say "installing tensorboard==$TENSORBOARD_VERSION into $VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "tensorboard==$TENSORBOARD_VERSION"
+}
+
 link_libtorch() {
   # .cargo/config.toml points LIBTORCH at this link, whatever the venv's python version.
   local torch_dir
@@ -76,5 +84,6 @@ setup_fashion_mnist() {
 }
 
 setup_venv
+setup_tensorboard
 link_libtorch
 setup_fashion_mnist

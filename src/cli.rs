@@ -3,16 +3,26 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Result, ensure};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::augment::{ClViews, Recipe, Rng};
+use crate::checkpoint;
+use crate::config::{Amp, LossKind, TrainConfig};
 use crate::data::long_tail::{Profile, imbalance_factor, shot_groups};
 use crate::data::{DataConfig, Dataset, DatasetKind, Split};
 use crate::loader::{self, LoaderConfig};
+use crate::metrics::Evaluation;
+use crate::run::RunDir;
 use crate::sanity::{OverfitConfig, overfit_batch};
-use crate::train::{LossKind, TrainConfig};
+use crate::train::{self, Progress, TrainOptions};
+use crate::{predict, report};
 
 #[derive(Parser)]
 #[command(name = "bcl", version, about = "Balanced Contrastive Learning for long-tailed image recognition")]
@@ -47,6 +57,23 @@ enum Command {
     Data(DataCommand),
     /// Train BCL (or a baseline) with a benchmark preset, evaluating after every epoch.
     Train(TrainArgs),
+    /// Evaluate a checkpoint: top-1, Many/Medium/Few, per-class accuracy and plots.
+    Eval(EvalArgs),
+    /// Print the most probable classes of image files.
+    Predict {
+        /// A checkpoint (RUN/best, RUN/last, a run folder).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The preset describing plain weights that carry no bcl config.
+        #[arg(long)]
+        preset: Option<String>,
+        #[arg(long, default_value_t = 5)]
+        top_k: usize,
+        #[arg(long, default_value = "auto")]
+        device: String,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -54,6 +81,9 @@ struct TrainArgs {
     /// fashion-mnist-lt, cifar10-lt, cifar100-lt, imagenet-lt or inat2018.
     #[arg(long, default_value = "fashion-mnist-lt")]
     preset: String,
+    /// TOML file of config keys to change after the preset (see a run's config.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Dataset folder (default for Fashion-MNIST: $BCL_FASHION_MNIST, else Debian's location).
     #[arg(long)]
     root: Option<PathBuf>,
@@ -75,12 +105,22 @@ struct TrainArgs {
     imb_factor: Option<f64>,
     #[arg(long)]
     seed: Option<u64>,
+    /// Mixed precision on CUDA.
+    #[arg(long, value_enum)]
+    amp: Option<Amp>,
     /// Loader threads (default: the number of cores).
     #[arg(long)]
     workers: Option<usize>,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Run folder (default: runs/<preset>-<date>-<time>).
+    #[arg(long, conflicts_with = "resume")]
+    out: Option<PathBuf>,
+    /// Continue the run in this folder from its last checkpoint, with its saved config.
+    #[arg(long, conflicts_with_all = ["config", "root", "epochs", "batch_size", "lr", "loss", "no_class_averaging",
+        "no_class_complement", "imb_factor", "seed", "amp"])]
+    resume: Option<PathBuf>,
 }
 
 impl TrainArgs {
@@ -88,9 +128,16 @@ impl TrainArgs {
         let root = match &self.root {
             Some(root) => root.clone(),
             None if self.preset == "fashion-mnist-lt" => crate::data::fashion_mnist_dir().0,
-            None => anyhow::bail!("--root is required for --preset {}", self.preset),
+            None if crate::config::PRESETS.contains(&self.preset.as_str()) => {
+                bail!("--root is required for --preset {}", self.preset)
+            }
+            None => PathBuf::new(),
         };
         let mut config = TrainConfig::preset(&self.preset, root)?;
+        if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            config = config.with_overrides(&text, &path.display().to_string())?;
+        }
         config.epochs = self.epochs.unwrap_or(config.epochs);
         config.batch_size = self.batch_size.unwrap_or(config.batch_size);
         config.schedule.base_lr = self.lr.unwrap_or(config.schedule.base_lr);
@@ -101,10 +148,29 @@ impl TrainArgs {
             config.data.imb_factor = self.imb_factor;
         }
         config.seed = self.seed.unwrap_or(config.seed);
+        config.amp = self.amp.unwrap_or(config.amp);
         config.workers = self.workers.or(config.workers);
-        ensure!(config.epochs > 0 && config.batch_size > 1, "--epochs must be positive and --batch-size above 1");
+        config.validate().context("the options")?;
         Ok(config)
     }
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// A checkpoint (RUN/best, RUN/last, a run folder) or plain safetensors weights.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Dataset folder (default: the one the model was trained on).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// The preset describing plain weights that carry no bcl config (such as the reference's).
+    #[arg(long)]
+    preset: Option<String>,
+    /// Where to write per_class.csv and the plots (default: the checkpoint's folder).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value = "auto")]
+    device: String,
 }
 
 /// Which data: dataset, root and long-tailed subset.
@@ -244,6 +310,19 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Data(command) => run_data(command)?,
         Command::Train(args) => run_train(&args)?,
+        Command::Eval(args) => run_eval(&args)?,
+        Command::Predict { checkpoint, preset, top_k, device, images } => {
+            let path = checkpoint::resolve(&checkpoint);
+            let fallback = preset.map(|p| TrainConfig::preset(&p, PathBuf::new())).transpose()?;
+            let device = crate::parse_device(&device)?;
+            let loaded = train::load_model(&path, fallback.as_ref(), device)?;
+            for image in &images {
+                println!("{}", image.display());
+                for (class, p) in predict::top_k(&loaded.model, &loaded.config, image, top_k, device)? {
+                    println!("  {:>6.2}%  {}", 100.0 * p, loaded.class_names[class as usize]);
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -253,50 +332,205 @@ fn percent(x: Option<f64>) -> String {
 }
 
 fn run_train(args: &TrainArgs) -> Result<()> {
-    let config = args.config()?;
     let device = crate::parse_device(&args.device)?;
-    let train_set = config.data.train_set()?;
-    let counts = train_set.class_counts();
+    let (config, run, resume) = match &args.resume {
+        Some(folder) => {
+            let run = RunDir::open(folder)?;
+            let mut config = run.config()?;
+            config.workers = args.workers.or(config.workers);
+            ensure!(run.last().is_file(), "{} has no checkpoint to resume (last.safetensors)", folder.display());
+            (config, run, true)
+        }
+        None => {
+            let config = args.config()?;
+            let name = args
+                .config
+                .as_ref()
+                .and_then(|p| p.file_stem())
+                .map_or(args.preset.clone(), |s| format!("{}-{}", args.preset, s.to_string_lossy()));
+            let folder = args.out.clone().unwrap_or_else(|| RunDir::default_path(&name));
+            (config.clone(), RunDir::create(&folder, &config)?, false)
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // A second signal while the first is being handled ends the process at once.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone())?;
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
     println!(
-        "preset {} on {device:?}: {:?} {:?}, {} epochs of batch {}, lr {}, {} training images in {} classes \
-         (imbalance {:.0})",
-        args.preset,
+        "{} {} on {device:?}: {:?} loss, {:?}, {} epochs of batch {}, lr {}",
+        if resume { "resuming" } else { "run" },
+        run.path.display(),
         config.loss,
         config.model.arch,
         config.epochs,
         config.batch_size,
         config.schedule.base_lr,
-        train_set.len(),
-        counts.len(),
-        imbalance_factor(&counts)
     );
-    println!("class counts: {counts:?}");
-    println!("epoch      lr  train-CE  contrast  train-acc  test-top1   many  medium   few   samples/s   time");
-    let mut last = None;
-    crate::train::train(&config, device, |r| {
+    let options = TrainOptions { device, resume, stop };
+    let mut progress = ProgressView::new();
+    let outcome = train::train(&config, &run, &options, |p| progress.show(p))?;
+    progress.finish();
+    if let Some((epoch, step)) = outcome.stopped_at {
         println!(
-            "{:>5} {:>7.4} {:>9.4} {:>9.4} {:>9.1}% {:>9.1}% {:>6} {:>7} {:>5} {:>11.0} {:>5.0}s",
-            r.epoch + 1,
-            r.lr,
-            r.train_ce,
-            r.train_contrastive,
-            100.0 * r.train_accuracy,
-            100.0 * r.eval.top1,
-            percent(r.eval.many),
-            percent(r.eval.medium),
-            percent(r.eval.few),
-            r.samples_per_second,
-            r.seconds
+            "stopped at epoch {}, step {}; saved {}. Continue with: bcl train --resume {}",
+            epoch + 1,
+            step,
+            run.last().display(),
+            run.path.display()
         );
-        last = Some(r.eval.clone());
-    })?;
-    if let Some(eval) = last.filter(|e| e.per_class.len() <= 20) {
+        return Ok(());
+    }
+    let Some(last) = outcome.records.last() else {
+        println!("{} had already finished all {} epochs", run.path.display(), config.epochs);
+        return Ok(());
+    };
+    let train_set = config.data.train_set()?;
+    let counts = train_set.class_counts();
+    print_evaluation(train_set.class_names(), &counts, &last.eval);
+    let written = report::write(&run.path, train_set.class_names(), &counts, &last.eval, &run.read_metrics()?)?;
+    print_written(&written);
+    println!("checkpoints: {} and {}", run.last().display(), run.best().display());
+    Ok(())
+}
+
+fn run_eval(args: &EvalArgs) -> Result<()> {
+    let device = crate::parse_device(&args.device)?;
+    let path = checkpoint::resolve(&args.checkpoint);
+    let fallback = match &args.preset {
+        Some(preset) => {
+            let root = args.root.clone().context("--preset needs --root (the data to evaluate on)")?;
+            Some(TrainConfig::preset(preset, root)?)
+        }
+        None => None,
+    };
+    let mut loaded = train::load_model(&path, fallback.as_ref(), device)?;
+    if let Some(root) = &args.root {
+        loaded.config.data.root = root.clone();
+    }
+    let config = &loaded.config;
+    let train_set = config.data.train_set()?;
+    let counts = train_set.class_counts();
+    let split = config.data.dataset.eval_split();
+    let test_set = config.data.eval_set(split)?;
+    let recipe = Arc::new(Recipe::for_dataset(
+        config.data.dataset,
+        &train_set.image(0)?,
+        config.cl_views,
+        &config.randaugment,
+        config.cutout,
+    )?);
+    let loader_config = train::loader_config(config, device);
+    println!(
+        "evaluating {} on the {split:?} split of {} ({} images)",
+        path.display(),
+        config.data.root.display(),
+        test_set.len()
+    );
+    let eval = train::evaluate(&loaded.model, test_set, recipe, &loader_config, device, &counts)?;
+    print_evaluation(train_set.class_names(), &counts, &eval);
+    let folder = args.out.clone().unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).to_path_buf());
+    std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    let history = if folder.join("metrics.jsonl").is_file() {
+        RunDir { path: folder.clone() }.read_metrics()?
+    } else {
+        Vec::new()
+    };
+    print_written(&report::write(&folder, train_set.class_names(), &counts, &eval, &history)?);
+    Ok(())
+}
+
+/// Top-1, Many/Medium/Few and, for up to 20 classes, each class's accuracy.
+fn print_evaluation(names: &[String], counts: &[i64], eval: &Evaluation) {
+    println!(
+        "test top-1 {:.2}%   many {}   medium {}   few {}",
+        100.0 * eval.top1,
+        percent(eval.many),
+        percent(eval.medium),
+        percent(eval.few)
+    );
+    if eval.per_class.len() <= 20 {
         println!("per-class test accuracy (class: training images → accuracy):");
-        for ((name, n), acc) in train_set.class_names().iter().zip(&counts).zip(&eval.per_class) {
+        for ((name, n), acc) in names.iter().zip(counts).zip(&eval.per_class) {
             println!("  {name:<20} {n:>6} → {:>5.1}%", 100.0 * acc);
         }
     }
-    Ok(())
+}
+
+fn print_written(paths: &[PathBuf]) {
+    for path in paths {
+        println!("wrote {}", path.display());
+    }
+    println!("({})", report::LEGEND);
+}
+
+/// Progress of training: a bar with ETA, images/s and running losses on a terminal, and
+/// one line per epoch everywhere.
+struct ProgressView {
+    bar: Option<ProgressBar>,
+    header_shown: bool,
+}
+
+impl ProgressView {
+    fn new() -> Self {
+        Self { bar: None, header_shown: false }
+    }
+
+    fn show(&mut self, progress: Progress) {
+        match progress {
+            Progress::EpochStart { epoch, step, steps } => {
+                let bar = ProgressBar::new(steps as u64).with_position(step as u64);
+                bar.set_style(
+                    ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+                        .expect("a valid template")
+                        .progress_chars("=> "),
+                );
+                bar.set_prefix((epoch + 1).to_string());
+                self.bar = Some(bar);
+            }
+            Progress::Steps { step, ce, contrastive, samples_per_second, .. } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(step as u64);
+                    bar.set_message(format!("CE {ce:.3} CL {contrastive:.3} {samples_per_second:.0} img/s"));
+                }
+            }
+            Progress::Evaluating { .. } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message("evaluating");
+                }
+            }
+            Progress::Epoch(r) => {
+                self.finish();
+                if !self.header_shown {
+                    println!(
+                        "epoch      lr  train-CE  contrast  train-acc  test-top1   many  medium   few   samples/s   time"
+                    );
+                    self.header_shown = true;
+                }
+                println!(
+                    "{:>5} {:>7.4} {:>9.4} {:>9.4} {:>9.1}% {:>9.1}% {:>6} {:>7} {:>5} {:>11.0} {:>5.0}s",
+                    r.epoch + 1,
+                    r.lr,
+                    r.train_ce,
+                    r.train_contrastive,
+                    100.0 * r.train_accuracy,
+                    100.0 * r.eval.top1,
+                    percent(r.eval.many),
+                    percent(r.eval.medium),
+                    percent(r.eval.few),
+                    r.samples_per_second,
+                    r.seconds
+                );
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 fn run_data(command: DataCommand) -> Result<()> {
@@ -339,7 +573,7 @@ fn run_data(command: DataCommand) -> Result<()> {
                 dataset.len()
             );
             let mut epoch = 0;
-            let mut epoch_batches = loader::train_epoch(dataset.clone(), recipe.clone(), &loader_config, epoch);
+            let mut epoch_batches = loader::train_epoch(dataset.clone(), recipe.clone(), &loader_config, epoch, 0);
             let mut next_views = || -> Result<tch::Tensor> {
                 loop {
                     if let Some(batch) = epoch_batches.next() {
@@ -347,7 +581,7 @@ fn run_data(command: DataCommand) -> Result<()> {
                         return Ok(if uint8 { batch.images } else { batch.input(tch::Device::Cpu) });
                     }
                     epoch += 1;
-                    epoch_batches = loader::train_epoch(dataset.clone(), recipe.clone(), &loader_config, epoch);
+                    epoch_batches = loader::train_epoch(dataset.clone(), recipe.clone(), &loader_config, epoch, 0);
                 }
             };
             for _ in 0..warmup {

@@ -8,17 +8,25 @@
 //! - [`loader`]: parallel, deterministic batches of augmented views.
 //! - [`train`]: the training loop, presets and evaluation ([`schedule`], [`metrics`]).
 //! - [`doctor`]: what this build of `bcl` can use on this machine.
+pub mod amp;
 pub mod augment;
+pub mod checkpoint;
 pub mod cli;
+pub mod config;
 pub mod data;
 pub mod doctor;
 pub mod loader;
 pub mod loss;
 pub mod metrics;
 pub mod model;
+pub mod optim;
 pub mod plot;
+pub mod predict;
+pub mod report;
+pub mod run;
 pub mod sanity;
 pub mod schedule;
+pub mod tensorboard;
 pub mod train;
 
 /// Parses `auto`, `cpu`, `cuda` or `cuda:N` into a device; `auto` picks CUDA when usable.

@@ -126,19 +126,26 @@ impl Drop for EpochLoader {
     }
 }
 
-/// Training batches of epoch `epoch`: B samples in sampler order (the last partial batch
-/// is dropped, as BatchNorm needs more than one sample), three views each.
-pub fn train_epoch(dataset: Arc<dyn Dataset>, recipe: Arc<Recipe>, config: &LoaderConfig, epoch: u64) -> EpochLoader {
+/// Training batches of epoch `epoch` from batch `first_batch` on (a resumed epoch skips
+/// the batches it has seen): B samples in sampler order (the last partial batch is dropped,
+/// as BatchNorm needs more than one sample), three views each.
+pub fn train_epoch(
+    dataset: Arc<dyn Dataset>,
+    recipe: Arc<Recipe>,
+    config: &LoaderConfig,
+    epoch: u64,
+    first_batch: usize,
+) -> EpochLoader {
     let order = epoch_order(config.sampler, dataset.labels(), dataset.num_classes(), config.seed, epoch);
     let batches: Vec<Vec<usize>> = order.chunks_exact(config.batch_size).map(<[usize]>::to_vec).collect();
-    spawn(dataset, recipe, config, epoch, batches, Mode::Train)
+    spawn(dataset, recipe, config, epoch, batches, first_batch, Mode::Train)
 }
 
 /// Evaluation batches over the whole dataset in order, one evaluation view each.
 pub fn eval_batches(dataset: Arc<dyn Dataset>, recipe: Arc<Recipe>, config: &LoaderConfig) -> EpochLoader {
     let order: Vec<usize> = (0..dataset.len()).collect();
     let batches = order.chunks(config.batch_size).map(<[usize]>::to_vec).collect();
-    spawn(dataset, recipe, config, 0, batches, Mode::Eval)
+    spawn(dataset, recipe, config, 0, batches, 0, Mode::Eval)
 }
 
 fn spawn(
@@ -147,10 +154,11 @@ fn spawn(
     config: &LoaderConfig,
     epoch: u64,
     batches: Vec<Vec<usize>>,
+    first_batch: usize,
     mode: Mode,
 ) -> EpochLoader {
     let num_workers = config.workers.max(1);
-    let num_batches = batches.len();
+    let num_batches = batches.len().saturating_sub(first_batch);
     let batches = Arc::new(batches);
     let normalization = Arc::new(config.normalization.clone());
     let tables = config.normalize_in_workers.then(|| Arc::new(config.normalization.tables()));
@@ -173,7 +181,7 @@ fn spawn(
         };
         let handle = std::thread::Builder::new()
             .name(format!("bcl-loader-{worker}"))
-            .spawn(move || job.run(worker, num_workers, sender))
+            .spawn(move || job.run(first_batch + worker, num_workers, sender))
             .expect("spawning a loader thread");
         workers.push(handle);
     }
@@ -203,8 +211,9 @@ fn sample_seed(seed: u64, epoch: u64, position: u64) -> u64 {
 }
 
 impl WorkerJob {
-    fn run(self, worker: usize, num_workers: usize, sender: SyncSender<Result<Batch>>) {
-        for b in (worker..self.batches.len()).step_by(num_workers) {
+    /// Makes batches `first`, `first + W`, `first + 2W`, … and hands them over in order.
+    fn run(self, first: usize, num_workers: usize, sender: SyncSender<Result<Batch>>) {
+        for b in (first..self.batches.len()).step_by(num_workers) {
             let batch = self.make_batch(b);
             if sender.send(batch).is_err() {
                 return; // the consumer is gone

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use anyhow::{Result, bail, ensure};
 use tch::{Device, Kind, Tensor, nn, nn::OptimizerConfig};
 
+use crate::config::TrainConfig;
 use crate::data::{Dataset, DatasetKind, InMemoryDataset, Normalization, mnist};
 use crate::loss::{balanced_contrastive_loss, logit_adjusted_cross_entropy};
 use crate::model::BclModel;
-use crate::train::TrainConfig;
 
 /// Settings of [`overfit_batch`]; model, loss weights and temperature come from the preset.
 #[derive(Debug, Clone)]

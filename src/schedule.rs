@@ -2,7 +2,7 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
 pub enum Decay {
     /// lr · ½ · (1 + cos(π (e − w + 1) / (E − w + 1))) after warm-up.
     Cosine,
@@ -11,6 +11,7 @@ pub enum Decay {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LrSchedule {
     pub base_lr: f64,
     pub warmup_epochs: usize,

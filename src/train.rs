@@ -2,123 +2,33 @@
 //!
 //! One step is one forward pass over the 3B images of views 0, 1, 2; the loss is
 //! α · LA-CE(view-0 logits) + β · BCL(views 1–2 features, class prototypes).
-use std::path::PathBuf;
-use std::sync::Arc;
+//!
+//! Training writes into a run folder ([`RunDir`]): a checkpoint after every epoch (and
+//! when asked to stop), so that a resumed run continues exactly where the checkpoint left
+//! off: the loader's batches and augmentations depend only on (seed, epoch, position), and
+//! the checkpoint holds the weights, the momentum buffers and the epoch's running sums.
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, OptimizerConfig};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind, Tensor, nn};
 
-use crate::augment::{ClViews, Recipe};
-use crate::data::long_tail::Profile;
-use crate::data::{DataConfig, Dataset, DatasetKind};
+use crate::amp::{self, LossScaler};
+use crate::augment::Recipe;
+use crate::checkpoint::{self, Checkpoint};
+use crate::config::{Amp, LossKind, TrainConfig};
+use crate::data::Dataset;
 use crate::loader::{self, LoaderConfig};
 use crate::loss::{balanced_contrastive_loss, cross_entropy, logit_adjusted_cross_entropy};
 use crate::metrics::{self, Evaluation};
-use crate::model::{Arch, BclModel, ModelConfig};
-use crate::schedule::{Decay, LrSchedule};
-
-/// The training objective (`--loss`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum LossKind {
-    /// α · LA-CE + β · BCL (class-averaging and class-complement as configured).
-    Bcl,
-    /// α · LA-CE + β · SupCon (BCL with both switches off).
-    Supcon,
-    /// Logit-adjusted cross-entropy on view 0 only.
-    La,
-    /// Plain cross-entropy on view 0 only.
-    Ce,
-}
-
-/// Everything a run needs, as saved with it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    pub data: DataConfig,
-    pub model: ModelConfig,
-    pub loss: LossKind,
-    pub class_averaging: bool,
-    pub class_complement: bool,
-    /// τ of the contrastive loss.
-    pub temperature: f64,
-    /// Weight α of the (logit-adjusted) cross-entropy.
-    pub alpha: f64,
-    /// Weight β of the contrastive loss.
-    pub beta: f64,
-    /// τ of the logit adjustment.
-    pub logit_adjustment: f64,
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub schedule: LrSchedule,
-    pub momentum: f64,
-    pub weight_decay: f64,
-    pub nesterov: bool,
-    pub cl_views: ClViews,
-    pub randaugment: String,
-    pub cutout: bool,
-    pub seed: u64,
-    /// Loader threads; none means one per core.
-    pub workers: Option<usize>,
-}
-
-/// Preset names, for `--preset` and error messages.
-pub const PRESETS: [&str; 5] = ["fashion-mnist-lt", "cifar10-lt", "cifar100-lt", "imagenet-lt", "inat2018"];
-
-impl TrainConfig {
-    /// The recipe of SPEC section 3 for `name`, reading its data from `root`.
-    pub fn preset(name: &str, root: PathBuf) -> Result<Self> {
-        // The CIFAR-LT recipe; the other presets change what differs.
-        let base = |dataset, imb_factor, model| Self {
-            data: DataConfig { dataset, root: root.clone(), imb_factor, profile: Profile::Exp, subset_seed: 0 },
-            model,
-            loss: LossKind::Bcl,
-            class_averaging: true,
-            class_complement: true,
-            temperature: 0.1,
-            alpha: 2.0,
-            beta: 0.6,
-            logit_adjustment: 1.0,
-            epochs: 200,
-            batch_size: 256,
-            schedule: LrSchedule { base_lr: 0.15, warmup_epochs: 5, decay: Decay::Step { milestones: vec![160, 180] } },
-            momentum: 0.9,
-            weight_decay: 5e-4,
-            nesterov: false,
-            cl_views: ClViews::SimSim,
-            randaugment: "rand-n2-m10-mstd0.5".into(),
-            cutout: false,
-            seed: 0,
-            workers: None,
-        };
-        let imagenet_like = |dataset, arch, classes, epochs, base_lr, weight_decay| Self {
-            temperature: 0.07,
-            alpha: 1.0,
-            beta: 0.35,
-            epochs,
-            schedule: LrSchedule { base_lr, warmup_epochs: 0, decay: Decay::Cosine },
-            weight_decay,
-            ..base(dataset, None, ModelConfig::imagenet(arch, classes))
-        };
-        Ok(match name {
-            // Sized for `make demo` on a 2-core machine (under 10 minutes): 4 cosine epochs.
-            "fashion-mnist-lt" => Self {
-                epochs: 4,
-                batch_size: 128,
-                schedule: LrSchedule { base_lr: 0.1, warmup_epochs: 1, decay: Decay::Cosine },
-                ..base(DatasetKind::FashionMnist, Some(100.0), ModelConfig::cifar(1, 10))
-            },
-            "cifar10-lt" => base(DatasetKind::Cifar10, Some(100.0), ModelConfig::cifar(3, 10)),
-            "cifar100-lt" => base(DatasetKind::Cifar100, Some(100.0), ModelConfig::cifar(3, 100)),
-            "imagenet-lt" => imagenet_like(DatasetKind::ImagenetLt, Arch::Resnext50_32x4d, 1000, 90, 0.1, 5e-4),
-            "inat2018" => imagenet_like(DatasetKind::Inat2018, Arch::Resnet50, 8142, 100, 0.2, 1e-4),
-            other => bail!("unknown preset {other:?}; presets: {}", PRESETS.join(", ")),
-        })
-    }
-}
-
+use crate::model::BclModel;
+use crate::optim::Sgd;
+use crate::run::RunDir;
+use crate::tensorboard::EventWriter;
 /// One epoch's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct EpochRecord {
@@ -136,11 +46,247 @@ pub struct EpochRecord {
     pub samples_per_second: f64,
 }
 
-/// Trains as `config` says on `device`, calling `on_epoch` after each epoch's evaluation.
-pub fn train(config: &TrainConfig, device: Device, mut on_epoch: impl FnMut(&EpochRecord)) -> Result<BclModel> {
-    tch::manual_seed(config.seed as i64);
+/// Where a run stands: saved in every checkpoint's metadata.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// The epoch in progress (0-based); `epochs` when training is over.
+    pub epoch: usize,
+    /// Steps of `epoch` already taken.
+    pub step: usize,
+    /// Running sums of `epoch`'s steps so far.
+    pub sums: EpochSums,
+    pub best_top1: Option<f64>,
+    pub best_epoch: Option<usize>,
+    /// float16 loss scaling, when in use.
+    pub loss_scaler: Option<LossScaler>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochSums {
+    pub ce: f64,
+    pub contrastive: f64,
+    pub correct: f64,
+    pub samples: usize,
+}
+
+/// What training reports as it goes.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// An epoch begins at `step` of `steps`.
+    EpochStart {
+        epoch: usize,
+        step: usize,
+        steps: usize,
+    },
+    /// Every few steps: running means of the epoch so far.
+    Steps {
+        epoch: usize,
+        step: usize,
+        ce: f64,
+        contrastive: f64,
+        samples_per_second: f64,
+    },
+    /// The test-set evaluation is running.
+    Evaluating {
+        epoch: usize,
+    },
+    Epoch(&'a EpochRecord),
+}
+
+/// How a call to [`train`] ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Set when training stopped early on request: the epoch and step it saved at.
+    pub stopped_at: Option<(usize, usize)>,
+    /// The records of the epochs this call finished.
+    pub records: Vec<EpochRecord>,
+}
+
+/// How to run: the device, whether to continue the run folder's `last` checkpoint, and a
+/// flag that asks training to checkpoint and return (set by SIGINT/SIGTERM).
+pub struct TrainOptions {
+    pub device: Device,
+    pub resume: bool,
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Steps between checks that the loss is finite (each check waits for the device).
+const CHECK_EVERY: usize = 10;
+
+/// Trains as `config` says, writing checkpoints, metrics and TensorBoard logs into `run`.
+pub fn train(
+    config: &TrainConfig,
+    run: &RunDir,
+    options: &TrainOptions,
+    mut on_progress: impl FnMut(Progress),
+) -> Result<Outcome> {
+    let device = options.device;
     let train_set = config.data.train_set()?;
     let test_set = config.data.eval_set(config.data.dataset.eval_split())?;
+    let class_counts = check_data(config, train_set.as_ref())?;
+    let recipe = Arc::new(Recipe::for_dataset(
+        config.data.dataset,
+        &train_set.image(0)?,
+        config.cl_views,
+        &config.randaugment,
+        config.cutout,
+    )?);
+    let loader_config = loader_config(config, device);
+
+    let (vs, model) = seeded_model(config, device);
+    let parameters = trainable(&vs);
+    let mut optimizer = Sgd::new(config.momentum, config.weight_decay, config.nesterov);
+    let mut state = TrainState::default();
+    if options.resume {
+        let path = run.last();
+        let saved = checkpoint::load(&path)?;
+        state = saved_state(&saved, &path)?;
+        checkpoint::copy_weights(&vs.variables(), &saved.weights, &path)?;
+        optimizer.load_buffers(saved.optimizer, &parameters)?;
+        run.truncate_metrics(state.epoch)?;
+    } else {
+        run.write_class_counts(train_set.class_names(), &class_counts)?;
+    }
+    let cuda = device.is_cuda();
+    let autocast_kind = if cuda { amp::autocast_kind(config.amp) } else { None };
+    if cuda {
+        tch::Cuda::cudnn_set_benchmark(true);
+        if config.amp == Amp::Fp16 && state.loss_scaler.is_none() {
+            state.loss_scaler = Some(LossScaler::default());
+        }
+    }
+    let mut events = EventWriter::create(&run.path)?;
+    let metadata = HashMap::from([
+        ("format".to_string(), "bcl-checkpoint-1".to_string()),
+        ("config".to_string(), config.to_toml()?),
+        ("class_names".to_string(), serde_json::to_string(train_set.class_names())?),
+    ]);
+    let counts = Tensor::from_slice(&class_counts).to_device(device);
+    let mut outcome = Outcome { stopped_at: None, records: Vec::new() };
+
+    while state.epoch < config.epochs {
+        let epoch = state.epoch;
+        let start = Instant::now();
+        let lr = config.schedule.lr(epoch, config.epochs);
+        let epoch_loader =
+            loader::train_epoch(train_set.clone(), recipe.clone(), &loader_config, epoch as u64, state.step);
+        on_progress(Progress::EpochStart { epoch, step: state.step, steps: state.step + epoch_loader.num_batches() });
+        // Sums stay on the device between checks: no host synchronisation at every step.
+        let scalar = |v: f64| Tensor::from(v).to_device(device);
+        let (mut ce_sum, mut cl_sum, mut correct) =
+            (scalar(state.sums.ce), scalar(state.sums.contrastive), scalar(state.sums.correct));
+        let mut window: Vec<Tensor> = Vec::with_capacity(CHECK_EVERY);
+        let (first_step, mut samples) = (state.step, state.sums.samples);
+        for batch in epoch_loader {
+            let batch = batch?;
+            let mut images = batch.input(device);
+            if cuda && config.channels_last {
+                images = to_channels_last(&images);
+            }
+            let labels = batch.labels.to_device(device);
+            let (ce, contrastive, logits) =
+                amp::autocast(device, autocast_kind, || step_losses(config, &model, &images, &labels, &counts));
+            let ce = ce.to_kind(Kind::Float);
+            let total = match &contrastive {
+                Some(cl) => &ce * config.alpha + cl.to_kind(Kind::Float) * config.beta,
+                None => ce.shallow_clone(),
+            };
+            parameters.iter().for_each(|(_, p)| p.shallow_clone().zero_grad());
+            match &mut state.loss_scaler {
+                Some(scaler) => {
+                    (&total * scaler.scale).backward();
+                    if scaler.unscale(&parameters) {
+                        optimizer.step(&parameters, lr);
+                    }
+                }
+                None => {
+                    total.backward();
+                    optimizer.step(&parameters, lr);
+                }
+            }
+            tch::no_grad(|| {
+                ce_sum += ce.detach().to_kind(Kind::Double);
+                if let Some(cl) = &contrastive {
+                    cl_sum += cl.detach().to_kind(Kind::Double);
+                }
+                correct += logits.argmax(1, false).eq_tensor(&labels).sum(Kind::Double);
+            });
+            window.push(total.detach());
+            samples += batch.indices.len();
+            state.step += 1;
+            let stop = options.stop.load(Ordering::SeqCst);
+            if window.len() == CHECK_EVERY || stop {
+                check_finite(&mut window, epoch, state.step, run)?;
+                let steps = (state.step - first_step) as f64;
+                on_progress(Progress::Steps {
+                    epoch,
+                    step: state.step,
+                    ce: ce_sum.double_value(&[]) / state.step as f64,
+                    contrastive: cl_sum.double_value(&[]) / state.step as f64,
+                    samples_per_second: steps * config.batch_size as f64 / start.elapsed().as_secs_f64(),
+                });
+            }
+            if stop {
+                state.sums = EpochSums {
+                    ce: ce_sum.double_value(&[]),
+                    contrastive: cl_sum.double_value(&[]),
+                    correct: correct.double_value(&[]),
+                    samples,
+                };
+                save(&run.last(), &metadata, &state, &vs, &optimizer)?;
+                outcome.stopped_at = Some((epoch, state.step));
+                return Ok(outcome);
+            }
+        }
+        check_finite(&mut window, epoch, state.step, run)?;
+        let steps = state.step.max(1) as f64;
+        let train_seconds = start.elapsed().as_secs_f64();
+        on_progress(Progress::Evaluating { epoch });
+        let eval = evaluate(&model, test_set.clone(), recipe.clone(), &loader_config, device, &class_counts)?;
+        let record = EpochRecord {
+            epoch,
+            lr,
+            train_ce: ce_sum.double_value(&[]) / steps,
+            train_contrastive: cl_sum.double_value(&[]) / steps,
+            train_accuracy: correct.double_value(&[]) / samples.max(1) as f64,
+            eval,
+            seconds: start.elapsed().as_secs_f64(),
+            samples_per_second: (samples - state.sums.samples) as f64 / train_seconds,
+        };
+        log_epoch(run, &mut events, &record)?;
+        let improved = state.best_top1.is_none_or(|best| record.eval.top1 > best);
+        if improved {
+            (state.best_top1, state.best_epoch) = (Some(record.eval.top1), Some(epoch));
+        }
+        state = TrainState { epoch: epoch + 1, step: 0, sums: EpochSums::default(), ..state };
+        save(&run.last(), &metadata, &state, &vs, &optimizer)?;
+        if improved {
+            save(&run.best(), &metadata, &state, &vs, &optimizer)?;
+        }
+        on_progress(Progress::Epoch(&record));
+        outcome.records.push(record);
+        if options.stop.load(Ordering::SeqCst) && state.epoch < config.epochs {
+            outcome.stopped_at = Some((state.epoch, 0));
+            return Ok(outcome);
+        }
+    }
+    Ok(outcome)
+}
+
+/// A freshly initialised model. libtorch's random generator is global: the lock keeps
+/// models built in other threads (tests run in parallel) from drawing between the seeding
+/// and the initialisation.
+fn seeded_model(config: &TrainConfig, device: Device) -> (nn::VarStore, BclModel) {
+    static INIT: Mutex<()> = Mutex::new(());
+    let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    tch::manual_seed(config.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let model = BclModel::new(&vs.root(), &config.model);
+    (vs, model)
+}
+
+/// Class counts of the training set, after checking that the data fits the config.
+fn check_data(config: &TrainConfig, train_set: &dyn Dataset) -> Result<Vec<i64>> {
     let class_counts = train_set.class_counts();
     ensure!(
         class_counts.len() as i64 == config.model.num_classes,
@@ -163,13 +309,11 @@ pub fn train(config: &TrainConfig, device: Device, mut on_epoch: impl FnMut(&Epo
         train_set.channels(),
         config.model.in_channels
     );
-    let recipe = Arc::new(Recipe::for_dataset(
-        config.data.dataset,
-        &train_set.image(0)?,
-        config.cl_views,
-        &config.randaugment,
-        config.cutout,
-    )?);
+    Ok(class_counts)
+}
+
+/// The loader settings of a run: 8-bit batches in pinned memory for a GPU.
+pub fn loader_config(config: &TrainConfig, device: Device) -> LoaderConfig {
     let mut loader_config = LoaderConfig::new(config.batch_size, config.seed, config.data.dataset.normalization());
     if let Some(workers) = config.workers {
         loader_config.workers = workers;
@@ -178,60 +322,112 @@ pub fn train(config: &TrainConfig, device: Device, mut on_epoch: impl FnMut(&Epo
         loader_config.normalize_in_workers = false;
         loader_config.pin_memory_for = Some(device);
     }
+    loader_config
+}
 
+/// The trainable parameters by name, in name order.
+fn trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut parameters: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+    parameters.sort_by(|a, b| a.0.cmp(&b.0));
+    parameters
+}
+
+/// NCHW values in NHWC memory order, which cuDNN's tensor-core convolutions prefer.
+fn to_channels_last(images: &Tensor) -> Tensor {
+    images.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
+/// Fails, naming the step, if a loss in `window` (the steps before `step`) is not finite.
+fn check_finite(window: &mut Vec<Tensor>, epoch: usize, step: usize, run: &RunDir) -> Result<()> {
+    if window.is_empty() {
+        return Ok(());
+    }
+    let losses = Vec::<f64>::try_from(Tensor::stack(window, 0).to_kind(Kind::Double).to_device(Device::Cpu))?;
+    let first_step = step - window.len();
+    window.clear();
+    if let Some(bad) = losses.iter().position(|l| !l.is_finite()) {
+        bail!(
+            "epoch {}, step {}: the training loss is {}; stopped without saving ({} is unchanged). \
+             A lower learning rate or a check of the data may help.",
+            epoch + 1,
+            first_step + bad + 1,
+            losses[bad],
+            run.last().display()
+        );
+    }
+    Ok(())
+}
+
+fn log_epoch(run: &RunDir, events: &mut EventWriter, record: &EpochRecord) -> Result<()> {
+    run.append_metrics(record)?;
+    let step = record.epoch as i64 + 1;
+    let eval = &record.eval;
+    let mut scalars = vec![
+        ("train/ce", Some(record.train_ce)),
+        ("train/contrastive", Some(record.train_contrastive)),
+        ("train/accuracy", Some(record.train_accuracy)),
+        ("train/lr", Some(record.lr)),
+        ("val/top1", Some(eval.top1)),
+        ("val/many", eval.many),
+        ("val/medium", eval.medium),
+        ("val/few", eval.few),
+    ];
+    scalars.retain(|(_, v)| v.is_some());
+    for (tag, value) in scalars {
+        events.scalar(tag, step, value.unwrap_or_default())?;
+    }
+    events.flush()
+}
+
+/// Writes a checkpoint of the model, the optimizer and `state` to `path`; `metadata`
+/// holds what every checkpoint of the run shares (format, config, class names).
+fn save(
+    path: &Path,
+    metadata: &HashMap<String, String>,
+    state: &TrainState,
+    vs: &nn::VarStore,
+    optimizer: &Sgd,
+) -> Result<()> {
+    let mut metadata = metadata.clone();
+    metadata.insert("state".into(), serde_json::to_string(state)?);
+    let checkpoint = Checkpoint {
+        weights: vs.variables().into_iter().collect(),
+        optimizer: optimizer.buffers().iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect(),
+        metadata,
+    };
+    checkpoint::save(path, &checkpoint)
+}
+
+fn saved_state(saved: &Checkpoint, path: &Path) -> Result<TrainState> {
+    let text =
+        saved.metadata.get("state").with_context(|| format!("{} is not a bcl training checkpoint", path.display()))?;
+    serde_json::from_str(text).with_context(|| format!("{} has a damaged training state", path.display()))
+}
+
+/// A trained model, ready to evaluate.
+pub struct LoadedModel {
+    pub config: TrainConfig,
+    pub model: BclModel,
+    /// Class names saved with a bcl checkpoint; `class k` for plain weights.
+    pub class_names: Vec<String>,
+    /// Owns the weights `model` uses.
+    pub vs: nn::VarStore,
+}
+
+/// The model of a checkpoint: its config from the checkpoint's metadata (or `fallback`, for
+/// plain weights such as the reference's), its weights loaded on `device`.
+pub fn load_model(path: &Path, fallback: Option<&TrainConfig>, device: Device) -> Result<LoadedModel> {
+    let saved = checkpoint::load(path)?;
+    let config = match (saved.metadata.get("config"), fallback) {
+        (_, Some(config)) => config.clone(),
+        (Some(text), None) => TrainConfig::from_toml(text, &format!("the config in {}", path.display()))?,
+        (None, None) => bail!("{} holds weights only; say which model it is with --preset", path.display()),
+    };
     let vs = nn::VarStore::new(device);
     let model = BclModel::new(&vs.root(), &config.model);
-    let mut optimizer =
-        nn::Sgd { momentum: config.momentum, dampening: 0.0, wd: config.weight_decay, nesterov: config.nesterov }
-            .build(&vs, config.schedule.base_lr)?;
-    let counts = Tensor::from_slice(&class_counts).to_device(device);
-
-    for epoch in 0..config.epochs {
-        let start = Instant::now();
-        let lr = config.schedule.lr(epoch, config.epochs);
-        optimizer.set_lr(lr);
-        // Sums stay on the device: no host synchronisation inside the epoch.
-        let zero = || Tensor::zeros([], (Kind::Double, device));
-        let (mut ce_sum, mut cl_sum, mut correct) = (zero(), zero(), zero());
-        let mut samples = 0usize;
-        for batch in loader::train_epoch(train_set.clone(), recipe.clone(), &loader_config, epoch as u64) {
-            let batch = batch?;
-            let images = batch.input(device);
-            let labels = batch.labels.to_device(device);
-            let (ce, contrastive, logits) = step_losses(config, &model, &images, &labels, &counts);
-            let total = match &contrastive {
-                Some(cl) => &ce * config.alpha + cl * config.beta,
-                None => ce.shallow_clone(),
-            };
-            optimizer.backward_step(&total);
-            tch::no_grad(|| {
-                ce_sum += ce.detach().to_kind(Kind::Double);
-                if let Some(cl) = &contrastive {
-                    cl_sum += cl.detach().to_kind(Kind::Double);
-                }
-                correct += logits.argmax(1, false).eq_tensor(&labels).sum(Kind::Double);
-            });
-            samples += batch.indices.len();
-        }
-        let steps = (samples / config.batch_size).max(1) as f64;
-        let (train_ce, train_contrastive) = (ce_sum.double_value(&[]) / steps, cl_sum.double_value(&[]) / steps);
-        if !train_ce.is_finite() || !train_contrastive.is_finite() {
-            bail!("epoch {epoch}: the loss is not finite (cross-entropy {train_ce}, contrastive {train_contrastive})");
-        }
-        let train_seconds = start.elapsed().as_secs_f64();
-        let eval = evaluate(&model, test_set.clone(), recipe.clone(), &loader_config, device, &class_counts)?;
-        on_epoch(&EpochRecord {
-            epoch,
-            lr,
-            train_ce,
-            train_contrastive,
-            train_accuracy: correct.double_value(&[]) / samples.max(1) as f64,
-            eval,
-            seconds: start.elapsed().as_secs_f64(),
-            samples_per_second: samples as f64 / train_seconds,
-        });
-    }
-    Ok(model)
+    checkpoint::copy_weights(&vs.variables(), &saved.weights, path)?;
+    let class_names = crate::predict::class_names(saved.metadata.get("class_names"), config.model.num_classes)?;
+    Ok(LoadedModel { config, model, class_names, vs })
 }
 
 /// The classification loss, the contrastive loss (none for `la`/`ce`) and view 0's logits.

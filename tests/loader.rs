@@ -42,7 +42,7 @@ fn equal(a: &Tensor, b: &Tensor) -> bool {
 #[test]
 fn train_batches_hold_three_views_per_sample_with_their_labels() {
     let data = dataset(40);
-    let batches: Vec<_> = train_epoch(data.clone(), recipe(), &config(2), 0).map(Result::unwrap).collect();
+    let batches: Vec<_> = train_epoch(data.clone(), recipe(), &config(2), 0, 0).map(Result::unwrap).collect();
     assert_eq!(batches.len(), 40 / 6, "the last partial batch is dropped");
     let mut seen = Vec::new();
     for batch in &batches {
@@ -64,15 +64,23 @@ fn train_batches_hold_three_views_per_sample_with_their_labels() {
 #[test]
 fn batches_do_not_depend_on_the_number_of_workers() {
     let data = dataset(30);
-    let one: Vec<_> = train_epoch(data.clone(), recipe(), &config(1), 3).map(Result::unwrap).collect();
-    let three: Vec<_> = train_epoch(data.clone(), recipe(), &config(3), 3).map(Result::unwrap).collect();
+    let one: Vec<_> = train_epoch(data.clone(), recipe(), &config(1), 3, 0).map(Result::unwrap).collect();
+    let three: Vec<_> = train_epoch(data.clone(), recipe(), &config(3), 3, 0).map(Result::unwrap).collect();
     assert_eq!(one.len(), three.len());
     for (a, b) in one.iter().zip(&three) {
         assert_eq!(a.indices, b.indices);
         assert!(equal(&a.images, &b.images));
     }
-    let next_epoch: Vec<_> = train_epoch(data, recipe(), &config(3), 4).map(Result::unwrap).collect();
+    let next_epoch: Vec<_> = train_epoch(data.clone(), recipe(), &config(3), 4, 0).map(Result::unwrap).collect();
     assert_ne!(one[0].indices, next_epoch[0].indices, "each epoch has its own order");
+
+    // A resumed epoch starts at a later batch and sees exactly the rest of the epoch.
+    let rest: Vec<_> = train_epoch(data.clone(), recipe(), &config(2), 3, 3).map(Result::unwrap).collect();
+    assert_eq!(rest.len(), one.len() - 3);
+    for (a, b) in one[3..].iter().zip(&rest) {
+        assert_eq!(a.indices, b.indices);
+        assert!(equal(&a.images, &b.images));
+    }
 }
 
 #[test]
@@ -131,7 +139,7 @@ fn dropping_a_loader_early_stops_its_workers() {
     let data = dataset(600);
     let mut config = config(3);
     config.prefetch = 1;
-    let mut loader = train_epoch(data, recipe(), &config, 0);
+    let mut loader = train_epoch(data, recipe(), &config, 0, 0);
     assert!(loader.next().unwrap().is_ok());
     drop(loader); // must return: blocked workers see the closed channel
 }

@@ -1,13 +1,18 @@
 //! End-to-end training on a small synthetic long-tailed set with a learnable signal: the
 //! class is the cell size of a checkerboard (1 to 10 pixels), which survives crops, flips
-//! and AutoAugment. Every loss runs, the numbers stay finite, and BCL learns well above
-//! chance.
+//! and AutoAugment. Every loss runs, the numbers stay finite, BCL learns well above
+//! chance; runs resume exactly, refuse bad numbers and leave their checkpoints intact.
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use bcl::checkpoint;
+use bcl::config::{LossKind, TrainConfig};
 use bcl::data::DatasetKind;
+use bcl::run::RunDir;
 use bcl::schedule::{Decay, LrSchedule};
-use bcl::train::{LossKind, TrainConfig, train};
-use tch::Device;
+use bcl::train::{EpochRecord, Outcome, Progress, TrainOptions, train};
+use tch::{Device, Tensor};
 
 const CLASSES: usize = 10;
 
@@ -52,16 +57,50 @@ fn config(root: &Path, loss: LossKind) -> TrainConfig {
     config
 }
 
-#[test]
-fn training_learns_and_reports_long_tailed_metrics() {
+fn synthetic_cifar() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let batches = ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
     write_split(dir.path(), &batches, 50, 1);
     write_split(dir.path(), &["test_batch.bin"], 25, 2);
+    dir
+}
+
+fn options(resume: bool) -> TrainOptions {
+    TrainOptions { device: Device::Cpu, resume, stop: Arc::new(AtomicBool::new(false)) }
+}
+
+/// Trains `config` in a new run folder under `parent`; returns the records and the folder.
+fn run(config: &TrainConfig, parent: &Path, name: &str) -> (Vec<EpochRecord>, RunDir) {
+    let run = RunDir::create(&parent.join(name), config).unwrap();
+    let outcome = train(config, &run, &options(false), |_| {}).unwrap();
+    assert!(outcome.stopped_at.is_none());
+    (outcome.records, run)
+}
+
+/// The weights and momentum buffers of a checkpoint, as one list of (name, tensor).
+fn saved_tensors(path: &Path) -> Vec<(String, Tensor)> {
+    let saved = checkpoint::load(path).unwrap();
+    let optimizer = saved.optimizer.into_iter().map(|(k, t)| (format!("optimizer/{k}"), t));
+    saved.weights.into_iter().chain(optimizer).collect()
+}
+
+fn assert_same_tensors(a: &[(String, Tensor)], b: &[(String, Tensor)]) {
+    assert_eq!(a.len(), b.len());
+    let differ: Vec<(&String, f64)> = a
+        .iter()
+        .zip(b)
+        .filter(|(a, b)| a.0 != b.0 || !a.1.equal(&b.1))
+        .map(|(a, b)| (&a.0, (&a.1 - &b.1).abs().max().double_value(&[])))
+        .collect();
+    assert!(differ.is_empty(), "{} of {} tensors differ: {:?}…", differ.len(), a.len(), &differ[..differ.len().min(5)]);
+}
+
+#[test]
+fn training_learns_and_reports_long_tailed_metrics() {
+    let dir = synthetic_cifar();
     assert_eq!(DatasetKind::Cifar10.eval_split(), bcl::data::Split::Test);
 
-    let mut epochs = Vec::new();
-    train(&config(dir.path(), LossKind::Bcl), Device::Cpu, |r| epochs.push(r.clone())).unwrap();
+    let (epochs, run_dir) = run(&config(dir.path(), LossKind::Bcl), dir.path(), "bcl");
     assert_eq!(epochs.len(), 5);
     for r in &epochs {
         assert!(r.train_ce.is_finite() && r.train_contrastive > 0.0, "{r:?}");
@@ -74,13 +113,135 @@ fn training_learns_and_reports_long_tailed_metrics() {
     assert!(last.lr < epochs[0].lr, "cosine decay");
     assert!(last.eval.many.is_none() && last.eval.medium.is_some() && last.eval.few.is_some());
 
+    // The run folder: config, class counts, a metrics line per epoch, checkpoints.
+    assert_eq!(run_dir.config().unwrap(), config(dir.path(), LossKind::Bcl));
+    assert_eq!(run_dir.read_metrics().unwrap().len(), 5);
+    let best_epoch = (0..5).max_by(|&a, &b| epochs[a].eval.top1.total_cmp(&epochs[b].eval.top1)).unwrap();
+    let best = checkpoint::load(&run_dir.best()).unwrap();
+    assert!(best.metadata["state"].contains(&format!("\"best_epoch\":{best_epoch}")), "{}", best.metadata["state"]);
+    assert!(std::fs::read_to_string(run_dir.path.join("class_counts.csv")).unwrap().starts_with("class,name,"));
+    assert_tensorboard_reads(&run_dir, &epochs);
+
     for loss in [LossKind::Ce, LossKind::La, LossKind::Supcon] {
         let mut c = config(dir.path(), loss);
         c.epochs = 1;
-        let mut records = Vec::new();
-        train(&c, Device::Cpu, |r| records.push(r.clone())).unwrap();
+        let (records, _) = run(&c, dir.path(), &format!("{loss:?}"));
         let r = &records[0];
         assert!(r.train_ce.is_finite(), "{loss:?}: {r:?}");
         assert_eq!(r.train_contrastive > 0.0, loss == LossKind::Supcon, "{loss:?}: {r:?}");
+    }
+}
+
+#[test]
+fn a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
+    let dir = synthetic_cifar();
+    let mut c = config(dir.path(), LossKind::Bcl);
+    c.epochs = 3;
+    let (_, whole) = run(&c, dir.path(), "whole");
+
+    // Stopped after epoch 1 (between epochs) and again in the middle of epoch 2.
+    let parts = RunDir::create(&dir.path().join("parts"), &c).unwrap();
+    let flag = Arc::new(AtomicBool::new(false));
+    let stopping = TrainOptions { device: Device::Cpu, resume: false, stop: flag.clone() };
+    let outcome = train(&c, &parts, &stopping, |p| {
+        if let Progress::Evaluating { .. } = p {
+            flag.store(true, Ordering::SeqCst);
+        }
+    })
+    .unwrap();
+    assert_eq!(outcome.stopped_at, Some((1, 0)));
+
+    let flag = Arc::new(AtomicBool::new(false));
+    let mid = TrainOptions { device: Device::Cpu, resume: true, stop: flag.clone() };
+    let mut seen = 0;
+    let outcome: Outcome = train(&c, &parts, &mid, |p| {
+        if let Progress::EpochStart { .. } = p {
+            seen += 1;
+        }
+        if seen == 2 {
+            // Asked to stop during epoch 3: it saves at the next step.
+            flag.store(true, Ordering::SeqCst);
+        }
+    })
+    .unwrap();
+    let (epoch, step) = outcome.stopped_at.expect("stopped in epoch 3");
+    assert_eq!((epoch, step), (2, 1));
+
+    let outcome = train(&c, &parts, &options(true), |_| {}).unwrap();
+    assert!(outcome.stopped_at.is_none());
+    assert_eq!(outcome.records.len(), 1);
+    assert_same_tensors(&saved_tensors(&whole.last()), &saved_tensors(&parts.last()));
+    let epochs =
+        |r: &RunDir| r.read_metrics().unwrap().iter().map(|m| m["train_ce"].as_f64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(epochs(&whole), epochs(&parts), "the resumed epoch's means include the steps before the stop");
+
+    // Resuming a finished run trains nothing.
+    assert!(train(&c, &parts, &options(true), |_| {}).unwrap().records.is_empty());
+}
+
+#[test]
+fn a_non_finite_loss_stops_the_run_naming_epoch_and_step_and_keeps_the_checkpoint() {
+    let dir = synthetic_cifar();
+    let mut c = config(dir.path(), LossKind::Bcl);
+    c.epochs = 2;
+    c.data.imb_factor = None;
+    let run_dir = RunDir::create(&dir.path().join("nan"), &c).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let opts = TrainOptions { device: Device::Cpu, resume: false, stop };
+    train(&c, &run_dir, &opts, |p| {
+        if let Progress::Evaluating { .. } = p {
+            flag.store(true, Ordering::SeqCst);
+        }
+    })
+    .unwrap();
+    let before = std::fs::read(run_dir.last()).unwrap();
+
+    // A learning rate of 1e6 blows the loss up within a few steps of epoch 2.
+    let mut huge = c.clone();
+    huge.schedule.base_lr = 1e6;
+    let err = train(&huge, &run_dir, &options(true), |_| {}).unwrap_err().to_string();
+    assert!(err.starts_with("epoch 2, step "), "{err}");
+    assert!(err.contains("the training loss is"), "{err}");
+    assert_eq!(std::fs::read(run_dir.last()).unwrap(), before, "the last good checkpoint is unchanged");
+
+    // A NaN planted in the weights is caught at the first step.
+    let mut saved = checkpoint::load(&run_dir.last()).unwrap();
+    let _ = saved.weights.get_mut("fc.weight").unwrap().fill_(f64::NAN);
+    checkpoint::save(&run_dir.last(), &saved).unwrap();
+    let planted = std::fs::read(run_dir.last()).unwrap();
+    let err = train(&c, &run_dir, &options(true), |_| {}).unwrap_err().to_string();
+    assert!(err.starts_with("epoch 2, step 1:"), "{err}");
+    assert_eq!(std::fs::read(run_dir.last()).unwrap(), planted);
+}
+
+/// TensorBoard's own event reader (the PyPI package, in the project's venv) reads back
+/// every epoch's scalars.
+fn assert_tensorboard_reads(run_dir: &RunDir, epochs: &[EpochRecord]) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = std::process::Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("scripts/read_tensorboard.py"))
+        .arg(&run_dir.path)
+        .output()
+        .expect("the venv's python (scripts/setup.sh installs tensorboard there)");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let scalars: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    type Field = fn(&EpochRecord) -> f64;
+    let fields: [(&str, Field); 2] = [("val/top1", |r| r.eval.top1), ("train/ce", |r| r.train_ce)];
+    for (tag, value) in fields {
+        let read: Vec<(i64, f64)> = scalars[tag]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {tag} in {scalars}"))
+            .iter()
+            .map(|p| (p[0].as_i64().unwrap(), p[1].as_f64().unwrap()))
+            .collect();
+        assert_eq!(read.len(), epochs.len(), "{tag}");
+        for ((step, v), r) in read.iter().zip(epochs) {
+            assert_eq!(*step, r.epoch as i64 + 1);
+            assert!((v - value(r)).abs() < 1e-6, "{tag} at epoch {step}: {v} vs {}", value(r));
+        }
+    }
+    for tag in ["train/contrastive", "train/accuracy", "train/lr", "val/medium", "val/few"] {
+        assert_eq!(scalars[tag].as_array().map(Vec::len), Some(epochs.len()), "{tag}");
     }
 }

@@ -273,6 +273,7 @@ impl DatasetKind {
 /// Which data a run uses: the dataset, where it lives, and the long-tailed subset of its
 /// training split (for balanced sets such as CIFAR and Fashion-MNIST).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DataConfig {
     pub dataset: DatasetKind,
     pub root: PathBuf,

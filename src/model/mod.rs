@@ -36,6 +36,7 @@ pub enum ClassifierKind {
 
 /// Everything that decides the model's shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     pub arch: Arch,
     /// 1 for grayscale data (MNIST, Fashion-MNIST), 3 for colour.

@@ -1,0 +1,130 @@
+//! Mixed precision: autocast regions and dynamic loss scaling (as torch.amp).
+//!
+//! tch's `autocast` only turns on CUDA autocast in float16. libtorch's own
+//! `at::autocast` functions take the device type and the dtype, so they are called
+//! directly (C++ symbols of libtorch_cpu; `DeviceType` and `ScalarType` are `int8_t` enums).
+use tch::{Device, Kind, Tensor};
+
+use crate::config::Amp;
+
+mod ffi {
+    unsafe extern "C" {
+        #[link_name = "_ZN2at8autocast20set_autocast_enabledEN3c1010DeviceTypeEb"]
+        pub fn set_autocast_enabled(device_type: i8, enabled: bool);
+        #[link_name = "_ZN2at8autocast19is_autocast_enabledEN3c1010DeviceTypeE"]
+        pub fn is_autocast_enabled(device_type: i8) -> bool;
+        #[link_name = "_ZN2at8autocast18set_autocast_dtypeEN3c1010DeviceTypeENS1_10ScalarTypeE"]
+        pub fn set_autocast_dtype(device_type: i8, dtype: i8);
+        #[link_name = "_ZN2at8autocast18get_autocast_dtypeEN3c1010DeviceTypeE"]
+        pub fn get_autocast_dtype(device_type: i8) -> i8;
+        #[link_name = "_ZN2at8autocast17increment_nestingEv"]
+        pub fn increment_nesting() -> i32;
+        #[link_name = "_ZN2at8autocast17decrement_nestingEv"]
+        pub fn decrement_nesting() -> i32;
+        #[link_name = "_ZN2at8autocast11clear_cacheEv"]
+        pub fn clear_cache();
+    }
+}
+
+/// c10::DeviceType values.
+fn device_type(device: Device) -> i8 {
+    match device {
+        Device::Cpu => 0,
+        Device::Cuda(_) => 1,
+        Device::Mps => 13,
+        Device::Vulkan => 10,
+    }
+}
+
+/// c10::ScalarType values.
+fn scalar_type(kind: Kind) -> i8 {
+    match kind {
+        Kind::Half => 5,
+        Kind::BFloat16 => 15,
+        _ => 6, // Float
+    }
+}
+
+/// The reduced precision `amp` computes in, if any.
+pub fn autocast_kind(amp: Amp) -> Option<Kind> {
+    match amp {
+        Amp::Off => None,
+        Amp::Fp16 => Some(Kind::Half),
+        Amp::Bf16 => Some(Kind::BFloat16),
+    }
+}
+
+/// Runs `f` with autocast to `kind` on `device`'s type (no autocast when `kind` is none),
+/// restoring the previous autocast state afterwards.
+pub fn autocast<T>(device: Device, kind: Option<Kind>, f: impl FnOnce() -> T) -> T {
+    let Some(kind) = kind else {
+        return f();
+    };
+    let device_type = device_type(device);
+    // SAFETY: plain setters/getters of libtorch's thread-local autocast state; the values
+    // are valid DeviceType/ScalarType enumerators.
+    let (was_enabled, was_dtype) = unsafe {
+        let previous = (ffi::is_autocast_enabled(device_type), ffi::get_autocast_dtype(device_type));
+        ffi::set_autocast_enabled(device_type, true);
+        ffi::set_autocast_dtype(device_type, scalar_type(kind));
+        ffi::increment_nesting();
+        previous
+    };
+    let result = f();
+    // SAFETY: as above; the cache of casted weights is cleared when the outermost region ends.
+    unsafe {
+        if ffi::decrement_nesting() == 0 {
+            ffi::clear_cache();
+        }
+        ffi::set_autocast_enabled(device_type, was_enabled);
+        ffi::set_autocast_dtype(device_type, was_dtype);
+    }
+    result
+}
+
+/// Dynamic loss scaling for float16 (torch.amp.GradScaler's defaults): the loss is
+/// multiplied by `scale` before backward; a step whose gradients overflow is skipped and
+/// halves the scale; 2000 clean steps in a row double it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LossScaler {
+    pub scale: f64,
+    /// Clean steps since the scale last changed.
+    pub clean_steps: u64,
+}
+
+impl Default for LossScaler {
+    fn default() -> Self {
+        Self { scale: 65536.0, clean_steps: 0 }
+    }
+}
+
+impl LossScaler {
+    const GROWTH_INTERVAL: u64 = 2000;
+
+    /// Unscales the gradients of `parameters` in place; returns whether they are all
+    /// finite (the step may be taken) and updates the scale.
+    pub fn unscale(&mut self, parameters: &[(String, Tensor)]) -> bool {
+        let grads: Vec<Tensor> = parameters.iter().map(|(_, p)| p.grad()).filter(Tensor::defined).collect();
+        let finite = tch::no_grad(|| {
+            let checks: Vec<Tensor> = grads
+                .iter()
+                .map(|g| {
+                    let _ = g.shallow_clone().g_mul_scalar_(1.0 / self.scale);
+                    g.isfinite().all()
+                })
+                .collect();
+            Tensor::stack(&checks, 0).all().int64_value(&[]) != 0
+        });
+        if finite {
+            self.clean_steps += 1;
+            if self.clean_steps == Self::GROWTH_INTERVAL {
+                self.scale *= 2.0;
+                self.clean_steps = 0;
+            }
+        } else {
+            self.scale /= 2.0;
+            self.clean_steps = 0;
+        }
+        finite
+    }
+}

@@ -1,0 +1,217 @@
+//! Checkpoints: one safetensors file each, holding the model's `state_dict` under the
+//! reference's key names (so the file is also plain weights for other tools), the SGD
+//! momentum buffers under `optimizer.momentum_buffer.<key>`, and the run's configuration
+//! and progress as JSON strings in the safetensors metadata.
+//!
+//! Files are written atomically (temporary file, fsync, rename, fsync of the folder): a
+//! crash or a full disk leaves the previous checkpoint as it was. Reading never runs code:
+//! PyTorch's pickled `.pt`/`.pth` files are refused with a way to convert them.
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use safetensors::{Dtype, SafeTensors, View};
+use tch::{Device, Kind, Tensor};
+
+const OPTIMIZER_PREFIX: &str = "optimizer.momentum_buffer.";
+
+/// A checkpoint's contents, on the CPU.
+#[derive(Debug, Default)]
+pub struct Checkpoint {
+    /// Model parameters and BatchNorm statistics by `state_dict` key.
+    pub weights: BTreeMap<String, Tensor>,
+    /// SGD momentum buffers by parameter key.
+    pub optimizer: BTreeMap<String, Tensor>,
+    /// Free-form strings (bcl stores its config and progress here).
+    pub metadata: HashMap<String, String>,
+}
+
+/// The checkpoint file a user names: `RUN/best` or `RUN/best.safetensors`, or a run folder
+/// (its `last`).
+pub fn resolve(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        return path.join("last.safetensors");
+    }
+    if !path.exists() && path.extension().is_none() {
+        return path.with_extension("safetensors");
+    }
+    path.to_path_buf()
+}
+
+/// Writes `checkpoint` to `path` atomically.
+pub fn save(path: &Path, checkpoint: &Checkpoint) -> Result<()> {
+    let optimizer = checkpoint.optimizer.iter().map(|(k, t)| (format!("{OPTIMIZER_PREFIX}{k}"), t));
+    let tensors: Vec<(String, TensorBytes)> = checkpoint
+        .weights
+        .iter()
+        .map(|(k, t)| (k.clone(), t))
+        .chain(optimizer)
+        .map(|(k, t)| TensorBytes::new(t).map(|b| (k, b)))
+        .collect::<Result<_>>()?;
+    let bytes = safetensors::serialize(tensors, Some(checkpoint.metadata.clone()))
+        .with_context(|| format!("cannot encode checkpoint {}", path.display()))?;
+    write_atomic(path, &bytes)
+}
+
+/// Reads a checkpoint or a plain safetensors weights file. Keys of a `DataParallel` model
+/// (`module.` prefix) are accepted; `num_batches_tracked` counters are dropped (unused).
+pub fn load(path: &Path) -> Result<Checkpoint> {
+    refuse_pickle(path)?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let bad =
+        |e: safetensors::SafeTensorError| anyhow::anyhow!("{} is not a valid safetensors file: {e}", path.display());
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(bad)?;
+    let file = SafeTensors::deserialize(&bytes).map_err(bad)?;
+    let mut checkpoint = Checkpoint { metadata: header.metadata().clone().unwrap_or_default(), ..Default::default() };
+    for (name, view) in file.iter() {
+        if name.ends_with("num_batches_tracked") {
+            continue;
+        }
+        let tensor = to_tensor(&view).with_context(|| format!("tensor {name:?} of {}", path.display()))?;
+        match name.strip_prefix(OPTIMIZER_PREFIX) {
+            Some(key) => checkpoint.optimizer.insert(key.to_string(), tensor),
+            None => checkpoint.weights.insert(name.strip_prefix("module.").unwrap_or(name).to_string(), tensor),
+        };
+    }
+    Ok(checkpoint)
+}
+
+/// Copies `weights` into `variables` (a VarStore's), which must match key for key and
+/// shape for shape; `source` names the file in errors.
+pub fn copy_weights(
+    variables: &HashMap<String, Tensor>,
+    weights: &BTreeMap<String, Tensor>,
+    source: &Path,
+) -> Result<()> {
+    let missing: Vec<&String> = variables.keys().filter(|k| !weights.contains_key(*k)).collect();
+    let unexpected: Vec<&String> = weights.keys().filter(|k| !variables.contains_key(*k)).collect();
+    if !missing.is_empty() || !unexpected.is_empty() {
+        bail!(
+            "{} does not fit the model: {} of its tensors are missing ({}), {} are not in the model ({})",
+            source.display(),
+            missing.len(),
+            first_few(&missing),
+            unexpected.len(),
+            first_few(&unexpected)
+        );
+    }
+    for (key, variable) in variables {
+        let weight = &weights[key];
+        ensure!(
+            weight.size() == variable.size(),
+            "{}: tensor {key:?} has shape {:?}, the model expects {:?} (a different architecture or class count?)",
+            source.display(),
+            weight.size(),
+            variable.size()
+        );
+    }
+    tch::no_grad(|| {
+        for (key, variable) in variables {
+            variable.shallow_clone().copy_(&weights[key].to_kind(variable.kind()));
+        }
+    });
+    Ok(())
+}
+
+fn first_few(keys: &[&String]) -> String {
+    let mut shown: Vec<&str> = keys.iter().take(4).map(|k| k.as_str()).collect();
+    if keys.len() > 4 {
+        shown.push("…");
+    }
+    if shown.is_empty() { "none".into() } else { shown.join(", ") }
+}
+
+/// Refuses PyTorch pickle checkpoints before reading them: unpickling can run code.
+fn refuse_pickle(path: &Path) -> Result<()> {
+    let mut head = [0u8; 4];
+    let read = File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let is_zip = read >= 4 && head == *b"PK\x03\x04";
+    let is_pickle = read >= 2 && head[0] == 0x80 && head[1] <= 5;
+    let pytorch_name = matches!(path.extension().and_then(|e| e.to_str()), Some("pt" | "pth" | "pkl" | "tar" | "bin"));
+    if is_zip || is_pickle || pytorch_name {
+        bail!(
+            "{} looks like a PyTorch pickle checkpoint; bcl only reads safetensors, because unpickling a file \
+             can run code in it. Convert it where you trust it: python scripts/pt_to_safetensors.py {} OUT.safetensors",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` so that `path` is either its old contents or all of `bytes`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().with_context(|| format!("{} is not a file path", path.display()))?;
+    let temporary = folder.join(format!(".{}.partial", name.to_string_lossy()));
+    let written = File::create(&temporary).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temporary);
+        bail!("cannot write {}: {e} (the previous file, if any, is unchanged)", path.display());
+    }
+    std::fs::rename(&temporary, path).with_context(|| format!("cannot move {} into place", temporary.display()))?;
+    // The rename itself is durable once the folder is synced.
+    File::open(folder).and_then(|f| f.sync_all()).with_context(|| format!("cannot sync {}", folder.display()))?;
+    Ok(())
+}
+
+/// A tensor's bytes on the CPU, as safetensors writes them.
+struct TensorBytes {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    data: Vec<u8>,
+}
+
+impl TensorBytes {
+    fn new(tensor: &Tensor) -> Result<Self> {
+        let dtype = match tensor.kind() {
+            Kind::Float => Dtype::F32,
+            Kind::Double => Dtype::F64,
+            Kind::Half => Dtype::F16,
+            Kind::BFloat16 => Dtype::BF16,
+            Kind::Int64 => Dtype::I64,
+            other => bail!("cannot checkpoint a tensor of kind {other:?}"),
+        };
+        let tensor = tensor.to_device(Device::Cpu).contiguous();
+        let numel = tensor.numel();
+        let mut data = vec![0u8; numel * tensor.kind().elt_size_in_bytes()];
+        tensor.copy_data_u8(&mut data, numel);
+        Ok(Self { dtype, shape: tensor.size().iter().map(|&d| d as usize).collect(), data })
+    }
+}
+
+impl View for TensorBytes {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.data)
+    }
+    fn data_len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+fn to_tensor(view: &safetensors::tensor::TensorView<'_>) -> Result<Tensor> {
+    let kind = match view.dtype() {
+        Dtype::F32 => Kind::Float,
+        Dtype::F64 => Kind::Double,
+        Dtype::F16 => Kind::Half,
+        Dtype::BF16 => Kind::BFloat16,
+        Dtype::I64 => Kind::Int64,
+        other => bail!("unsupported element type {other:?}"),
+    };
+    let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+    Ok(Tensor::from_data_size(view.data(), &shape, kind))
+}

@@ -1,0 +1,202 @@
+//! A run's configuration: plain serde structs, the benchmark presets of SPEC section 3,
+//! TOML overrides and the checks that reject bad numbers before training starts.
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail, ensure};
+use serde::{Deserialize, Serialize};
+
+use crate::augment::ClViews;
+use crate::data::long_tail::Profile;
+use crate::data::{DataConfig, DatasetKind};
+use crate::model::{Arch, ModelConfig};
+use crate::schedule::{Decay, LrSchedule};
+
+/// The training objective (`--loss`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossKind {
+    /// α · LA-CE + β · BCL (class-averaging and class-complement as configured).
+    Bcl,
+    /// α · LA-CE + β · SupCon (BCL with both switches off).
+    Supcon,
+    /// Logit-adjusted cross-entropy on view 0 only.
+    La,
+    /// Plain cross-entropy on view 0 only.
+    Ce,
+}
+
+/// Mixed precision on CUDA (`--amp`); CPU runs always compute in float32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Amp {
+    Off,
+    /// float16 autocast with dynamic loss scaling.
+    Fp16,
+    /// bfloat16 autocast (float32's range: no loss scaling).
+    Bf16,
+}
+
+/// Everything a run needs, as saved with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub loss: LossKind,
+    pub class_averaging: bool,
+    pub class_complement: bool,
+    /// τ of the contrastive loss.
+    pub temperature: f64,
+    /// Weight α of the (logit-adjusted) cross-entropy.
+    pub alpha: f64,
+    /// Weight β of the contrastive loss.
+    pub beta: f64,
+    /// τ of the logit adjustment.
+    pub logit_adjustment: f64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub schedule: LrSchedule,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+    pub cl_views: ClViews,
+    pub randaugment: String,
+    pub cutout: bool,
+    pub seed: u64,
+    /// Loader threads; none means one per core.
+    pub workers: Option<usize>,
+    /// Mixed precision on CUDA.
+    pub amp: Amp,
+    /// NHWC activations on CUDA (faster convolutions on tensor cores).
+    pub channels_last: bool,
+}
+
+/// Preset names, for `--preset` and error messages.
+pub const PRESETS: [&str; 5] = ["fashion-mnist-lt", "cifar10-lt", "cifar100-lt", "imagenet-lt", "inat2018"];
+
+impl TrainConfig {
+    /// The recipe of SPEC section 3 for `name`, reading its data from `root`.
+    pub fn preset(name: &str, root: PathBuf) -> Result<Self> {
+        // The CIFAR-LT recipe; the other presets change what differs.
+        let base = |dataset, imb_factor, model| Self {
+            data: DataConfig { dataset, root: root.clone(), imb_factor, profile: Profile::Exp, subset_seed: 0 },
+            model,
+            loss: LossKind::Bcl,
+            class_averaging: true,
+            class_complement: true,
+            temperature: 0.1,
+            alpha: 2.0,
+            beta: 0.6,
+            logit_adjustment: 1.0,
+            epochs: 200,
+            batch_size: 256,
+            schedule: LrSchedule { base_lr: 0.15, warmup_epochs: 5, decay: Decay::Step { milestones: vec![160, 180] } },
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            nesterov: false,
+            cl_views: ClViews::SimSim,
+            randaugment: "rand-n2-m10-mstd0.5".into(),
+            cutout: false,
+            seed: 0,
+            workers: None,
+            amp: Amp::Bf16,
+            channels_last: true,
+        };
+        let imagenet_like = |dataset, arch, classes, epochs, base_lr, weight_decay| Self {
+            temperature: 0.07,
+            alpha: 1.0,
+            beta: 0.35,
+            epochs,
+            schedule: LrSchedule { base_lr, warmup_epochs: 0, decay: Decay::Cosine },
+            weight_decay,
+            ..base(dataset, None, ModelConfig::imagenet(arch, classes))
+        };
+        Ok(match name {
+            // Sized for `make demo` on a 2-core machine (under 10 minutes): 4 cosine epochs.
+            "fashion-mnist-lt" => Self {
+                epochs: 4,
+                batch_size: 128,
+                schedule: LrSchedule { base_lr: 0.1, warmup_epochs: 1, decay: Decay::Cosine },
+                ..base(DatasetKind::FashionMnist, Some(100.0), ModelConfig::cifar(1, 10))
+            },
+            "cifar10-lt" => base(DatasetKind::Cifar10, Some(100.0), ModelConfig::cifar(3, 10)),
+            "cifar100-lt" => base(DatasetKind::Cifar100, Some(100.0), ModelConfig::cifar(3, 100)),
+            "imagenet-lt" => imagenet_like(DatasetKind::ImagenetLt, Arch::Resnext50_32x4d, 1000, 90, 0.1, 5e-4),
+            "inat2018" => imagenet_like(DatasetKind::Inat2018, Arch::Resnet50, 8142, 100, 0.2, 1e-4),
+            other => bail!("unknown preset {other:?}; presets: {}", PRESETS.join(", ")),
+        })
+    }
+}
+
+impl TrainConfig {
+    /// This config with the keys of a TOML document replaced, e.g. `epochs = 10` or
+    /// `[schedule]\nbase_lr = 0.05`. Unknown keys are errors; a table that sets `kind`
+    /// (such as `[schedule.decay]`) replaces the whole table.
+    pub fn with_overrides(&self, toml_text: &str, source: &str) -> Result<Self> {
+        let overrides: toml::Table =
+            toml::from_str(toml_text).with_context(|| format!("{source} is not valid TOML"))?;
+        let mut merged = toml::Table::try_from(self).context("encoding the config as TOML")?;
+        merge(&mut merged, overrides);
+        let config: Self = merged.try_into().with_context(|| format!("{source} does not fit the config"))?;
+        config.validate().with_context(|| format!("in {source}"))?;
+        Ok(config)
+    }
+
+    /// The config as a TOML document (what `config.toml` of a run holds).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).context("encoding the config as TOML")
+    }
+
+    /// Reads a whole config written by [`Self::to_toml`].
+    pub fn from_toml(toml_text: &str, source: &str) -> Result<Self> {
+        let config: Self = toml::from_str(toml_text).with_context(|| format!("{source} is not a valid bcl config"))?;
+        config.validate().with_context(|| format!("in {source}"))?;
+        Ok(config)
+    }
+
+    /// Rejects values that cannot train: non-finite or out-of-range numbers.
+    pub fn validate(&self) -> Result<()> {
+        let finite = |name: &str, v: f64| -> Result<()> {
+            ensure!(v.is_finite(), "{name} = {v} is not a finite number");
+            Ok(())
+        };
+        for (name, v) in [
+            ("temperature", self.temperature),
+            ("alpha", self.alpha),
+            ("beta", self.beta),
+            ("logit_adjustment", self.logit_adjustment),
+            ("schedule.base_lr", self.schedule.base_lr),
+            ("momentum", self.momentum),
+            ("weight_decay", self.weight_decay),
+            ("model.cosine_scale", self.model.cosine_scale),
+        ] {
+            finite(name, v)?;
+        }
+        ensure!(self.epochs > 0, "epochs must be positive");
+        ensure!(self.batch_size > 1, "batch_size = {} must be at least 2 (BatchNorm)", self.batch_size);
+        ensure!(self.schedule.base_lr > 0.0, "schedule.base_lr = {} must be positive", self.schedule.base_lr);
+        ensure!(self.temperature > 0.0, "temperature = {} must be positive", self.temperature);
+        ensure!(self.alpha >= 0.0 && self.beta >= 0.0, "the loss weights alpha and beta must not be negative");
+        ensure!((0.0..1.0).contains(&self.momentum), "momentum = {} must be in [0, 1)", self.momentum);
+        ensure!(self.weight_decay >= 0.0, "weight_decay = {} must not be negative", self.weight_decay);
+        if let Some(rho) = self.data.imb_factor {
+            ensure!(rho.is_finite() && rho >= 1.0, "data.imb_factor = {rho} must be a number ≥ 1");
+        }
+        ensure!(self.workers != Some(0), "workers must be positive");
+        Ok(())
+    }
+}
+
+/// Overwrites `base`'s keys with `overrides`', recursing into tables that both have.
+fn merge(base: &mut toml::Table, overrides: toml::Table) {
+    for (key, value) in overrides {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(over)) if !over.contains_key("kind") => {
+                merge(inner, over)
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! SGD with momentum, weight decay and Nesterov, as `torch.optim.SGD` (dampening 0), kept
+//! in Rust so that its momentum buffers can be checkpointed (tch's optimizer hides them).
+use std::collections::BTreeMap;
+
+use anyhow::{Result, bail, ensure};
+use tch::Tensor;
+
+#[derive(Debug)]
+pub struct Sgd {
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+    /// Momentum buffer per parameter name; absent until the parameter's first step.
+    buffers: BTreeMap<String, Tensor>,
+}
+
+impl Sgd {
+    pub fn new(momentum: f64, weight_decay: f64, nesterov: bool) -> Self {
+        Self { momentum, weight_decay, nesterov, buffers: BTreeMap::new() }
+    }
+
+    /// One update of each named parameter that has a gradient, with learning rate `lr`:
+    ///   g ← ∇ + wd · p;  b ← μ · b + g (b ← g at the first step);
+    ///   p ← p − lr · (g + μ · b) with Nesterov, p ← p − lr · b without.
+    pub fn step(&mut self, parameters: &[(String, Tensor)], lr: f64) {
+        tch::no_grad(|| {
+            for (name, p) in parameters {
+                let grad = p.grad();
+                if !grad.defined() {
+                    continue;
+                }
+                let mut g = if self.weight_decay == 0.0 { grad } else { grad + p * self.weight_decay };
+                if self.momentum != 0.0 {
+                    let buffer = match self.buffers.get_mut(name) {
+                        Some(b) => {
+                            let _ = b.g_mul_scalar_(self.momentum).g_add_(&g);
+                            b.shallow_clone()
+                        }
+                        None => {
+                            let b = g.detach().copy();
+                            self.buffers.insert(name.clone(), b.shallow_clone());
+                            b
+                        }
+                    };
+                    g = if self.nesterov { g + buffer * self.momentum } else { buffer };
+                }
+                let mut p = p.shallow_clone();
+                let _ = p.g_sub_(&(g * lr));
+            }
+        })
+    }
+
+    /// The momentum buffers by parameter name, to checkpoint.
+    pub fn buffers(&self) -> &BTreeMap<String, Tensor> {
+        &self.buffers
+    }
+
+    /// Restores checkpointed buffers; each must belong to a parameter of the same shape.
+    pub fn load_buffers(&mut self, buffers: BTreeMap<String, Tensor>, parameters: &[(String, Tensor)]) -> Result<()> {
+        let mut loaded = BTreeMap::new();
+        for (name, buffer) in buffers {
+            let Some((_, p)) = parameters.iter().find(|(n, _)| *n == name) else {
+                bail!("the optimizer state has a buffer for {name:?}, which the model does not have");
+            };
+            ensure!(
+                p.size() == buffer.size(),
+                "the optimizer buffer of {name:?} has shape {:?}, the parameter {:?}",
+                buffer.size(),
+                p.size()
+            );
+            loaded.insert(name, buffer.to_device(p.device()));
+        }
+        self.buffers = loaded;
+        Ok(())
+    }
+}
