@@ -432,11 +432,9 @@ fn run_eval(args: &EvalArgs) -> Result<()> {
     print_evaluation(train_set.class_names(), &counts, &eval);
     let folder = args.out.clone().unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).to_path_buf());
     std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
-    let history = if folder.join("metrics.jsonl").is_file() {
-        RunDir { path: folder.clone() }.read_metrics()?
-    } else {
-        Vec::new()
-    };
+    // The training curves come from the run the checkpoint belongs to, if any.
+    let run_folder = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let history = RunDir { path: run_folder }.read_metrics()?;
     print_written(&report::write(&folder, train_set.class_names(), &counts, &eval, &history)?);
     Ok(())
 }

@@ -113,3 +113,167 @@ fn a_closed_output_pipe_is_not_a_panic() {
     child.wait().unwrap();
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `train` and `test` images per class of the real Fashion-MNIST (the first of each class)
+/// as uncompressed IDX files in a new folder: a data set small enough to train on in seconds.
+fn tiny_fashion_mnist(train: usize, test: usize) -> tempfile::TempDir {
+    let (source, _) = bcl::data::fashion_mnist_dir();
+    let read = |name: &str| bcl::data::idx::read_idx(&source.join(format!("{name}.gz"))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (prefix, per_class) in [("train", train), ("t10k", test)] {
+        let (images, labels) =
+            (read(&format!("{prefix}-images-idx3-ubyte")), read(&format!("{prefix}-labels-idx1-ubyte")));
+        let mut taken = [0usize; 10];
+        let chosen: Vec<usize> = (0..labels.data.len())
+            .filter(|&i| {
+                let class = labels.data[i] as usize;
+                taken[class] += 1;
+                taken[class] <= per_class
+            })
+            .collect();
+        let idx = |dims: &[u32], data: Vec<u8>| {
+            let mut bytes = vec![0, 0, 8, dims.len() as u8];
+            dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
+            bytes.extend(data);
+            bytes
+        };
+        let n = chosen.len() as u32;
+        let pixels = chosen.iter().flat_map(|&i| images.data[i * 784..(i + 1) * 784].to_vec()).collect();
+        std::fs::write(dir.path().join(format!("{prefix}-images-idx3-ubyte")), idx(&[n, 28, 28], pixels)).unwrap();
+        let classes = chosen.iter().map(|&i| labels.data[i]).collect();
+        std::fs::write(dir.path().join(format!("{prefix}-labels-idx1-ubyte")), idx(&[n], classes)).unwrap();
+    }
+    dir
+}
+
+fn path(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn train_eval_and_predict_on_a_tiny_long_tailed_fashion_mnist() {
+    let data = tiny_fashion_mnist(60, 20);
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let common = ["--root", path(data.path()), "--imb-factor", "10", "--batch-size", "16", "--device", "cpu"];
+    let mut args = vec!["train", "--epochs", "2", "--out", path(&run)];
+    args.extend(common);
+    let o = bcl(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("test top-1") && text.contains("Ankle boot"), "{text}");
+    for file in
+        ["config.toml", "class_counts.csv", "metrics.jsonl", "last.safetensors", "best.safetensors", "per_class.csv"]
+    {
+        assert!(run.join(file).is_file(), "{file} missing: {text}");
+    }
+    assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().count(), 2);
+
+    // Training again into the same folder is refused; resuming a finished run does nothing.
+    let o = bcl(&args);
+    assert!(!o.status.success() && stderr(&o).contains("already holds a run"), "{}", stderr(&o));
+    let o = bcl(&["train", "--resume", path(&run), "--device", "cpu"]);
+    assert!(o.status.success() && stdout(&o).contains("already finished all 2 epochs"), "{}", stdout(&o));
+
+    let report = out.path().join("report");
+    let o = bcl(&["eval", "--checkpoint", &format!("{}/best", path(&run)), "--out", path(&report), "--device", "cpu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("test top-1") && text.contains("Trouser"), "{text}");
+    let csv = std::fs::read_to_string(report.join("per_class.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 11, "{csv}");
+    for png in ["per_class_accuracy.png", "training_curves.png"] {
+        assert!(image::open(report.join(png)).is_ok(), "{png}");
+        assert!(image::open(run.join(png)).is_ok(), "training writes {png} too");
+    }
+
+    // A test image as a PNG, classified with probabilities that sum to at most 1.
+    let images = bcl::data::idx::read_idx(&data.path().join("t10k-images-idx3-ubyte")).unwrap();
+    let png = out.path().join("item.png");
+    image::GrayImage::from_raw(28, 28, images.data[..784].to_vec()).unwrap().save(&png).unwrap();
+    let o = bcl(&["predict", "--checkpoint", path(&run), "--top-k", "3", "--device", "cpu", path(&png)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let probabilities: Vec<f64> =
+        stdout(&o).lines().skip(1).map(|l| l.trim().split('%').next().unwrap().trim().parse().unwrap()).collect();
+    assert_eq!(probabilities.len(), 3, "{}", stdout(&o));
+    assert!(probabilities.windows(2).all(|w| w[0] >= w[1]) && probabilities.iter().sum::<f64>() <= 100.01);
+}
+
+#[test]
+fn training_and_evaluation_reject_bad_input_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let pickle = file("model.pth", b"PK\x03\x04 a torch.save zip");
+    let garbage = file("weights.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}");
+    let unknown_key = file("typo.toml", b"epochz = 3\n");
+    let nan_lr = file("nan.toml", b"[schedule]\nbase_lr = nan\n");
+    let not_a_run = dir.path().join("empty");
+    std::fs::create_dir(&not_a_run).unwrap();
+    for (args, expected) in [
+        (vec!["train", "--preset", "cifar1000-lt"], "unknown preset \"cifar1000-lt\""),
+        (vec!["train", "--preset", "cifar10-lt"], "--root is required"),
+        (vec!["train", "--loss", "focal"], "invalid value 'focal'"),
+        (vec!["train", "--lr=-1"], "must be positive"),
+        (vec!["train", "--lr", "NaN"], "not a finite number"),
+        (vec!["train", "--config", &unknown_key], "unknown field `epochz`"),
+        (vec!["train", "--config", &nan_lr], "schedule.base_lr = NaN"),
+        (vec!["train", "--resume", "/nonexistent/run"], "run folder /nonexistent/run does not exist"),
+        (vec!["train", "--resume", path(&not_a_run)], "not a bcl run folder"),
+        (vec!["train", "--resume", path(&not_a_run), "--epochs", "3"], "cannot be used with"),
+        (vec!["eval", "--checkpoint", &pickle], "PyTorch pickle checkpoint"),
+        (vec!["eval", "--checkpoint", &garbage], "not a valid safetensors file"),
+        (vec!["eval", "--checkpoint", "/nonexistent/best"], "/nonexistent/best.safetensors"),
+    ] {
+        let out = bcl(&args);
+        assert!(!out.status.success(), "{args:?} must fail");
+        let err = stderr(&out);
+        assert!(err.contains(expected) && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// A checkpoint that cannot be written (here: a file-size limit below its size, as a full
+/// disk would) is a clear error, and the previous `last` stays whole and loadable.
+#[test]
+fn a_checkpoint_that_cannot_be_written_leaves_the_previous_one_intact() {
+    use std::os::unix::process::CommandExt;
+    let data = tiny_fashion_mnist(30, 10);
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let common = ["--root", path(data.path()), "--imb-factor", "5", "--batch-size", "16", "--device", "cpu"];
+    let mut args = vec!["train", "--epochs", "1", "--out", path(&run)];
+    args.extend(common);
+    assert!(bcl(&args).status.success());
+    // Two more epochs: rewrite the config, then resume under the size limit.
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap().replace("epochs = 1", "epochs = 3");
+    std::fs::write(run.join("config.toml"), config).unwrap();
+    let before = std::fs::read(run.join("last.safetensors")).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bcl"));
+    command.args(["train", "--resume", path(&run), "--device", "cpu"]);
+    // SAFETY: only async-signal-safe calls (signal, setrlimit) between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit { rlim_cur: 1 << 20, rlim_max: 1 << 20 };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            Ok(())
+        });
+    }
+    let o = command.output().unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("last.safetensors: File too large") && err.contains("is unchanged"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(std::fs::read(run.join("last.safetensors")).unwrap(), before);
+    let leftovers: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let o = bcl(&["eval", "--checkpoint", path(&run.join("last")), "--device", "cpu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -1,0 +1,16 @@
+"""Converts a PyTorch .pt/.pth checkpoint (such as the BCL reference's) to safetensors,
+which bcl reads without running code. Run it only on files you trust: it unpickles them
+(with torch.load(weights_only=True), which refuses arbitrary objects).
+Usage: python scripts/pt_to_safetensors.py IN.pth OUT.safetensors"""
+import sys
+
+import torch
+from safetensors.torch import save_file
+
+source, target = sys.argv[1], sys.argv[2]
+checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+# The reference saves {"epoch", "state_dict", "best_acc1", "optimizer"}; plain state dicts also work.
+state_dict = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else checkpoint
+tensors = {k: v.contiguous() for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+save_file(tensors, target)
+print(f"wrote {len(tensors)} tensors to {target}")
