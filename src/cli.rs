@@ -338,8 +338,12 @@ fn run_train(args: &TrainArgs) -> Result<()> {
             let run = RunDir::open(folder)?;
             let mut config = run.config()?;
             config.workers = args.workers.or(config.workers);
-            ensure!(run.last().is_file(), "{} has no checkpoint to resume (last.safetensors)", folder.display());
-            (config, run, true)
+            // Stopped before its first checkpoint: nothing to lose by starting over.
+            let has_checkpoint = run.last().is_file();
+            if !has_checkpoint {
+                println!("{} has no checkpoint yet: starting its config from the first epoch", folder.display());
+            }
+            (config, run, has_checkpoint)
         }
         None => {
             let config = args.config()?;

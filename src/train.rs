@@ -143,10 +143,11 @@ pub fn train(
         state = saved_state(&saved, &path)?;
         checkpoint::copy_weights(&vs.variables(), &saved.weights, &path)?;
         optimizer.load_buffers(saved.optimizer, &parameters)?;
-        run.truncate_metrics(state.epoch)?;
     } else {
         run.write_class_counts(train_set.class_names(), &class_counts)?;
     }
+    // Epochs logged after the checkpoint (a crash between the two) are trained again.
+    run.truncate_metrics(state.epoch)?;
     let cuda = device.is_cuda();
     let autocast_kind = if cuda { amp::autocast_kind(config.amp) } else { None };
     if cuda {

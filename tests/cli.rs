@@ -114,35 +114,18 @@ fn a_closed_output_pipe_is_not_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
-/// `train` and `test` images per class of the real Fashion-MNIST (the first of each class)
-/// as uncompressed IDX files in a new folder: a data set small enough to train on in seconds.
+/// `train` and `test` images per class of the real Fashion-MNIST in a new folder
+/// (scripts/tiny_fashion_mnist.py): a data set small enough to train on in seconds.
 fn tiny_fashion_mnist(train: usize, test: usize) -> tempfile::TempDir {
-    let (source, _) = bcl::data::fashion_mnist_dir();
-    let read = |name: &str| bcl::data::idx::read_idx(&source.join(format!("{name}.gz"))).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    for (prefix, per_class) in [("train", train), ("t10k", test)] {
-        let (images, labels) =
-            (read(&format!("{prefix}-images-idx3-ubyte")), read(&format!("{prefix}-labels-idx1-ubyte")));
-        let mut taken = [0usize; 10];
-        let chosen: Vec<usize> = (0..labels.data.len())
-            .filter(|&i| {
-                let class = labels.data[i] as usize;
-                taken[class] += 1;
-                taken[class] <= per_class
-            })
-            .collect();
-        let idx = |dims: &[u32], data: Vec<u8>| {
-            let mut bytes = vec![0, 0, 8, dims.len() as u8];
-            dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
-            bytes.extend(data);
-            bytes
-        };
-        let n = chosen.len() as u32;
-        let pixels = chosen.iter().flat_map(|&i| images.data[i * 784..(i + 1) * 784].to_vec()).collect();
-        std::fs::write(dir.path().join(format!("{prefix}-images-idx3-ubyte")), idx(&[n, 28, 28], pixels)).unwrap();
-        let classes = chosen.iter().map(|&i| labels.data[i]).collect();
-        std::fs::write(dir.path().join(format!("{prefix}-labels-idx1-ubyte")), idx(&[n], classes)).unwrap();
-    }
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/tiny_fashion_mnist.py");
+    let status = Command::new("python3")
+        .arg(script)
+        .arg(dir.path())
+        .args([train.to_string(), test.to_string()])
+        .status()
+        .expect("python3 runs");
+    assert!(status.success());
     dir
 }
 
@@ -276,4 +259,44 @@ fn a_checkpoint_that_cannot_be_written_leaves_the_previous_one_intact() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     let o = bcl(&["eval", "--checkpoint", path(&run.join("last")), "--device", "cpu"]);
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// SIGTERM and SIGINT checkpoint the step reached and exit successfully, saying how to
+/// continue; the run then resumes from there.
+#[test]
+fn sigterm_and_sigint_save_and_exit_cleanly() {
+    use std::process::Stdio;
+    let data = tiny_fashion_mnist(30, 10);
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let spawn = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bcl"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let root = path(data.path());
+    let first =
+        ["train", "--root", root, "--imb-factor", "5", "--batch-size", "8", "--epochs", "500", "--device", "cpu"];
+    let mut args = first.to_vec();
+    args.extend(["--out", path(&run)]);
+    for (signal, resume) in [(libc::SIGTERM, false), (libc::SIGINT, true)] {
+        let child = if resume { spawn(&["train", "--resume", path(&run), "--device", "cpu"]) } else { spawn(&args) };
+        // Signal once the run has begun training (after a first epoch when starting anew).
+        let began = std::time::Instant::now();
+        while !run.join("last.safetensors").exists() || began.elapsed().as_millis() < 1500 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(began.elapsed().as_secs() < 120, "no checkpoint after 2 minutes");
+        }
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let o = child.wait_with_output().unwrap();
+        let text = stdout(&o);
+        assert!(o.status.success(), "signal {signal}: {}\n{}", text, stderr(&o));
+        assert!(text.contains("stopped at epoch") && text.contains("Continue with: bcl train --resume"), "{text}");
+    }
+    let saved = bcl::checkpoint::load(&run.join("last.safetensors")).unwrap();
+    assert!(saved.metadata["state"].contains("\"epoch\":"), "{}", saved.metadata["state"]);
 }
