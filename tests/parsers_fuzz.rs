@@ -5,6 +5,8 @@ use std::path::Path;
 use bcl::data::cifar::{self, Variant};
 use bcl::data::files::{decode_rgb, read_list};
 use bcl::data::idx::read_idx;
+use bcl::checkpoint::{self, Checkpoint};
+use bcl::config::TrainConfig;
 use bcl::data::pickle;
 use proptest::prelude::*;
 
@@ -33,6 +35,24 @@ fn idx_file(dims: &[u32], data: &[u8]) -> Vec<u8> {
     dims.iter().for_each(|d| bytes.extend_from_slice(&d.to_be_bytes()));
     bytes.extend_from_slice(data);
     bytes
+}
+
+/// A small valid checkpoint file: two tensors, optimizer state and metadata.
+fn checkpoint_bytes() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.safetensors");
+    let tensor = |v: &[f32]| tch::Tensor::from_slice(v).view([-1, 1]);
+    let checkpoint = Checkpoint {
+        weights: [("a.weight".to_string(), tensor(&[1.0, 2.0])), ("b".to_string(), tensor(&[3.0]))].into(),
+        optimizer: [("a.weight".to_string(), tensor(&[0.5, 0.25]))].into(),
+        metadata: [("state".to_string(), "{}".to_string())].into(),
+    };
+    checkpoint::save(&path, &checkpoint).unwrap();
+    std::fs::read(&path).unwrap()
+}
+
+fn preset_toml() -> String {
+    TrainConfig::preset("cifar100-lt", "/data".into()).unwrap().to_toml().unwrap()
 }
 
 fn edits() -> impl Strategy<Value = Vec<(usize, u8)>> {
@@ -128,6 +148,60 @@ proptest! {
             prop_assert_eq!(img.pixels.len(), img.width * img.height * 3);
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    #[test]
+    fn checkpoint_reader_survives_mutated_files(edits in edits(), cut in proptest::option::of(any::<usize>())) {
+        let bytes = mutate(checkpoint_bytes(), &edits, cut);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        std::fs::write(&path, &bytes).unwrap();
+        if let Ok(loaded) = checkpoint::load(&path) {
+            let values: i64 = loaded.weights.values().chain(loaded.optimizer.values()).map(|t| t.numel() as i64).sum();
+            prop_assert!(values * 4 <= bytes.len() as i64, "no more values than the file holds");
+        }
+    }
+
+    #[test]
+    fn checkpoint_reader_survives_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        std::fs::write(&path, &bytes).unwrap();
+        let _ = checkpoint::load(&path);
+    }
+
+    #[test]
+    fn config_reader_survives_mutated_configs(edits in edits(), cut in proptest::option::of(any::<usize>())) {
+        let text = String::from_utf8_lossy(&mutate(preset_toml().into_bytes(), &edits, cut)).into_owned();
+        if let Ok(config) = TrainConfig::from_toml(&text, "c.toml") {
+            prop_assert!(config.validate().is_ok());
+        }
+        let base = TrainConfig::preset("fashion-mnist-lt", "/data".into()).unwrap();
+        if let Ok(config) = base.with_overrides(&text, "c.toml") {
+            prop_assert!(config.validate().is_ok());
+        }
+    }
+
+    #[test]
+    fn config_overrides_survive_any_text(text in "[a-z_=\\[\\]. 0-9\"\n-]{0,120}") {
+        let base = TrainConfig::preset("fashion-mnist-lt", "/data".into()).unwrap();
+        let _ = base.with_overrides(&text, "c.toml");
+    }
+}
+
+/// A safetensors header that claims 2^40 bytes is an error, not an allocation.
+#[test]
+fn a_checkpoint_header_claiming_a_terabyte_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.safetensors");
+    let mut bytes = (1u64 << 40).to_le_bytes().to_vec();
+    bytes.extend(b"{}");
+    std::fs::write(&path, bytes).unwrap();
+    let err = checkpoint::load(&path).err().unwrap().to_string();
+    assert!(err.contains("not a valid safetensors file"), "{err}");
 }
 
 /// A million nested tuples (one opcode each) must neither overflow the stack when the

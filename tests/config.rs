@@ -1,0 +1,74 @@
+//! Run configuration: presets, TOML overrides, validation, and mixed precision helpers.
+use bcl::amp::{self, LossScaler};
+use bcl::config::{Amp, LossKind, PRESETS, TrainConfig};
+use bcl::schedule::Decay;
+use tch::{Device, Kind, Tensor};
+
+#[test]
+fn every_preset_is_valid_and_round_trips_through_toml() {
+    for name in PRESETS {
+        let config = TrainConfig::preset(name, "/data".into()).unwrap();
+        config.validate().unwrap();
+        let text = config.to_toml().unwrap();
+        assert_eq!(TrainConfig::from_toml(&text, name).unwrap(), config, "{name}");
+    }
+}
+
+#[test]
+fn overrides_change_only_the_keys_given() {
+    let base = TrainConfig::preset("cifar100-lt", "/data".into()).unwrap();
+    let text = "epochs = 10\nloss = \"ce\"\n[schedule]\nbase_lr = 0.05\n[schedule.decay]\nkind = \"cosine\"\n";
+    let config = base.with_overrides(text, "o.toml").unwrap();
+    assert_eq!((config.epochs, config.loss, config.schedule.base_lr), (10, LossKind::Ce, 0.05));
+    assert_eq!(config.schedule.decay, Decay::Cosine, "a table with `kind` replaces the whole table");
+    assert_eq!(config.schedule.warmup_epochs, base.schedule.warmup_epochs);
+    assert_eq!(config.model, base.model);
+    assert_eq!(base.with_overrides("", "empty.toml").unwrap(), base);
+}
+
+#[test]
+fn bad_configs_are_refused_with_the_key_and_file() {
+    let base = TrainConfig::preset("cifar10-lt", "/data".into()).unwrap();
+    for (text, expected) in [
+        ("epochz = 3", "unknown field `epochz`"),
+        ("epochs = -3", "o.toml does not fit the config"),
+        ("temperature = 0.0", "temperature = 0 must be positive"),
+        ("momentum = 1.5", "momentum = 1.5 must be in [0, 1)"),
+        ("alpha = nan", "alpha = NaN is not a finite number"),
+        ("[data]\nimb_factor = 0.5", "data.imb_factor = 0.5 must be a number ≥ 1"),
+        ("batch_size = 1", "batch_size = 1 must be at least 2"),
+        ("[schedule.decay]\nkind = \"linear\"", "o.toml does not fit the config"),
+        ("epochs = ", "o.toml is not valid TOML"),
+    ] {
+        let err = format!("{:#}", base.with_overrides(text, "o.toml").unwrap_err());
+        assert!(err.contains(expected), "{text:?}: {err}");
+    }
+}
+
+/// libtorch's autocast, called through its C++ symbols: inside the region a matmul runs in
+/// the chosen precision on the CPU; outside (and after it) in float32.
+#[test]
+fn autocast_runs_matmuls_in_the_chosen_precision_and_restores_float32() {
+    let a = Tensor::ones([4, 4], (Kind::Float, Device::Cpu));
+    assert_eq!(amp::autocast(Device::Cpu, Some(Kind::BFloat16), || a.matmul(&a)).kind(), Kind::BFloat16);
+    assert_eq!(a.matmul(&a).kind(), Kind::Float);
+    assert_eq!(amp::autocast(Device::Cpu, None, || a.matmul(&a)).kind(), Kind::Float);
+    assert_eq!(amp::autocast_kind(Amp::Fp16), Some(Kind::Half));
+    assert_eq!(amp::autocast_kind(Amp::Off), None);
+}
+
+#[test]
+fn the_loss_scaler_skips_overflowing_steps_and_unscales_the_rest() {
+    let p = Tensor::zeros([3], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+    let parameters = vec![("p".to_string(), p.shallow_clone())];
+    let mut scaler = LossScaler::default();
+    (&p * 65536.0 * 2.0).sum(Kind::Float).backward();
+    assert!(scaler.unscale(&parameters));
+    assert_eq!(Vec::<f32>::try_from(p.grad()).unwrap(), [2.0; 3], "gradients are unscaled");
+    assert_eq!(scaler.clean_steps, 1);
+
+    let mut grad = p.grad();
+    let _ = grad.fill_(f64::INFINITY);
+    assert!(!scaler.unscale(&parameters), "an overflow skips the step");
+    assert_eq!((scaler.scale, scaler.clean_steps), (32768.0, 0));
+}
