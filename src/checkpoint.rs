@@ -61,10 +61,15 @@ pub fn save(path: &Path, checkpoint: &Checkpoint) -> Result<()> {
 pub fn load(path: &Path) -> Result<Checkpoint> {
     refuse_pickle(path)?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    parse(&bytes, path)
+}
+
+/// Decodes the bytes of a safetensors checkpoint; `path` names it in errors.
+pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
     let bad =
         |e: safetensors::SafeTensorError| anyhow::anyhow!("{} is not a valid safetensors file: {e}", path.display());
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(bad)?;
-    let file = SafeTensors::deserialize(&bytes).map_err(bad)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(bad)?;
+    let file = SafeTensors::deserialize(bytes).map_err(bad)?;
     let mut checkpoint = Checkpoint { metadata: header.metadata().clone().unwrap_or_default(), ..Default::default() };
     for (name, view) in file.iter() {
         if name.ends_with("num_batches_tracked") {

@@ -2,11 +2,11 @@
 //! `Ok` or an error — never a panic, an abort, or an allocation the input cannot justify.
 use std::path::Path;
 
+use bcl::checkpoint::{self, Checkpoint};
+use bcl::config::TrainConfig;
 use bcl::data::cifar::{self, Variant};
 use bcl::data::files::{decode_rgb, read_list};
 use bcl::data::idx::read_idx;
-use bcl::checkpoint::{self, Checkpoint};
-use bcl::config::TrainConfig;
 use bcl::data::pickle;
 use proptest::prelude::*;
 

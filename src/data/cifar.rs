@@ -82,22 +82,10 @@ fn check_label(label: i64, variant: Variant, file: &Path, record: usize) -> Resu
 }
 
 fn load_binary(dir: &Path, variant: Variant, train: bool) -> Result<InMemoryDataset> {
-    // CIFAR-100 records carry the coarse label, then the fine label we use.
-    let label_bytes = if variant == Variant::Cifar100 { 2 } else { 1 };
-    let record = label_bytes + PIXELS;
     let (mut pixels, mut labels) = (Vec::new(), Vec::new());
     for file in split_files(dir, variant, train, ".bin") {
         let bytes = std::fs::read(&file).with_context(|| format!("cannot read CIFAR file {}", file.display()))?;
-        ensure!(
-            !bytes.is_empty() && bytes.len().is_multiple_of(record),
-            "{}: {} bytes is not a whole number of {record}-byte CIFAR records (truncated or not a CIFAR binary file)",
-            file.display(),
-            bytes.len()
-        );
-        for (i, rec) in bytes.chunks_exact(record).enumerate() {
-            labels.push(check_label(rec[label_bytes - 1] as i64, variant, &file, i)?);
-            push_interleaved(&rec[label_bytes..], &mut pixels);
-        }
+        decode_binary(&bytes, variant, &file, &mut pixels, &mut labels)?;
     }
     let names_file = dir.join(match variant {
         Variant::Cifar10 => "batches.meta.txt",
@@ -132,6 +120,31 @@ fn load_python(dir: &Path, variant: Variant, train: bool) -> Result<InMemoryData
     finish(pixels, labels, class_names, variant, &meta_file)
 }
 
+/// Appends the records of a CIFAR binary file's `bytes` (label byte(s), then planar RGB)
+/// to `pixels` (interleaved) and `labels`; `file` names the file in errors.
+pub fn decode_binary(
+    bytes: &[u8],
+    variant: Variant,
+    file: &Path,
+    pixels: &mut Vec<u8>,
+    labels: &mut Vec<i64>,
+) -> Result<()> {
+    // CIFAR-100 records carry the coarse label, then the fine label we use.
+    let label_bytes = if variant == Variant::Cifar100 { 2 } else { 1 };
+    let record = label_bytes + PIXELS;
+    ensure!(
+        !bytes.is_empty() && bytes.len().is_multiple_of(record),
+        "{}: {} bytes is not a whole number of {record}-byte CIFAR records (truncated or not a CIFAR binary file)",
+        file.display(),
+        bytes.len()
+    );
+    for (i, rec) in bytes.chunks_exact(record).enumerate() {
+        labels.push(check_label(rec[label_bytes - 1] as i64, variant, file, i)?);
+        push_interleaved(&rec[label_bytes..], pixels);
+    }
+    Ok(())
+}
+
 fn read_python_batch(
     file: &Path,
     variant: Variant,
@@ -140,7 +153,19 @@ fn read_python_batch(
     labels: &mut Vec<i64>,
 ) -> Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let batch = pickle::decode(&bytes)?;
+    decode_python_batch(&bytes, variant, label_key, file, pixels, labels)
+}
+
+/// Appends the images and labels of a CIFAR python batch (a pickle, decoded as data only).
+pub fn decode_python_batch(
+    bytes: &[u8],
+    variant: Variant,
+    label_key: &str,
+    file: &Path,
+    pixels: &mut Vec<u8>,
+    labels: &mut Vec<i64>,
+) -> Result<()> {
+    let batch = pickle::decode(bytes)?;
     let data = batch.get("data").context("no \"data\" entry")?;
     let (shape, data) = pickle::ndarray_u8(&data).context("\"data\" entry")?;
     ensure!(shape.len() == 2 && shape[1] == PIXELS, "\"data\" has shape {shape:?}, expected [N, {PIXELS}]");

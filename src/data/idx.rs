@@ -34,7 +34,8 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
     parse_idx(&mut stream).with_context(|| format!("invalid IDX file {}", path.display()))
 }
 
-fn parse_idx(stream: &mut dyn Read) -> Result<IdxArray> {
+/// Parses an uncompressed IDX stream.
+pub fn parse_idx(stream: &mut dyn Read) -> Result<IdxArray> {
     let mut header = [0u8; 4];
     stream.read_exact(&mut header).context("truncated before the end of its 4-byte header")?;
     ensure!(
