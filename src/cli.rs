@@ -6,7 +6,7 @@ use std::time::Instant;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
@@ -114,6 +114,10 @@ struct TrainArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Checkpoint and stop after this many steps, printing the throughput after the first
+    /// 10 (for benchmarks).
+    #[arg(long)]
+    max_steps: Option<usize>,
     /// Run folder (default: runs/<preset>-<date>-<time>).
     #[arg(long, conflicts_with = "resume")]
     out: Option<PathBuf>,
@@ -128,9 +132,6 @@ impl TrainArgs {
         let root = match &self.root {
             Some(root) => root.clone(),
             None if self.preset == "fashion-mnist-lt" => crate::data::fashion_mnist_dir().0,
-            None if crate::config::PRESETS.contains(&self.preset.as_str()) => {
-                bail!("--root is required for --preset {}", self.preset)
-            }
             None => PathBuf::new(),
         };
         let mut config = TrainConfig::preset(&self.preset, root)?;
@@ -138,6 +139,11 @@ impl TrainArgs {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
             config = config.with_overrides(&text, &path.display().to_string())?;
         }
+        ensure!(
+            !config.data.root.as_os_str().is_empty(),
+            "--root is required for --preset {} (or data.root in --config)",
+            self.preset
+        );
         config.epochs = self.epochs.unwrap_or(config.epochs);
         config.batch_size = self.batch_size.unwrap_or(config.batch_size);
         config.schedule.base_lr = self.lr.unwrap_or(config.schedule.base_lr);
@@ -372,10 +378,13 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         config.batch_size,
         config.schedule.base_lr,
     );
-    let options = TrainOptions { device, resume, stop };
+    let options = TrainOptions { device, resume, stop, max_steps: args.max_steps };
     let mut progress = ProgressView::new();
     let outcome = train::train(&config, &run, &options, |p| progress.show(p))?;
     progress.finish();
+    if let Some(line) = progress.throughput(config.batch_size) {
+        println!("{line}");
+    }
     if let Some((epoch, step)) = outcome.stopped_at {
         println!(
             "stopped at epoch {}, step {}; saved {}. Continue with: bcl train --resume {}",
@@ -472,16 +481,34 @@ fn print_written(paths: &[PathBuf]) {
 struct ProgressView {
     bar: Option<ProgressBar>,
     header_shown: bool,
+    /// (steps taken, time) when the warm-up steps were done and at the latest report.
+    timing: Option<(usize, Instant)>,
+    latest: Option<(usize, Instant)>,
+    /// Steps taken before the current epoch, and the step it started at (resumed epochs
+    /// start later than 0).
+    epoch_base: (usize, usize),
 }
 
 impl ProgressView {
+    const WARMUP_STEPS: usize = 10;
+
     fn new() -> Self {
-        Self { bar: None, header_shown: false }
+        Self { bar: None, header_shown: false, timing: None, latest: None, epoch_base: (0, 0) }
+    }
+
+    /// Training samples per second after the warm-up steps, as `--max-steps` reports it.
+    fn throughput(&self, batch_size: usize) -> Option<String> {
+        let ((first, t0), (last, t1)) = (self.timing?, self.latest?);
+        (last > first).then(|| {
+            let rate = ((last - first) * batch_size) as f64 / (t1 - t0).as_secs_f64();
+            format!("throughput: {rate:.1} samples/s over steps {}–{last} (after {first} warm-up steps)", first + 1)
+        })
     }
 
     fn show(&mut self, progress: Progress) {
         match progress {
             Progress::EpochStart { epoch, step, steps } => {
+                self.epoch_base = (self.latest.map_or(0, |(taken, _)| taken), step);
                 let bar = ProgressBar::new(steps as u64).with_position(step as u64);
                 bar.set_style(
                     ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
@@ -492,6 +519,11 @@ impl ProgressView {
                 self.bar = Some(bar);
             }
             Progress::Steps { step, ce, contrastive, samples_per_second, .. } => {
+                let total = self.epoch_base.0 + step - self.epoch_base.1;
+                if self.timing.is_none() && total >= Self::WARMUP_STEPS {
+                    self.timing = Some((total, Instant::now()));
+                }
+                self.latest = Some((total, Instant::now()));
                 if let Some(bar) = &self.bar {
                     bar.set_position(step as u64);
                     bar.set_message(format!("CE {ce:.3} CL {contrastive:.3} {samples_per_second:.0} img/s"));

@@ -29,11 +29,12 @@ impl RunDir {
         PathBuf::from("runs").join(format!("{name}-{}", local_timestamp()))
     }
 
-    /// A folder for a new run, made if needed; one that already holds a run is refused.
+    /// A folder for a new run, made if needed. One that holds a checkpoint is refused; one
+    /// whose run stopped before its first checkpoint is started afresh.
     pub fn create(path: &Path, config: &TrainConfig) -> Result<Self> {
         let run = Self { path: path.to_path_buf() };
         ensure!(
-            !run.config_path().exists(),
+            !run.last().exists(),
             "{} already holds a run; continue it with `bcl train --resume {}` or choose another --out",
             path.display(),
             path.display()

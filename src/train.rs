@@ -108,6 +108,8 @@ pub struct TrainOptions {
     pub device: Device,
     pub resume: bool,
     pub stop: Arc<AtomicBool>,
+    /// Checkpoint and return after this many steps (benchmarks and smoke tests).
+    pub max_steps: Option<usize>,
 }
 
 /// Steps between checks that the loss is finite (each check waits for the device).
@@ -164,6 +166,7 @@ pub fn train(
     ]);
     let counts = Tensor::from_slice(&class_counts).to_device(device);
     let mut outcome = Outcome { stopped_at: None, records: Vec::new() };
+    let mut steps_taken = 0;
 
     while state.epoch < config.epochs {
         let epoch = state.epoch;
@@ -215,7 +218,8 @@ pub fn train(
             window.push(total.detach());
             samples += batch.indices.len();
             state.step += 1;
-            let stop = options.stop.load(Ordering::SeqCst);
+            steps_taken += 1;
+            let stop = options.stop.load(Ordering::SeqCst) || options.max_steps.is_some_and(|max| steps_taken >= max);
             if window.len() == CHECK_EVERY || stop {
                 check_finite(&mut window, epoch, state.step, run)?;
                 let steps = (state.step - first_step) as f64;

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# bcl against its PyTorch peer (bench/reference/train_bcl_torch.py), end to end: the same
+# BCL recipe, model and batch, data loading included. Runs A B A B … (PAIRS pairs) after one
+# warm-up run of each, and prints samples/s, peak RSS of the process tree, and the ratio
+# bcl/torch per pair with the median.
+#   bench/compare.sh [PAIRS]     (default 3; STEPS=60 timed after 10 warm-up steps)
+# Environment: DEVICE (cpu), BATCH (128), WORKERS (cores), ROOT (Fashion-MNIST), AMP (bf16).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PAIRS=${1:-3}
+STEPS=${STEPS:-60}
+DEVICE=${DEVICE:-cpu}
+BATCH=${BATCH:-128}
+WORKERS=${WORKERS:-$(nproc)}
+AMP=${AMP:-bf16}
+ROOT=${ROOT:-${BCL_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}}
+BCL=${BCL:-target/release/bcl}
+PYTHON=${PYTHON:-.venv/bin/python}
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+run_bcl() {  # → samples/s, peak MB
+  rm -rf "$out/run"
+  $PYTHON bench/peak_rss.py "$out/rss.json" "$BCL" train --preset fashion-mnist-lt --root "$ROOT" --batch-size "$BATCH" \
+    --workers "$WORKERS" --device "$DEVICE" --amp "$AMP" --max-steps $((STEPS + 10)) --out "$out/run" > "$out/bcl.log" 2>&1 \
+    || { cat "$out/bcl.log"; exit 1; }
+  rate=$(grep -oE 'throughput: [0-9.]+' "$out/bcl.log" | grep -oE '[0-9.]+$')
+  echo "$rate $($PYTHON -c "import json; print(round(json.load(open('$out/rss.json'))['peak_rss_mb']))")"
+}
+
+run_torch() {
+  $PYTHON bench/peak_rss.py "$out/rss.json" $PYTHON bench/reference/train_bcl_torch.py --root "$ROOT" --batch-size "$BATCH" \
+    --workers "$WORKERS" --device "$DEVICE" --amp "$AMP" --steps $((STEPS + 10)) --warmup-steps 10 > "$out/torch.log" 2>&1 \
+    || { cat "$out/torch.log"; exit 1; }
+  rate=$($PYTHON -c "import json; print(json.loads(open('$out/torch.log').read().strip().splitlines()[-1])['samples_per_second'])")
+  echo "$rate $($PYTHON -c "import json; print(round(json.load(open('$out/rss.json'))['peak_rss_mb']))")"
+}
+
+echo "compare: $DEVICE, Fashion-MNIST-LT (rho 100), resnet32, batch $BATCH, $WORKERS loader workers, $STEPS timed steps"
+echo "warm-up: bcl $(run_bcl) | torch $(run_torch)"
+echo "| pair | bcl samples/s | torch samples/s | ratio | bcl peak RSS MB | torch peak RSS MB |"
+echo "|---|---|---|---|---|---|"
+ratios=()
+for pair in $(seq "$PAIRS"); do
+  read -r b bm <<< "$(run_bcl)"
+  read -r t tm <<< "$(run_torch)"
+  ratio=$($PYTHON -c "print(f'{$b / $t:.2f}')")
+  ratios+=("$ratio")
+  printf '| %s | %.1f | %.1f | %s | %s | %s |\n' "$pair" "$b" "$t" "$ratio" "$bm" "$tm"
+done
+echo "median ratio bcl/torch: $(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}')"

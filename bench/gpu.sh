@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Every GPU check and timing of issue 5 in one call on a lent GPU machine (about 8 minutes):
+# `bcl doctor`, the card's bf16 matmul peak, then bcl against its PyTorch peer
+# (bench/reference/train_bcl_torch.py), alternating, for
+#   2. 32×32 colour images (Fashion-MNIST padded to 32 and tinted per class, made here from
+#      the carried IDX files), resnet32, batch 256, the CIFAR recipe;
+#   3. 224 crops of generated JPEGs (bench/make_bench_data.py), resnet50 and
+#      resnext50_32x4d, batch 128, the ImageNet-LT sim-sim recipe, 16 loader workers each.
+# Prints samples/s, peak GPU memory (torch) and achieved TFLOP/s as a share of the peak;
+# the table comes last.
+#
+#   here:  bench/gpu.sh --prepare      (stripped bcl, Fashion-MNIST, JPEGs → bench/out/gpu, ~47 MB)
+#   there: bash bench/gpu.sh           (run tool, carry ["bench/out/gpu"]; PAIRS=3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+G=bench/out/gpu
+if [ "${1:-}" = --prepare ]; then
+  make -s build
+  rm -rf "$G" && mkdir -p "$G"
+  strip -o "$G/bcl" target/release/bcl
+  cp -r "${BCL_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}" "$G/fashion-mnist"
+  [ -d bench/out/jpegs ] || .venv/bin/python bench/make_bench_data.py bench/out
+  cp -r bench/out/jpegs "$G/jpegs"
+  du -sh "$G"
+  exit 0
+fi
+PAIRS=${PAIRS:-3}
+PY=${PYTHON:-python3}
+export LD_LIBRARY_PATH="$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__))')/lib"
+BCL="$G/bcl"
+W=/tmp/bcl-gpu
+rm -rf "$W" && mkdir -p "$W"
+echo "== doctor"; "$BCL" doctor
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader || true
+
+PEAK=$($PY - <<'PY'
+import time, torch
+a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16); b = torch.randn_like(a)
+for _ in range(5): a @ b
+torch.cuda.synchronize(); t = time.perf_counter(); n = 100
+for _ in range(n): a @ b
+torch.cuda.synchronize(); print(f"{2 * 8192**3 * n / (time.perf_counter() - t) / 1e12:.1f}")
+PY
+)
+echo "== bf16 matmul peak (8192², torch): $PEAK TFLOP/s"
+
+# 32×32 colour images from Fashion-MNIST, CIFAR-10 binary layout, with torch only.
+$PY - "$G/fashion-mnist" "$W/cifar-like" <<'PY'
+import ctypes, gzip, os, sys, torch
+src, out = sys.argv[1], sys.argv[2]
+os.makedirs(out, exist_ok=True)
+def idx(name):
+    data = gzip.open(os.path.join(src, name + ".gz")).read()
+    n = data[3]; dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(n)]
+    return torch.frombuffer(bytearray(data[4 + 4 * n:]), dtype=torch.uint8).reshape(dims)
+tints = torch.rand(10, 3, generator=torch.Generator().manual_seed(0)) * 0.7 + 0.3
+for prefix, names in (("train", [f"data_batch_{i}.bin" for i in range(1, 6)]), ("t10k", ["test_batch.bin"])):
+    images, labels = idx(f"{prefix}-images-idx3-ubyte"), idx(f"{prefix}-labels-idx1-ubyte").long()
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2)).float()
+    rgb = (padded[:, None] * tints[labels][:, :, None, None]).to(torch.uint8).reshape(len(labels), -1)
+    records = torch.cat([labels[:, None].to(torch.uint8), rgb], 1)
+    for name, part in zip(names, records.chunk(len(names))):
+        part = part.contiguous()  # raw bytes without numpy, which this machine may lack
+        open(os.path.join(out, name), "wb").write(ctypes.string_at(part.data_ptr(), part.numel()))
+PY
+
+PEER_OK=1
+$PY -c 'import torchvision, PIL' 2>/dev/null || { PEER_OK=0; echo "!! torchvision/PIL missing on this machine: the PyTorch peer is skipped"; }
+ROWS=()
+# FLOPs per sample: 3 views × (forward + backward ≈ 3 × forward MACs × 2).
+flops_per_sample() { case $1 in resnet32) echo "3*3*2*69.1e6";; resnet50) echo "3*3*2*4.11e9";; resnext50_32x4d) echo "3*3*2*4.26e9";; esac; }
+
+bcl_run() {  # config arch batch steps → samples/s
+  local cfg=$1 arch=$2 batch=$3 steps=$4 out="$W/run-$RANDOM"
+  if [ "$cfg" = cifar ]; then
+    "$BCL" train --preset cifar10-lt --root "$W/cifar-like" --batch-size "$batch" --device cuda --workers 16 \
+      --max-steps "$steps" --out "$out" > "$W/bcl.log" 2>&1 || { tail -20 "$W/bcl.log" >&2; echo 0; return; }
+  else
+    # The same JPEGs serve as train/ and test/ (timing only; evaluation never runs).
+    mkdir -p "$W/folder" && ln -sfn "$PWD/$G/jpegs" "$W/folder/train" && ln -sfn "$PWD/$G/jpegs" "$W/folder/test"
+    printf '[data]\ndataset = "folder"\nroot = "%s"\n[model]\nnum_classes = 10\narch = "%s"\n' "$W/folder" "$arch" > "$W/folder.toml"
+    "$BCL" train --preset imagenet-lt --config "$W/folder.toml" --batch-size "$batch" --device cuda --workers 16 \
+      --max-steps "$steps" --out "$out" > "$W/bcl.log" 2>&1 || { tail -20 "$W/bcl.log" >&2; echo 0; return; }
+  fi
+  grep -oE 'throughput: [0-9.]+' "$W/bcl.log" | grep -oE '[0-9.]+$'
+}
+
+torch_run() {
+  local cfg=$1 arch=$2 batch=$3 steps=$4
+  [ "$PEER_OK" = 1 ] || { echo 0; return; }
+  local data=(--dataset cifar10 --root "$W/cifar-like")
+  [ "$cfg" = cifar ] || data=(--dataset folder --root "$G/jpegs")
+  $PY bench/reference/train_bcl_torch.py "${data[@]}" --arch "$arch" --batch-size "$batch" --device cuda --workers 16 \
+    --amp bf16 --channels-last --steps "$steps" --warmup-steps 10 > "$W/torch.log" 2>&1 || { tail -20 "$W/torch.log" >&2; echo 0; return; }
+  tail -1 "$W/torch.log" | $PY -c 'import json, sys; print(json.load(sys.stdin)["samples_per_second"])'
+}
+
+compare() {  # name cfg arch batch steps
+  local name=$1 ratios=()
+  echo "== $name"
+  for pair in $(seq "$PAIRS"); do
+    b=$(bcl_run "$2" "$3" "$4" "$5"); t=$(torch_run "$2" "$3" "$4" "$5")
+    r=$($PY -c "print(f'{$b / $t:.2f}' if $t else '-')")
+    tf=$($PY -c "print(f'{$b * $(flops_per_sample "$3") / 1e12:.1f}')")
+    echo "pair $pair: bcl $b samples/s ($tf TFLOP/s, $($PY -c "print(f'{100 * $tf / $PEAK:.0f}')")% of peak), torch $t, ratio $r"
+    ratios+=("$r")
+  done
+  ROWS+=("| $name | $b | $t | ${ratios[*]} | $tf |")
+}
+
+compare "CIFAR recipe, 32×32, resnet32, batch 256" cifar resnet32 256 110
+compare "ImageNet sim-sim, 224 JPEG crops, resnet50, batch 128" folder resnet50 128 40
+compare "ImageNet sim-sim, 224 JPEG crops, resnext50_32x4d, batch 128" folder resnext50_32x4d 128 40
+
+echo
+echo "card: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1); bf16 peak $PEAK TFLOP/s"
+echo "| configuration | bcl samples/s (last pair) | torch samples/s (last pair) | ratio per pair | bcl TFLOP/s |"
+echo "|---|---|---|---|---|"
+printf '%s\n' "${ROWS[@]}"
