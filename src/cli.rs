@@ -427,13 +427,7 @@ fn run_eval(args: &EvalArgs) -> Result<()> {
     let counts = train_set.class_counts();
     let split = config.data.dataset.eval_split();
     let test_set = config.data.eval_set(split)?;
-    let recipe = Arc::new(Recipe::for_dataset(
-        config.data.dataset,
-        &train_set.image(0)?,
-        config.cl_views,
-        &config.randaugment,
-        config.cutout,
-    )?);
+    let recipe = Arc::new(train::recipe(config, train_set.as_ref())?);
     let loader_config = train::loader_config(config, device);
     println!(
         "evaluating {} on the {split:?} split of {} ({} images)",

@@ -126,13 +126,7 @@ pub fn train(
     let train_set = config.data.train_set()?;
     let test_set = config.data.eval_set(config.data.dataset.eval_split())?;
     let class_counts = check_data(config, train_set.as_ref())?;
-    let recipe = Arc::new(Recipe::for_dataset(
-        config.data.dataset,
-        &train_set.image(0)?,
-        config.cl_views,
-        &config.randaugment,
-        config.cutout,
-    )?);
+    let recipe = Arc::new(recipe(config, train_set.as_ref())?);
     let loader_config = loader_config(config, device);
 
     let (vs, model) = seeded_model(config, device);
@@ -315,6 +309,11 @@ fn check_data(config: &TrainConfig, train_set: &dyn Dataset) -> Result<Vec<i64>>
         config.model.in_channels
     );
     Ok(class_counts)
+}
+
+/// The views and evaluation transform of a run, sized from its first training image.
+pub fn recipe(config: &TrainConfig, train_set: &dyn Dataset) -> Result<Recipe> {
+    Recipe::for_dataset(config.data.dataset, &train_set.image(0)?, config.cl_views, &config.randaugment, config.cutout)
 }
 
 /// The loader settings of a run: 8-bit batches in pinned memory for a GPU.
