@@ -43,6 +43,11 @@ pub fn resolve(path: &Path) -> PathBuf {
 
 /// Writes `checkpoint` to `path` atomically.
 pub fn save(path: &Path, checkpoint: &Checkpoint) -> Result<()> {
+    write_atomic(path, &encode(checkpoint)?)
+}
+
+/// The safetensors bytes of `checkpoint` (encode once, write to several paths).
+pub fn encode(checkpoint: &Checkpoint) -> Result<Vec<u8>> {
     let optimizer = checkpoint.optimizer.iter().map(|(k, t)| (format!("{OPTIMIZER_PREFIX}{k}"), t));
     let tensors: Vec<(String, TensorBytes)> = checkpoint
         .weights
@@ -51,9 +56,7 @@ pub fn save(path: &Path, checkpoint: &Checkpoint) -> Result<()> {
         .chain(optimizer)
         .map(|(k, t)| TensorBytes::new(t).map(|b| (k, b)))
         .collect::<Result<_>>()?;
-    let bytes = safetensors::serialize(tensors, Some(checkpoint.metadata.clone()))
-        .with_context(|| format!("cannot encode checkpoint {}", path.display()))?;
-    write_atomic(path, &bytes)
+    safetensors::serialize(tensors, Some(checkpoint.metadata.clone())).context("cannot encode the checkpoint")
 }
 
 /// Reads a checkpoint or a plain safetensors weights file. Keys of a `DataParallel` model

@@ -8,7 +8,7 @@
 //! off: the loader's batches and augmentations depend only on (seed, epoch, position), and
 //! the checkpoint holds the weights, the momentum buffers and the epoch's running sums.
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -232,7 +232,7 @@ pub fn train(
                     correct: correct.double_value(&[]),
                     samples,
                 };
-                save(&run.last(), &metadata, &state, &vs, &optimizer)?;
+                save(&[run.last()], &metadata, &state, &vs, &optimizer)?;
                 outcome.stopped_at = Some((epoch, state.step));
                 return Ok(outcome);
             }
@@ -258,10 +258,8 @@ pub fn train(
             (state.best_top1, state.best_epoch) = (Some(record.eval.top1), Some(epoch));
         }
         state = TrainState { epoch: epoch + 1, step: 0, sums: EpochSums::default(), ..state };
-        save(&run.last(), &metadata, &state, &vs, &optimizer)?;
-        if improved {
-            save(&run.best(), &metadata, &state, &vs, &optimizer)?;
-        }
+        let paths = if improved { vec![run.last(), run.best()] } else { vec![run.last()] };
+        save(&paths, &metadata, &state, &vs, &optimizer)?;
         on_progress(Progress::Epoch(&record));
         outcome.records.push(record);
         if options.stop.load(Ordering::SeqCst) && state.epoch < config.epochs {
@@ -383,10 +381,10 @@ fn log_epoch(run: &RunDir, events: &mut EventWriter, record: &EpochRecord) -> Re
     events.flush()
 }
 
-/// Writes a checkpoint of the model, the optimizer and `state` to `path`; `metadata`
-/// holds what every checkpoint of the run shares (format, config, class names).
+/// Writes a checkpoint of the model, the optimizer and `state` to each of `paths`;
+/// `metadata` holds what every checkpoint of the run shares (format, config, class names).
 fn save(
-    path: &Path,
+    paths: &[PathBuf],
     metadata: &HashMap<String, String>,
     state: &TrainState,
     vs: &nn::VarStore,
@@ -399,7 +397,8 @@ fn save(
         optimizer: optimizer.buffers().iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect(),
         metadata,
     };
-    checkpoint::save(path, &checkpoint)
+    let bytes = checkpoint::encode(&checkpoint)?;
+    paths.iter().try_for_each(|path| checkpoint::write_atomic(path, &bytes))
 }
 
 fn saved_state(saved: &Checkpoint, path: &Path) -> Result<TrainState> {
