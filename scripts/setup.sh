@@ -2,13 +2,17 @@
 # Idempotent set-up for a fresh machine, run by `make demo` and `make test`:
 #   1. a project-local venv (.venv) with PyPI's torch==2.11.0, whose libtorch tch links,
 #      and tensorboard (to view runs; the tests read bcl's event files with its reader);
-#   2. Fashion-MNIST, the embedded default data set, from Debian's `dataset-fashion-mnist`.
+#   2. PyPI's CUDA 13.0 headers (nvcc, cccl), which build.rs compiles the NCCL part of the
+#      c10d shim (src/c10d_shim.cpp) against; the CUDA libraries themselves came with torch;
+#   3. Fashion-MNIST, the embedded default data set, from Debian's `dataset-fashion-mnist`.
 # A second run does nothing but check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TORCH_VERSION=2.11.0
 TENSORBOARD_VERSION=2.21.0
+# cuda-toolkit's nvcc extra would pull the newest crt/nvvm; these match CUDA 13.0.
+CUDA_HEADERS="cuda-toolkit[nvcc,cccl]==13.0.2 nvidia-cuda-crt==13.0.88 nvidia-nvvm==13.0.88"
 VENV=.venv
 FASHION_MNIST_DIR=${BCL_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 FASHION_MNIST_FILES="train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz"
@@ -58,6 +62,14 @@ setup_tensorboard() {
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "tensorboard==$TENSORBOARD_VERSION"
 }
 
+setup_cuda_headers() {
+  "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('nvidia-cuda-crt') != '13.0.88')" \
+    2>/dev/null && return
+  say "installing the CUDA 13.0 headers into $VENV (to build the NCCL process group; once)"
+  # shellcheck disable=SC2086  # a list of requirements
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check $CUDA_HEADERS
+}
+
 link_libtorch() {
   # .cargo/config.toml points LIBTORCH at this link, whatever the venv's python version.
   local torch_dir
@@ -85,5 +97,6 @@ setup_fashion_mnist() {
 
 setup_venv
 setup_tensorboard
+setup_cuda_headers
 link_libtorch
 setup_fashion_mnist

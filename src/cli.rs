@@ -17,6 +17,7 @@ use crate::checkpoint;
 use crate::config::{Amp, LossKind, TrainConfig};
 use crate::data::long_tail::{Profile, imbalance_factor, shot_groups};
 use crate::data::{DataConfig, Dataset, DatasetKind, Split};
+use crate::distributed::{self, Group, World};
 use crate::loader::{self, LoaderConfig};
 use crate::metrics::Evaluation;
 use crate::run::RunDir;
@@ -121,6 +122,11 @@ struct TrainArgs {
     /// Run folder (default: runs/<preset>-<date>-<time>).
     #[arg(long, conflicts_with = "resume")]
     out: Option<PathBuf>,
+    /// Data-parallel training on this machine: start this many processes (one per GPU),
+    /// as `torchrun --nproc-per-node N` would. Under torchrun (or any launcher that sets
+    /// RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT) leave it out.
+    #[arg(long)]
+    nproc_per_node: Option<usize>,
     /// Continue the run in this folder from its last checkpoint, with its saved config.
     #[arg(long, conflicts_with_all = ["config", "root", "epochs", "batch_size", "lr", "loss", "no_class_averaging",
         "no_class_complement", "imb_factor", "seed", "amp"])]
@@ -338,7 +344,20 @@ fn percent(x: Option<f64>) -> String {
 }
 
 fn run_train(args: &TrainArgs) -> Result<()> {
-    let device = crate::parse_device(&args.device)?;
+    if let Some(processes) = args.nproc_per_node {
+        return distributed::launch_local(processes);
+    }
+    let mut device = crate::parse_device(&args.device)?;
+    let group = match World::from_env()? {
+        Some(world) => {
+            if device.is_cuda() {
+                device = crate::parse_device(&format!("cuda:{}", world.local_rank))?;
+            }
+            Some(Group::join(world, device)?)
+        }
+        None => None,
+    };
+    let lead = group.as_ref().is_none_or(Group::is_lead);
     let (config, run, resume) = match &args.resume {
         Some(folder) => {
             let run = RunDir::open(folder)?;
@@ -346,7 +365,7 @@ fn run_train(args: &TrainArgs) -> Result<()> {
             config.workers = args.workers.or(config.workers);
             // Stopped before its first checkpoint: nothing to lose by starting over.
             let has_checkpoint = run.last().is_file();
-            if !has_checkpoint {
+            if !has_checkpoint && lead {
                 println!("{} has no checkpoint yet: starting its config from the first epoch", folder.display());
             }
             (config, run, has_checkpoint)
@@ -359,7 +378,17 @@ fn run_train(args: &TrainArgs) -> Result<()> {
                 .and_then(|p| p.file_stem())
                 .map_or(args.preset.clone(), |s| format!("{}-{}", args.preset, s.to_string_lossy()));
             let folder = args.out.clone().unwrap_or_else(|| RunDir::default_path(&name));
-            (config.clone(), RunDir::create(&folder, &config)?, false)
+            let run = match &group {
+                None => RunDir::create(&folder, &config)?,
+                // Rank 0 creates the folder (its default name has the time in it) and names it.
+                Some(group) => {
+                    let created = if lead { Some(RunDir::create(&folder, &config)?) } else { None };
+                    let path = created.as_ref().map_or(Vec::new(), |r| r.path.as_os_str().as_encoded_bytes().to_vec());
+                    let path = String::from_utf8(group.broadcast_bytes(&path)?).context("the run folder's name")?;
+                    RunDir { path: PathBuf::from(path) }
+                }
+            };
+            (config.clone(), run, false)
         }
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -368,8 +397,17 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone())?;
         signal_hook::flag::register(signal, stop.clone())?;
     }
+    if !lead {
+        // The other ranks train in silence; rank 0 reports and writes.
+        let options = TrainOptions { device, resume, stop, max_steps: args.max_steps, group };
+        train::train(&config, &run, &options, |_| ())?;
+        return Ok(());
+    }
+    let processes = group
+        .as_ref()
+        .map_or(String::new(), |g| format!(" × {} processes ({} collectives)", g.world_size(), g.backend_name()));
     println!(
-        "{} {} on {device:?}: {:?} loss, {:?}, {} epochs of batch {}, lr {}",
+        "{} {} on {device:?}{processes}: {:?} loss, {:?}, {} epochs of batch {}, lr {}",
         if resume { "resuming" } else { "run" },
         run.path.display(),
         config.loss,
@@ -378,7 +416,7 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         config.batch_size,
         config.schedule.base_lr,
     );
-    let options = TrainOptions { device, resume, stop, max_steps: args.max_steps };
+    let options = TrainOptions { device, resume, stop, max_steps: args.max_steps, group };
     let mut progress = ProgressView::new();
     let outcome = train::train(&config, &run, &options, |p| progress.show(p))?;
     progress.finish();

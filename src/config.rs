@@ -69,6 +69,11 @@ pub struct TrainConfig {
     pub amp: Amp,
     /// NHWC activations on CUDA (faster convolutions on tensor cores).
     pub channels_last: bool,
+    /// BatchNorm statistics over groups of this many samples (with their views) instead of
+    /// the whole batch. N processes, each normalising its batch / N samples, amount to
+    /// groups of batch / N: set it so to reproduce an N-GPU run on one. None: whole batch.
+    #[serde(default)]
+    pub bn_group_size: Option<usize>,
 }
 
 /// Preset names, for `--preset` and error messages.
@@ -101,6 +106,7 @@ impl TrainConfig {
             workers: None,
             amp: Amp::Bf16,
             channels_last: true,
+            bn_group_size: None,
         };
         let imagenet_like = |dataset, arch, classes, epochs, base_lr, weight_decay| Self {
             temperature: 0.07,
@@ -183,6 +189,7 @@ impl TrainConfig {
             ensure!(rho.is_finite() && rho >= 1.0, "data.imb_factor = {rho} must be a number ≥ 1");
         }
         ensure!(self.workers != Some(0), "workers must be positive");
+        ensure!(self.bn_group_size != Some(0), "bn_group_size must be positive");
         Ok(())
     }
 }

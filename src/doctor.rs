@@ -28,6 +28,8 @@ pub struct Report {
     pub cuda_devices: Vec<CudaDevice>,
     /// cuDNN version as libtorch reports it (e.g. 91900 for 9.19.0), when CUDA is usable.
     pub cudnn_version: Option<i64>,
+    /// Whether this build has c10d's NCCL process group (multi-GPU training).
+    pub nccl: bool,
     pub fashion_mnist_dir: PathBuf,
     pub fashion_mnist_source: &'static str,
     /// Which Fashion-MNIST files are missing from `fashion_mnist_dir`.
@@ -65,6 +67,7 @@ impl Report {
             cuda_available,
             cudnn_version: (cuda_available && tch::Cuda::cudnn_is_available()).then(tch::utils::version_cudnn),
             cuda_devices,
+            nccl: crate::c10d::has_nccl(),
             fashion_mnist_dir,
             fashion_mnist_source,
             fashion_mnist_missing,
@@ -95,6 +98,11 @@ impl fmt::Display for Report {
             }
         } else {
             writeln!(f, "CUDA         not usable (no GPU or driver found); libtorch_cuda {cuda_lib}")?;
+        }
+        if self.nccl {
+            writeln!(f, "multi-GPU    c10d NCCL process group built in (bcl train --nproc-per-node N, or torchrun)")?;
+        } else {
+            writeln!(f, "multi-GPU    not built in (no CUDA headers when bcl was built); CPU store backend only")?;
         }
         let dir = self.fashion_mnist_dir.display();
         if self.fashion_mnist_missing.is_empty() {

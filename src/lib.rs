@@ -7,13 +7,16 @@
 //! - [`augment`]: augmentation operations and the BCL view recipes.
 //! - [`loader`]: parallel, deterministic batches of augmented views.
 //! - [`train`]: the training loop, presets and evaluation ([`schedule`], [`metrics`]).
+//! - [`distributed`]: data-parallel training over libtorch's c10d ([`c10d`]).
 //! - [`doctor`]: what this build of `bcl` can use on this machine.
 pub mod amp;
 pub mod augment;
+pub mod c10d;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod distributed;
 pub mod doctor;
 pub mod loader;
 pub mod loss;

@@ -34,6 +34,10 @@ pub struct LoaderConfig {
     pub normalization: Normalization,
     /// Normalise to float32 in the workers (CPU training) rather than on the device.
     pub normalize_in_workers: bool,
+    /// Data-parallel training: this process loads slice `rank` of `world_size` equal
+    /// slices of every training batch (`batch_size` is the global batch).
+    pub rank: usize,
+    pub world_size: usize,
 }
 
 impl LoaderConfig {
@@ -49,6 +53,8 @@ impl LoaderConfig {
             pin_memory_for: None,
             normalization,
             normalize_in_workers: true,
+            rank: 0,
+            world_size: 1,
         }
     }
 }
@@ -128,7 +134,8 @@ impl Drop for EpochLoader {
 
 /// Training batches of epoch `epoch` from batch `first_batch` on (a resumed epoch skips
 /// the batches it has seen): B samples in sampler order (the last partial batch is dropped,
-/// as BatchNorm needs more than one sample), three views each.
+/// as BatchNorm needs more than one sample), three views each. With several processes,
+/// each gets its slice of every batch, augmented as one process would augment it.
 pub fn train_epoch(
     dataset: Arc<dyn Dataset>,
     recipe: Arc<Recipe>,
@@ -137,26 +144,38 @@ pub fn train_epoch(
     first_batch: usize,
 ) -> EpochLoader {
     let order = epoch_order(config.sampler, dataset.labels(), dataset.num_classes(), config.seed, epoch);
-    let batches: Vec<Vec<usize>> = order.chunks_exact(config.batch_size).map(<[usize]>::to_vec).collect();
-    spawn(dataset, recipe, config, epoch, batches, first_batch, Mode::Train)
+    let share = config.batch_size / config.world_size.max(1);
+    let slice = config.rank * share..(config.rank + 1) * share;
+    let batches: Vec<Vec<usize>> = order.chunks_exact(config.batch_size).map(|b| b[slice.clone()].to_vec()).collect();
+    let placement = Placement { epoch, first_batch, position_offset: slice.start };
+    spawn(dataset, recipe, config, batches, placement, Mode::Train)
 }
 
 /// Evaluation batches over the whole dataset in order, one evaluation view each.
 pub fn eval_batches(dataset: Arc<dyn Dataset>, recipe: Arc<Recipe>, config: &LoaderConfig) -> EpochLoader {
     let order: Vec<usize> = (0..dataset.len()).collect();
     let batches = order.chunks(config.batch_size).map(<[usize]>::to_vec).collect();
-    spawn(dataset, recipe, config, 0, batches, 0, Mode::Eval)
+    spawn(dataset, recipe, config, batches, Placement { epoch: 0, first_batch: 0, position_offset: 0 }, Mode::Eval)
+}
+
+/// Where a pass's batches sit in the run.
+struct Placement {
+    epoch: u64,
+    /// The first batch to make (the earlier ones were seen before a resume).
+    first_batch: usize,
+    /// Where this process's slice starts in each global batch.
+    position_offset: usize,
 }
 
 fn spawn(
     dataset: Arc<dyn Dataset>,
     recipe: Arc<Recipe>,
     config: &LoaderConfig,
-    epoch: u64,
     batches: Vec<Vec<usize>>,
-    first_batch: usize,
+    placement: Placement,
     mode: Mode,
 ) -> EpochLoader {
+    let Placement { epoch, first_batch, position_offset } = placement;
     let num_workers = config.workers.max(1);
     let num_batches = batches.len().saturating_sub(first_batch);
     let batches = Arc::new(batches);
@@ -176,6 +195,7 @@ fn spawn(
             mode,
             pin_memory_for: config.pin_memory_for,
             batch_size: config.batch_size,
+            position_offset,
             normalization: normalization.clone(),
             tables: tables.clone(),
         };
@@ -196,7 +216,9 @@ struct WorkerJob {
     epoch: u64,
     mode: Mode,
     pin_memory_for: Option<Device>,
+    /// Sample i of batch b is at position b · batch_size + position_offset + i of the epoch.
     batch_size: usize,
+    position_offset: usize,
     normalization: Arc<Normalization>,
     /// Per-channel byte → normalised float tables, when the workers normalise.
     tables: Option<Arc<Vec<[f32; 256]>>>,
@@ -257,7 +279,7 @@ impl WorkerJob {
         let indices = &self.batches[b];
         let image_len = out.len() / if self.mode == Mode::Train { 3 * indices.len() } else { indices.len() };
         for (i, &index) in indices.iter().enumerate() {
-            let position = (b * self.batch_size + i) as u64;
+            let position = (b * self.batch_size + self.position_offset + i) as u64;
             let mut rng = Rng::seed_from_u64(sample_seed(self.seed, self.epoch, position));
             let image = self.dataset.image(index).with_context(|| format!("sample {index}"))?;
             let made: Vec<Image> = match self.mode {

@@ -22,10 +22,13 @@ use crate::augment::Recipe;
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{Amp, LossKind, TrainConfig};
 use crate::data::Dataset;
+use crate::distributed::Group;
 use crate::loader::{self, LoaderConfig};
-use crate::loss::{balanced_contrastive_loss, cross_entropy, logit_adjusted_cross_entropy};
+use crate::loss::{
+    balanced_contrastive_loss, balanced_contrastive_loss_of_anchors, cross_entropy, logit_adjusted_cross_entropy,
+};
 use crate::metrics::{self, Evaluation};
-use crate::model::BclModel;
+use crate::model::{BclModel, BclOutput};
 use crate::optim::Sgd;
 use crate::run::RunDir;
 use crate::tensorboard::EventWriter;
@@ -102,17 +105,22 @@ pub struct Outcome {
     pub records: Vec<EpochRecord>,
 }
 
-/// How to run: the device, whether to continue the run folder's `last` checkpoint, and a
-/// flag that asks training to checkpoint and return (set by SIGINT/SIGTERM).
+/// How to run: the device, whether to continue the run folder's `last` checkpoint, a flag
+/// that asks training to checkpoint and return (set by SIGINT/SIGTERM), and the other
+/// processes of a data-parallel run.
 pub struct TrainOptions {
     pub device: Device,
     pub resume: bool,
     pub stop: Arc<AtomicBool>,
     /// Checkpoint and return after this many steps (benchmarks and smoke tests).
     pub max_steps: Option<usize>,
+    /// Data-parallel training: `config.batch_size` is the global batch, shared out over
+    /// the ranks; only rank 0 evaluates and writes into the run folder.
+    pub group: Option<Group>,
 }
 
-/// Steps between checks that the loss is finite (each check waits for the device).
+/// Steps between checks that the loss is finite (each check waits for the device, and for
+/// the other ranks, which also learn there whether one of them was asked to stop).
 const CHECK_EVERY: usize = 10;
 
 /// Trains as `config` says, writing checkpoints, metrics and TensorBoard logs into `run`.
@@ -123,11 +131,21 @@ pub fn train(
     mut on_progress: impl FnMut(Progress),
 ) -> Result<Outcome> {
     let device = options.device;
+    let group = options.group.as_ref();
+    let (lead, world) = group.map_or((true, 1), |g| (g.is_lead(), g.world_size()));
+    ensure!(
+        config.batch_size.is_multiple_of(world) && config.batch_size / world > 1,
+        "batch_size = {} cannot be shared out over {world} processes (at least 2 samples each, evenly)",
+        config.batch_size
+    );
     let train_set = config.data.train_set()?;
     let test_set = config.data.eval_set(config.data.dataset.eval_split())?;
     let class_counts = check_data(config, train_set.as_ref())?;
     let recipe = Arc::new(recipe(config, train_set.as_ref())?);
-    let loader_config = loader_config(config, device);
+    let mut loader_config = loader_config(config, device);
+    if let Some(group) = group {
+        (loader_config.rank, loader_config.world_size) = (group.rank(), world);
+    }
 
     let (vs, model) = seeded_model(config, device);
     let parameters = trainable(&vs);
@@ -139,11 +157,24 @@ pub fn train(
         state = saved_state(&saved, &path)?;
         checkpoint::copy_weights(&vs.variables(), &saved.weights, &path)?;
         optimizer.load_buffers(saved.optimizer, &parameters)?;
-    } else {
+    } else if lead {
         run.write_class_counts(train_set.class_names(), &class_counts)?;
     }
-    // Epochs logged after the checkpoint (a crash between the two) are trained again.
-    run.truncate_metrics(state.epoch)?;
+    if let Some(group) = group {
+        // Every rank starts from rank 0's weights, as DDP does (in name order on every rank).
+        let variables: std::collections::BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+        tch::no_grad(|| variables.values().try_for_each(|t| group.broadcast(t)))?;
+        if !lead {
+            // Rank 0 alone carries the saved running sums; the ranks' shares add up.
+            state.sums = EpochSums::default();
+        }
+    }
+    let mut events = None;
+    if lead {
+        // Epochs logged after the checkpoint (a crash between the two) are trained again.
+        run.truncate_metrics(state.epoch)?;
+        events = Some(EventWriter::create(&run.path)?);
+    }
     let cuda = device.is_cuda();
     let autocast_kind = if cuda { amp::autocast_kind(config.amp) } else { None };
     if cuda {
@@ -152,7 +183,6 @@ pub fn train(
             state.loss_scaler = Some(LossScaler::default());
         }
     }
-    let mut events = EventWriter::create(&run.path)?;
     let metadata = HashMap::from([
         ("format".to_string(), "bcl-checkpoint-1".to_string()),
         ("config".to_string(), config.to_toml()?),
@@ -170,9 +200,10 @@ pub fn train(
             loader::train_epoch(train_set.clone(), recipe.clone(), &loader_config, epoch as u64, state.step);
         on_progress(Progress::EpochStart { epoch, step: state.step, steps: state.step + epoch_loader.num_batches() });
         // Sums stay on the device between checks: no host synchronisation at every step.
-        let scalar = |v: f64| Tensor::from(v).to_device(device);
-        let (mut ce_sum, mut cl_sum, mut correct) =
-            (scalar(state.sums.ce), scalar(state.sums.contrastive), scalar(state.sums.correct));
+        // Each rank adds its share (losses / world size), so that the ranks' sums add up to
+        // the sums of one process.
+        let mut sums =
+            Tensor::from_slice(&[state.sums.ce, state.sums.contrastive, state.sums.correct]).to_device(device);
         let mut window: Vec<Tensor> = Vec::with_capacity(CHECK_EVERY);
         let (first_step, mut samples) = (state.step, state.sums.samples);
         for batch in epoch_loader {
@@ -182,92 +213,126 @@ pub fn train(
                 images = to_channels_last(&images);
             }
             let labels = batch.labels.to_device(device);
-            let (ce, contrastive, logits) =
-                amp::autocast(device, autocast_kind, || step_losses(config, &model, &images, &labels, &counts));
-            let ce = ce.to_kind(Kind::Float);
-            let total = match &contrastive {
-                Some(cl) => &ce * config.alpha + cl.to_kind(Kind::Float) * config.beta,
+            let losses =
+                amp::autocast(device, autocast_kind, || step_losses(config, &model, &images, &labels, &counts, group))?;
+            let ce = losses.ce.to_kind(Kind::Float);
+            let total = match &losses.contrastive {
+                Some((_, surrogate)) => &ce * config.alpha + surrogate.to_kind(Kind::Float) * config.beta,
                 None => ce.shallow_clone(),
             };
             parameters.iter().for_each(|(_, p)| p.shallow_clone().zero_grad());
-            match &mut state.loss_scaler {
+            let take_step = match &mut state.loss_scaler {
                 Some(scaler) => {
                     (&total * scaler.scale).backward();
-                    if scaler.unscale(&parameters) {
-                        optimizer.step(&parameters, lr);
-                    }
+                    average_gradients(group, &parameters)?;
+                    scaler.unscale(&parameters)
                 }
                 None => {
                     total.backward();
-                    optimizer.step(&parameters, lr);
+                    average_gradients(group, &parameters)?;
+                    true
                 }
+            };
+            if take_step {
+                optimizer.step(&parameters, lr);
             }
             tch::no_grad(|| {
-                ce_sum += ce.detach().to_kind(Kind::Double);
-                if let Some(cl) = &contrastive {
-                    cl_sum += cl.detach().to_kind(Kind::Double);
-                }
-                correct += logits.argmax(1, false).eq_tensor(&labels).sum(Kind::Double);
+                let contrastive = losses.contrastive.as_ref().map_or(ce.zeros_like(), |(value, _)| value.detach());
+                let correct = losses.logits.argmax(1, false).eq_tensor(&labels).sum(Kind::Float);
+                let step_sums = Tensor::stack(
+                    &[&ce.detach() / world as f64, contrastive.to_kind(Kind::Float) / world as f64, correct],
+                    0,
+                );
+                sums += step_sums.to_kind(Kind::Double);
             });
             window.push(total.detach());
             samples += batch.indices.len();
             state.step += 1;
             steps_taken += 1;
-            let stop = options.stop.load(Ordering::SeqCst) || options.max_steps.is_some_and(|max| steps_taken >= max);
-            if window.len() == CHECK_EVERY || stop {
-                check_finite(&mut window, epoch, state.step, run)?;
+            let at_max_steps = options.max_steps.is_some_and(|max| steps_taken >= max);
+            let requested = options.stop.load(Ordering::SeqCst);
+            let mut stop = at_max_steps;
+            if window.len() == CHECK_EVERY || at_max_steps || (requested && group.is_none()) {
+                let (global_sums, any_stop) =
+                    check_window(&mut window, &sums, requested, group, (epoch, state.step), run)?;
+                stop |= any_stop;
                 let steps = (state.step - first_step) as f64;
                 on_progress(Progress::Steps {
                     epoch,
                     step: state.step,
-                    ce: ce_sum.double_value(&[]) / state.step as f64,
-                    contrastive: cl_sum.double_value(&[]) / state.step as f64,
+                    ce: global_sums[0] / state.step as f64,
+                    contrastive: global_sums[1] / state.step as f64,
                     samples_per_second: steps * config.batch_size as f64 / start.elapsed().as_secs_f64(),
                 });
             }
             if stop {
-                state.sums = EpochSums {
-                    ce: ce_sum.double_value(&[]),
-                    contrastive: cl_sum.double_value(&[]),
-                    correct: correct.double_value(&[]),
-                    samples,
-                };
-                save(&[run.last()], &metadata, &state, &vs, &optimizer)?;
+                state.sums = epoch_sums(&sums, samples, group)?;
+                if lead {
+                    save(&[run.last()], &metadata, &state, &vs, &optimizer)?;
+                }
                 outcome.stopped_at = Some((epoch, state.step));
                 return Ok(outcome);
             }
         }
-        check_finite(&mut window, epoch, state.step, run)?;
-        let steps = state.step.max(1) as f64;
+        check_window(&mut window, &sums, false, group, (epoch, state.step), run)?;
+        let epoch_sums = epoch_sums(&sums, samples, group)?;
         let train_seconds = start.elapsed().as_secs_f64();
-        on_progress(Progress::Evaluating { epoch });
-        let eval = evaluate(&model, test_set.clone(), recipe.clone(), &loader_config, device, &class_counts)?;
-        let record = EpochRecord {
-            epoch,
-            lr,
-            train_ce: ce_sum.double_value(&[]) / steps,
-            train_contrastive: cl_sum.double_value(&[]) / steps,
-            train_accuracy: correct.double_value(&[]) / samples.max(1) as f64,
-            eval,
-            seconds: start.elapsed().as_secs_f64(),
-            samples_per_second: (samples - state.sums.samples) as f64 / train_seconds,
-        };
-        log_epoch(run, &mut events, &record)?;
-        let improved = state.best_top1.is_none_or(|best| record.eval.top1 > best);
-        if improved {
-            (state.best_top1, state.best_epoch) = (Some(record.eval.top1), Some(epoch));
+        let next = TrainState { epoch: epoch + 1, step: 0, sums: EpochSums::default(), ..state.clone() };
+        if let Some(events) = events.as_mut() {
+            let steps = state.step.max(1) as f64;
+            on_progress(Progress::Evaluating { epoch });
+            let eval = evaluate(&model, test_set.clone(), recipe.clone(), &loader_config, device, &class_counts)?;
+            let record = EpochRecord {
+                epoch,
+                lr,
+                train_ce: epoch_sums.ce / steps,
+                train_contrastive: epoch_sums.contrastive / steps,
+                train_accuracy: epoch_sums.correct / epoch_sums.samples.max(1) as f64,
+                eval,
+                seconds: start.elapsed().as_secs_f64(),
+                samples_per_second: (epoch_sums.samples - state.sums.samples) as f64 / train_seconds,
+            };
+            log_epoch(run, events, &record)?;
+            let improved = state.best_top1.is_none_or(|best| record.eval.top1 > best);
+            state = next;
+            if improved {
+                (state.best_top1, state.best_epoch) = (Some(record.eval.top1), Some(epoch));
+            }
+            let paths = if improved { vec![run.last(), run.best()] } else { vec![run.last()] };
+            save(&paths, &metadata, &state, &vs, &optimizer)?;
+            on_progress(Progress::Epoch(&record));
+            outcome.records.push(record);
+        } else {
+            state = next;
         }
-        state = TrainState { epoch: epoch + 1, step: 0, sums: EpochSums::default(), ..state };
-        let paths = if improved { vec![run.last(), run.best()] } else { vec![run.last()] };
-        save(&paths, &metadata, &state, &vs, &optimizer)?;
-        on_progress(Progress::Epoch(&record));
-        outcome.records.push(record);
-        if options.stop.load(Ordering::SeqCst) && state.epoch < config.epochs {
+        if any_rank(group, options.stop.load(Ordering::SeqCst))? && state.epoch < config.epochs {
             outcome.stopped_at = Some((state.epoch, 0));
             return Ok(outcome);
         }
     }
     Ok(outcome)
+}
+
+fn average_gradients(group: Option<&Group>, parameters: &[(String, Tensor)]) -> Result<()> {
+    group.map_or(Ok(()), |g| g.average_gradients(parameters))
+}
+
+/// Whether `flag` is set on any rank.
+fn any_rank(group: Option<&Group>, flag: bool) -> Result<bool> {
+    let Some(group) = group else { return Ok(flag) };
+    let flags = Tensor::from(flag as i64);
+    group.all_reduce_sum(&flags)?;
+    Ok(flags.int64_value(&[]) > 0)
+}
+
+/// The epoch's running sums over all ranks.
+fn epoch_sums(sums: &Tensor, samples: usize, group: Option<&Group>) -> Result<EpochSums> {
+    let all = Tensor::cat(&[sums.to_device(Device::Cpu), Tensor::from_slice(&[samples as f64])], 0);
+    if let Some(group) = group {
+        group.all_reduce_sum(&all)?;
+    }
+    let all = Vec::<f64>::try_from(&all)?;
+    Ok(EpochSums { ce: all[0], contrastive: all[1], correct: all[2], samples: all[3] as usize })
 }
 
 /// A freshly initialised model. libtorch's random generator is global: the lock keeps
@@ -339,14 +404,27 @@ fn to_channels_last(images: &Tensor) -> Tensor {
     images.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
-/// Fails, naming the step, if a loss in `window` (the steps before `step`) is not finite.
-fn check_finite(window: &mut Vec<Tensor>, epoch: usize, step: usize, run: &RunDir) -> Result<()> {
-    if window.is_empty() {
-        return Ok(());
-    }
-    let losses = Vec::<f64>::try_from(Tensor::stack(window, 0).to_kind(Kind::Double).to_device(Device::Cpu))?;
+/// Checks that the losses of the steps in `window` (the steps before `step`) are finite on
+/// every rank, and learns whether any rank was asked to `stop`. Returns the epoch's running
+/// sums `sums` added over the ranks, and that flag.
+fn check_window(
+    window: &mut Vec<Tensor>,
+    sums: &Tensor,
+    stop: bool,
+    group: Option<&Group>,
+    (epoch, step): (usize, usize),
+    run: &RunDir,
+) -> Result<(Vec<f64>, bool)> {
     let first_step = step - window.len();
-    window.clear();
+    let mut parts: Vec<Tensor> = window.drain(..).map(|loss| loss.to_kind(Kind::Double).view([1])).collect();
+    parts.push(sums.shallow_clone());
+    parts.push(Tensor::from(stop as u8 as f64).to_device(sums.device()).view([1]));
+    let all = Tensor::cat(&parts, 0);
+    if let Some(group) = group {
+        group.all_reduce_sum(&all)?;
+    }
+    let all = Vec::<f64>::try_from(all.to_device(Device::Cpu))?;
+    let (losses, rest) = all.split_at(all.len() - 4);
     if let Some(bad) = losses.iter().position(|l| !l.is_finite()) {
         bail!(
             "epoch {}, step {}: the training loss is {}; stopped without saving ({} is unchanged). \
@@ -357,7 +435,7 @@ fn check_finite(window: &mut Vec<Tensor>, epoch: usize, step: usize, run: &RunDi
             run.last().display()
         );
     }
-    Ok(())
+    Ok((rest[..3].to_vec(), rest[3] > 0.0))
 }
 
 fn log_epoch(run: &RunDir, events: &mut EventWriter, record: &EpochRecord) -> Result<()> {
@@ -433,43 +511,112 @@ pub fn load_model(path: &Path, fallback: Option<&TrainConfig>, device: Device) -
     Ok(LoadedModel { config, model, class_names, vs })
 }
 
-/// The classification loss, the contrastive loss (none for `la`/`ce`) and view 0's logits.
+/// The losses of one step.
+struct StepLosses {
+    /// The (logit-adjusted) cross-entropy of view 0.
+    ce: Tensor,
+    /// The contrastive loss's value and what to call `backward` on (the same tensor on one
+    /// process; see [`Group::gathered_loss`] for several). None for `la` and `ce`.
+    contrastive: Option<(Tensor, Tensor)>,
+    /// View 0's logits.
+    logits: Tensor,
+}
+
 fn step_losses(
     config: &TrainConfig,
     model: &BclModel,
     images: &Tensor,
     labels: &Tensor,
     counts: &Tensor,
-) -> (Tensor, Option<Tensor>, Tensor) {
+    group: Option<&Group>,
+) -> Result<StepLosses> {
     let b = labels.size()[0];
+    let bn_group = config.bn_group_size.map_or(b, |g| g as i64);
     let classification = |logits: &Tensor| match config.loss {
         LossKind::Ce => cross_entropy(logits, labels),
         _ => logit_adjusted_cross_entropy(logits, labels, counts, config.logit_adjustment),
     };
     match config.loss {
         LossKind::Bcl | LossKind::Supcon => {
-            let out = model.forward_t(images, true);
+            let out = forward_in_groups(model, images, b, bn_group);
             let logits = out.logits.narrow(0, 0, b);
             let (averaging, complement) = match config.loss {
                 LossKind::Bcl => (config.class_averaging, config.class_complement),
                 _ => (false, false),
             };
-            let contrastive = balanced_contrastive_loss(
-                &out.features.narrow(0, b, b),
-                &out.features.narrow(0, 2 * b, b),
-                &out.prototypes,
-                labels,
-                config.model.num_classes,
-                config.temperature,
-                averaging,
-                complement,
-            );
-            (classification(&logits), Some(contrastive), logits)
+            let loss = |views: &Tensor, view_labels: &Tensor, anchors: &Tensor| {
+                balanced_contrastive_loss_of_anchors(
+                    views,
+                    view_labels,
+                    anchors,
+                    &out.prototypes,
+                    config.model.num_classes,
+                    config.temperature,
+                    averaging,
+                    complement,
+                )
+            };
+            let (z1, z2) = (out.features.narrow(0, b, b), out.features.narrow(0, 2 * b, b));
+            let contrastive = match group {
+                Some(group) => group.gathered_loss(&z1, &z2, labels, loss)?,
+                None => {
+                    let value = balanced_contrastive_loss(
+                        &z1,
+                        &z2,
+                        &out.prototypes,
+                        labels,
+                        config.model.num_classes,
+                        config.temperature,
+                        averaging,
+                        complement,
+                    );
+                    (value.shallow_clone(), value)
+                }
+            };
+            Ok(StepLosses { ce: classification(&logits), contrastive: Some(contrastive), logits })
         }
         LossKind::La | LossKind::Ce => {
-            let logits = model.logits_t(&images.narrow(0, 0, b), true);
-            (classification(&logits), None, logits)
+            let view0 = images.narrow(0, 0, b);
+            let logits = Tensor::cat(
+                &groups(b, bn_group)
+                    .map(|(start, n)| model.logits_t(&view0.narrow(0, start, n), true))
+                    .collect::<Vec<_>>(),
+                0,
+            );
+            Ok(StepLosses { ce: classification(&logits), contrastive: None, logits })
         }
+    }
+}
+
+/// (first sample, samples) of each BatchNorm group of a batch of `b`.
+fn groups(b: i64, group: i64) -> impl Iterator<Item = (i64, i64)> {
+    (0..b).step_by(group.max(1) as usize).map(move |start| (start, group.min(b - start)))
+}
+
+/// The model's training outputs for `images` (3 views × `b` samples, view-major), with
+/// BatchNorm statistics over groups of `group` samples (all their views) at a time, put
+/// back in the batch's order: what ranks with `group` samples each compute together.
+fn forward_in_groups(model: &BclModel, images: &Tensor, b: i64, group: i64) -> BclOutput {
+    if group >= b {
+        return model.forward_t(images, true);
+    }
+    let views = images.size()[0] / b;
+    let outputs: Vec<(i64, BclOutput)> = groups(b, group)
+        .map(|(start, n)| {
+            let rows: Vec<Tensor> = (0..views).map(|v| images.narrow(0, v * b + start, n)).collect();
+            (n, model.forward_t(&Tensor::cat(&rows, 0), true))
+        })
+        .collect();
+    // View v of group g is rows v·n .. (v+1)·n of that group's output.
+    let reassemble = |part: fn(&BclOutput) -> &Tensor| {
+        let rows: Vec<Tensor> =
+            (0..views).flat_map(|v| outputs.iter().map(move |(n, out)| part(out).narrow(0, v * n, *n))).collect();
+        Tensor::cat(&rows, 0)
+    };
+    BclOutput {
+        features: reassemble(|o| &o.features),
+        logits: reassemble(|o| &o.logits),
+        prototypes: outputs[0].1.prototypes.shallow_clone(),
     }
 }
 

@@ -22,6 +22,8 @@ fn doctor_reports_libtorch_cuda_linking_and_data() {
     let text = stdout(&out);
     assert!(text.contains("libtorch     2.11.0"), "{text}");
     assert!(text.contains("libtorch_cuda loaded"), "libtorch_cuda.so must be linked in:\n{text}");
+    // setup.sh installs the CUDA headers, so build.rs compiles the NCCL process group in.
+    assert!(text.contains("c10d NCCL process group built in"), "{text}");
     assert!(text.contains("CPU threads"), "{text}");
     assert!(text.contains("Fashion-MNIST /"), "{text}");
 }

@@ -66,7 +66,7 @@ fn synthetic_cifar() -> tempfile::TempDir {
 }
 
 fn options(resume: bool) -> TrainOptions {
-    TrainOptions { device: Device::Cpu, resume, stop: Arc::new(AtomicBool::new(false)), max_steps: None }
+    TrainOptions { device: Device::Cpu, resume, stop: Arc::new(AtomicBool::new(false)), max_steps: None, group: None }
 }
 
 /// Trains `config` in a new run folder under `parent`; returns the records and the folder.
@@ -142,7 +142,8 @@ fn a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
     // Stopped after epoch 1 (between epochs) and again in the middle of epoch 2.
     let parts = RunDir::create(&dir.path().join("parts"), &c).unwrap();
     let flag = Arc::new(AtomicBool::new(false));
-    let stopping = TrainOptions { device: Device::Cpu, resume: false, stop: flag.clone(), max_steps: None };
+    let stopping =
+        TrainOptions { device: Device::Cpu, resume: false, stop: flag.clone(), max_steps: None, group: None };
     let outcome = train(&c, &parts, &stopping, |p| {
         if let Progress::Evaluating { .. } = p {
             flag.store(true, Ordering::SeqCst);
@@ -152,7 +153,7 @@ fn a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
     assert_eq!(outcome.stopped_at, Some((1, 0)));
 
     let flag = Arc::new(AtomicBool::new(false));
-    let mid = TrainOptions { device: Device::Cpu, resume: true, stop: flag.clone(), max_steps: None };
+    let mid = TrainOptions { device: Device::Cpu, resume: true, stop: flag.clone(), max_steps: None, group: None };
     let mut seen = 0;
     let outcome: Outcome = train(&c, &parts, &mid, |p| {
         if let Progress::EpochStart { .. } = p {
@@ -188,7 +189,7 @@ fn a_non_finite_loss_stops_the_run_naming_epoch_and_step_and_keeps_the_checkpoin
     let run_dir = RunDir::create(&dir.path().join("nan"), &c).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    let opts = TrainOptions { device: Device::Cpu, resume: false, stop, max_steps: None };
+    let opts = TrainOptions { device: Device::Cpu, resume: false, stop, max_steps: None, group: None };
     train(&c, &run_dir, &opts, |p| {
         if let Progress::Evaluating { .. } = p {
             flag.store(true, Ordering::SeqCst);

@@ -31,20 +31,51 @@ pub fn balanced_contrastive_loss(
     class_averaging: bool,
     class_complement: bool,
 ) -> Tensor {
-    let options = (z1.kind(), z1.device());
     let labels = labels.to_kind(Kind::Int64);
+    let views = Tensor::cat(&[z1, z2], 0);
+    let anchors = Tensor::arange(views.size()[0], (Kind::Int64, z1.device()));
+    balanced_contrastive_loss_of_anchors(
+        &views,
+        &Tensor::cat(&[&labels, &labels], 0),
+        &anchors,
+        prototypes,
+        num_classes,
+        temperature,
+        class_averaging,
+        class_complement,
+    )
+}
 
-    // Anchors a = [z1; z2] with labels [y; y].
-    let anchors = Tensor::cat(&[z1, z2], 0);
-    let anchor_labels = Tensor::cat(&[&labels, &labels], 0);
-    let num_anchors = anchors.size()[0];
+/// The same loss, averaged over the anchors `anchor_rows` of `views` only: the share of one
+/// rank when the batch is gathered across ranks (every view still takes part as a contrast).
+///
+/// - `views`: M × D features, the batch's view-1 rows then its view-2 rows;
+/// - `view_labels`: their M labels;
+/// - `anchor_rows`: indices into `views` of the anchors.
+#[allow(clippy::too_many_arguments)]
+pub fn balanced_contrastive_loss_of_anchors(
+    views: &Tensor,
+    view_labels: &Tensor,
+    anchor_rows: &Tensor,
+    prototypes: &Tensor,
+    num_classes: i64,
+    temperature: f64,
+    class_averaging: bool,
+    class_complement: bool,
+) -> Tensor {
+    let (kind, device) = (views.kind(), views.device());
+    let view_labels = view_labels.to_kind(Kind::Int64);
 
-    // Contrast set: the anchors, then (class-complement) one prototype per class.
+    // Anchors a_i (rows of the views) with their labels.
+    let anchors = views.index_select(0, anchor_rows);
+    let anchor_labels = view_labels.index_select(0, anchor_rows);
+
+    // Contrast set: every view, then (class-complement) one prototype per class.
     let (contrast, contrast_labels) = if class_complement {
-        let class_ids = Tensor::arange(num_classes, (Kind::Int64, z1.device()));
-        (Tensor::cat(&[&anchors, prototypes], 0), Tensor::cat(&[&anchor_labels, &class_ids], 0))
+        let class_ids = Tensor::arange(num_classes, (Kind::Int64, device));
+        (Tensor::cat(&[views, prototypes], 0), Tensor::cat(&[&view_labels, &class_ids], 0))
     } else {
-        (anchors.shallow_clone(), anchor_labels.shallow_clone())
+        (views.shallow_clone(), view_labels.shallow_clone())
     };
     let num_contrast = contrast.size()[0];
 
@@ -53,26 +84,24 @@ pub fn balanced_contrastive_loss(
     let similarity = &similarity - similarity.amax([1].as_slice(), true).detach();
 
     // j = i (the anchor itself) takes no part; positives P(i) share the anchor's label.
-    let not_self =
-        Tensor::ones([num_anchors, num_contrast], options) - Tensor::eye_m(num_anchors, num_contrast, options);
-    let same_label = anchor_labels.unsqueeze(1).eq_tensor(&contrast_labels.unsqueeze(0)).to_kind(z1.kind());
+    let not_self = 1.0 - anchor_rows.one_hot(num_contrast).to_kind(kind);
+    let same_label = anchor_labels.unsqueeze(1).eq_tensor(&contrast_labels.unsqueeze(0)).to_kind(kind);
     let positives = same_label * &not_self;
 
     let exp_similarity = similarity.exp() * &not_self;
     let denominator = if class_averaging {
         // n̂_k: rows of class k in the contrast set. Each exponential is divided by the size
         // of its class, less one for the anchor's own class (the anchor is not in it).
-        let class_sizes = contrast_labels.one_hot(num_classes).sum_dim_intlist([0].as_slice(), false, z1.kind());
+        let class_sizes = contrast_labels.one_hot(num_classes).sum_dim_intlist([0].as_slice(), false, kind);
         let weights = class_sizes.index_select(0, &contrast_labels).unsqueeze(0) - &positives;
-        (exp_similarity / weights).sum_dim_intlist([1].as_slice(), true, z1.kind())
+        (exp_similarity / weights).sum_dim_intlist([1].as_slice(), true, kind)
     } else {
-        exp_similarity.sum_dim_intlist([1].as_slice(), true, z1.kind())
+        exp_similarity.sum_dim_intlist([1].as_slice(), true, kind)
     };
 
     // loss_i = −(1/|P(i)|) Σ_{p ∈ P(i)} (s_ip − log den_i), averaged over the anchors.
     let log_probability = similarity - denominator.log();
-    let mean_positive_log_probability =
-        (&positives * log_probability).sum_dim_intlist([1].as_slice(), false, z1.kind())
-            / positives.sum_dim_intlist([1].as_slice(), false, z1.kind());
-    -mean_positive_log_probability.mean(z1.kind())
+    let mean_positive_log_probability = (&positives * log_probability).sum_dim_intlist([1].as_slice(), false, kind)
+        / positives.sum_dim_intlist([1].as_slice(), false, kind);
+    -mean_positive_log_probability.mean(kind)
 }

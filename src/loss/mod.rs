@@ -2,5 +2,5 @@
 mod balanced_contrastive;
 mod cross_entropy;
 
-pub use balanced_contrastive::balanced_contrastive_loss;
+pub use balanced_contrastive::{balanced_contrastive_loss, balanced_contrastive_loss_of_anchors};
 pub use cross_entropy::{cross_entropy, logit_adjusted_cross_entropy};

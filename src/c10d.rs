@@ -1,0 +1,172 @@
+//! Safe handles on libtorch's distributed engine, c10d, through `src/c10d_shim.cpp`:
+//! the `TCPStore` that ranks meet at (as `torchrun` uses it) and the NCCL process group.
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tch::Tensor;
+
+#[repr(C)]
+struct RawStore {
+    _private: [u8; 0],
+}
+
+#[repr(C)]
+struct RawGroup {
+    _private: [u8; 0],
+}
+
+// SAFETY (for every call below): the shim catches all C++ exceptions; pointers passed are
+// live handles we own (or `tch` tensors, whose raw pointer is an `at::Tensor*`), and
+// strings are NUL-terminated CStrings that outlive the call.
+unsafe extern "C" {
+    fn bcl_c10d_last_error() -> *const c_char;
+    fn bcl_c10d_has_nccl() -> c_int;
+    fn bcl_c10d_free(data: *mut c_void);
+    fn bcl_store_connect(
+        host: *const c_char,
+        port: u16,
+        is_server: c_int,
+        world_size: c_int,
+        timeout_ms: i64,
+    ) -> *mut RawStore;
+    fn bcl_store_free(store: *mut RawStore);
+    fn bcl_store_set(store: *mut RawStore, key: *const c_char, data: *const u8, len: usize) -> c_int;
+    fn bcl_store_get(store: *mut RawStore, key: *const c_char, data: *mut *mut u8, len: *mut usize) -> c_int;
+    fn bcl_store_delete(store: *mut RawStore, key: *const c_char) -> c_int;
+    fn bcl_store_add(store: *mut RawStore, key: *const c_char, value: i64) -> i64;
+    fn bcl_nccl_new(store: *mut RawStore, rank: c_int, world_size: c_int, timeout_ms: i64) -> *mut RawGroup;
+    fn bcl_group_free(group: *mut RawGroup);
+    fn bcl_group_all_reduce_sum(group: *mut RawGroup, tensor: *const c_void) -> c_int;
+    fn bcl_group_all_gather(group: *mut RawGroup, output: *const c_void, input: *const c_void) -> c_int;
+    fn bcl_group_broadcast(group: *mut RawGroup, tensor: *const c_void, root: c_int) -> c_int;
+}
+
+fn last_error() -> String {
+    // SAFETY: the shim returns a pointer to its thread-local error string.
+    unsafe { CStr::from_ptr(bcl_c10d_last_error()) }.to_string_lossy().into_owned()
+}
+
+fn check(status: c_int, what: impl FnOnce() -> String) -> Result<()> {
+    if status < 0 {
+        bail!("{}: {}", what(), last_error());
+    }
+    Ok(())
+}
+
+fn c_string(text: &str) -> Result<CString> {
+    CString::new(text).with_context(|| format!("{text:?} contains a NUL byte"))
+}
+
+/// Whether this build of bcl has the NCCL process group (compiled against CUDA headers).
+pub fn has_nccl() -> bool {
+    // SAFETY: no arguments.
+    unsafe { bcl_c10d_has_nccl() == 1 }
+}
+
+/// A client of c10d's `TCPStore`, a key-value server that rank 0 hosts.
+pub struct Store(NonNull<RawStore>);
+
+impl Store {
+    /// Rank 0 listens on `host:port`, the others connect to it; every rank waits (up to
+    /// `timeout`, which also bounds each later `get`) until all `world_size` have joined.
+    pub fn connect(host: &str, port: u16, rank: usize, world_size: usize, timeout: Duration) -> Result<Self> {
+        let c_host = c_string(host)?;
+        let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        // SAFETY: see the extern block.
+        let raw =
+            unsafe { bcl_store_connect(c_host.as_ptr(), port, (rank == 0) as c_int, world_size as c_int, timeout_ms) };
+        NonNull::new(raw).map(Store).with_context(|| {
+            format!("rank {rank} of {world_size}: could not meet the others at {host}:{port}: {}", last_error())
+        })
+    }
+
+    pub fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+        let c_key = c_string(key)?;
+        // SAFETY: see the extern block; `value` is valid for `value.len()` bytes.
+        check(unsafe { bcl_store_set(self.0.as_ptr(), c_key.as_ptr(), value.as_ptr(), value.len()) }, || {
+            format!("store set {key:?}")
+        })
+    }
+
+    /// The value of `key`, waiting for another rank to set it.
+    pub fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let c_key = c_string(key)?;
+        let (mut data, mut len) = (std::ptr::null_mut(), 0usize);
+        // SAFETY: see the extern block; on success `data` holds `len` malloc'ed bytes, which
+        // we copy and free.
+        unsafe {
+            check(bcl_store_get(self.0.as_ptr(), c_key.as_ptr(), &mut data, &mut len), || {
+                format!("store get {key:?}")
+            })?;
+            let value = std::slice::from_raw_parts(data, len).to_vec();
+            bcl_c10d_free(data.cast());
+            Ok(value)
+        }
+    }
+
+    pub fn delete(&self, key: &str) -> Result<()> {
+        let c_key = c_string(key)?;
+        // SAFETY: see the extern block.
+        check(unsafe { bcl_store_delete(self.0.as_ptr(), c_key.as_ptr()) }, || format!("store delete {key:?}"))
+    }
+
+    /// Adds `value` to the counter `key` and returns its new value.
+    pub fn add(&self, key: &str, value: i64) -> Result<i64> {
+        let c_key = c_string(key)?;
+        // SAFETY: see the extern block.
+        let total = unsafe { bcl_store_add(self.0.as_ptr(), c_key.as_ptr(), value) };
+        check(if total < 0 { -1 } else { 0 }, || format!("store add {key:?}"))?;
+        Ok(total)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // SAFETY: we own the handle.
+        unsafe { bcl_store_free(self.0.as_ptr()) }
+    }
+}
+
+/// c10d's NCCL process group: collectives on CUDA tensors, ranks in `0..world_size`.
+pub struct NcclGroup(NonNull<RawGroup>);
+
+impl NcclGroup {
+    /// Joins the group; a collective that waits longer than `timeout` fails.
+    pub fn new(store: &Store, rank: usize, world_size: usize, timeout: Duration) -> Result<Self> {
+        let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        // SAFETY: see the extern block; the group keeps its own reference to the store.
+        let raw = unsafe { bcl_nccl_new(store.0.as_ptr(), rank as c_int, world_size as c_int, timeout_ms) };
+        NonNull::new(raw).map(NcclGroup).with_context(|| format!("NCCL process group: {}", last_error()))
+    }
+
+    /// In place: the element-wise sum over the ranks.
+    pub fn all_reduce_sum(&self, tensor: &Tensor) -> Result<()> {
+        // SAFETY: see the extern block.
+        check(unsafe { bcl_group_all_reduce_sum(self.0.as_ptr(), tensor.as_ptr().cast()) }, || "NCCL all-reduce".into())
+    }
+
+    /// `output` (world_size × the elements of `input`) ← every rank's `input`, in rank order.
+    pub fn all_gather(&self, output: &Tensor, input: &Tensor) -> Result<()> {
+        // SAFETY: see the extern block.
+        check(unsafe { bcl_group_all_gather(self.0.as_ptr(), output.as_ptr().cast(), input.as_ptr().cast()) }, || {
+            "NCCL all-gather".into()
+        })
+    }
+
+    /// In place: rank `root`'s tensor on every rank.
+    pub fn broadcast(&self, tensor: &Tensor, root: usize) -> Result<()> {
+        // SAFETY: see the extern block.
+        check(unsafe { bcl_group_broadcast(self.0.as_ptr(), tensor.as_ptr().cast(), root as c_int) }, || {
+            "NCCL broadcast".into()
+        })
+    }
+}
+
+impl Drop for NcclGroup {
+    fn drop(&mut self) {
+        // SAFETY: we own the handle.
+        unsafe { bcl_group_free(self.0.as_ptr()) }
+    }
+}

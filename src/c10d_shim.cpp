@@ -1,0 +1,191 @@
+// A C interface to libtorch's own distributed engine (c10d) for src/c10d.rs: the TCPStore
+// rendezvous (in libtorch_cpu) and, when built with CUDA headers, the NCCL process group
+// (in libtorch_cuda). Every function catches C++ exceptions: it returns null or -1, and
+// bcl_c10d_last_error() says why.
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef BCL_WITH_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+thread_local std::string last_error;
+
+template <typename F>
+auto guarded(F f, decltype(f()) failed) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    last_error = e.what();
+  } catch (...) {
+    last_error = "unknown C++ exception";
+  }
+  return failed;
+}
+}  // namespace
+
+struct bcl_store {
+  c10::intrusive_ptr<c10d::Store> store;
+};
+
+struct bcl_group {
+#ifdef BCL_WITH_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> group;
+#endif
+};
+
+extern "C" {
+
+const char* bcl_c10d_last_error() { return last_error.c_str(); }
+
+int bcl_c10d_has_nccl() {
+#ifdef BCL_WITH_NCCL
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+// Rank 0 (is_server) listens on port; the others connect. Waits up to timeout_ms for them.
+bcl_store* bcl_store_connect(const char* host, uint16_t port, int is_server, int world_size,
+                             int64_t timeout_ms) {
+  return guarded(
+      [&]() -> bcl_store* {
+        c10d::TCPStoreOptions options;
+        options.port = port;
+        options.isServer = is_server != 0;
+        options.numWorkers = static_cast<size_t>(world_size);
+        options.waitWorkers = true;
+        options.timeout = std::chrono::milliseconds(timeout_ms);
+        auto store = c10::make_intrusive<c10d::TCPStore>(host, options);
+        return new bcl_store{store};
+      },
+      nullptr);
+}
+
+void bcl_store_free(bcl_store* store) { delete store; }
+
+int bcl_store_set(bcl_store* store, const char* key, const uint8_t* data, size_t len) {
+  return guarded(
+      [&]() {
+        store->store->set(key, std::vector<uint8_t>(data, data + len));
+        return 0;
+      },
+      -1);
+}
+
+// Blocks until the key exists (or the store's timeout). The value is malloc'ed: free it
+// with bcl_c10d_free.
+int bcl_store_get(bcl_store* store, const char* key, uint8_t** data, size_t* len) {
+  return guarded(
+      [&]() {
+        std::vector<uint8_t> value = store->store->get(key);
+        *len = value.size();
+        *data = static_cast<uint8_t*>(std::malloc(value.size() > 0 ? value.size() : 1));
+        if (*data == nullptr) throw std::bad_alloc();
+        std::memcpy(*data, value.data(), value.size());
+        return 0;
+      },
+      -1);
+}
+
+void bcl_c10d_free(void* data) { std::free(data); }
+
+int bcl_store_delete(bcl_store* store, const char* key) {
+  return guarded([&]() { return store->store->deleteKey(key) ? 1 : 0; }, -1);
+}
+
+// Adds to a counter and returns its new value (-1 on error).
+int64_t bcl_store_add(bcl_store* store, const char* key, int64_t value) {
+  return guarded([&]() { return store->store->add(key, value); }, static_cast<int64_t>(-1));
+}
+
+bcl_group* bcl_nccl_new(bcl_store* store, int rank, int world_size, int64_t timeout_ms) {
+#ifdef BCL_WITH_NCCL
+  return guarded(
+      [&]() -> bcl_group* {
+        auto options = c10d::ProcessGroupNCCL::Options::create();
+        options->timeout = std::chrono::milliseconds(timeout_ms);
+        auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store->store, rank, world_size, options);
+        return new bcl_group{group};
+      },
+      nullptr);
+#else
+  (void)store;
+  (void)rank;
+  (void)world_size;
+  (void)timeout_ms;
+  last_error = "this bcl was built without NCCL (no CUDA headers at build time)";
+  return nullptr;
+#endif
+}
+
+void bcl_group_free(bcl_group* group) { delete group; }
+
+#ifdef BCL_WITH_NCCL
+namespace {
+int wait(const c10::intrusive_ptr<c10d::Work>& work) {
+  work->wait();
+  return 0;
+}
+}  // namespace
+#endif
+
+// In place: the element-wise sum over ranks.
+int bcl_group_all_reduce_sum(bcl_group* group, const at::Tensor* tensor) {
+#ifdef BCL_WITH_NCCL
+  return guarded(
+      [&]() {
+        std::vector<at::Tensor> tensors{*tensor};
+        return wait(group->group->allreduce(tensors));
+      },
+      -1);
+#else
+  (void)group;
+  (void)tensor;
+  return -1;
+#endif
+}
+
+// output (world_size · n elements, contiguous) ← every rank's input (n elements), in rank order.
+int bcl_group_all_gather(bcl_group* group, const at::Tensor* output, const at::Tensor* input) {
+#ifdef BCL_WITH_NCCL
+  return guarded(
+      [&]() {
+        at::Tensor out = *output, in = *input;  // handles on the same storage
+        return wait(group->group->_allgather_base(out, in));
+      },
+      -1);
+#else
+  (void)group;
+  (void)output;
+  (void)input;
+  return -1;
+#endif
+}
+
+// In place: root's tensor on every rank.
+int bcl_group_broadcast(bcl_group* group, const at::Tensor* tensor, int root) {
+#ifdef BCL_WITH_NCCL
+  return guarded(
+      [&]() {
+        std::vector<at::Tensor> tensors{*tensor};
+        c10d::BroadcastOptions options;
+        options.rootRank = root;
+        return wait(group->group->broadcast(tensors, options));
+      },
+      -1);
+#else
+  (void)group;
+  (void)tensor;
+  (void)root;
+  return -1;
+#endif
+}
+
+}  // extern "C"

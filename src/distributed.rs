@@ -1,0 +1,398 @@
+//! Data-parallel training over libtorch's c10d: one process per GPU, launched like
+//! `torchrun` launches PyTorch (the same environment variables), meeting at c10d's
+//! `TCPStore`, exchanging tensors through NCCL on GPUs.
+//!
+//! The semantics are those of one process with the same global batch:
+//! - each rank trains on its slice of every global batch ([`crate::loader`] shards);
+//! - gradients are averaged over the ranks, a few large buckets at a time;
+//! - the contrastive loss contrasts every anchor against the whole global batch
+//!   ([`Group::gathered_loss`]), so rare classes keep the positives other ranks hold.
+//!
+//! On the CPU the collectives go through the store itself: slow but exact, for tests of
+//! the multi-process logic on machines without GPUs. It is never used on GPUs.
+use std::cell::Cell;
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use tch::{Device, Kind, Tensor};
+
+use crate::c10d::{NcclGroup, Store};
+
+/// Gradient bytes per all-reduce (PyTorch DDP's default bucket is 25 MB).
+const BUCKET_BYTES: i64 = 25 << 20;
+
+/// How long a rank waits for the others at any one exchange (rank 0 evaluates the test set
+/// while the others wait).
+const TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// This process's place among the training processes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct World {
+    pub rank: usize,
+    pub world_size: usize,
+    /// Rank on this machine: the GPU this process uses.
+    pub local_rank: usize,
+    /// Where rank 0 hosts the store.
+    pub master_addr: String,
+    pub master_port: u16,
+}
+
+impl World {
+    /// The world `torchrun` (or `bcl train --nproc-per-node`, SLURM or Kubernetes wrappers)
+    /// describes in `RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR` and `MASTER_PORT`;
+    /// `None` when `WORLD_SIZE` is not set.
+    pub fn from_env() -> Result<Option<World>> {
+        let var = |name: &str| std::env::var(name).ok();
+        let Some(world_size) = var("WORLD_SIZE") else { return Ok(None) };
+        let number = |name: &str, value: Option<String>, default: Option<&str>| -> Result<usize> {
+            let text = value
+                .or(default.map(str::to_string))
+                .with_context(|| format!("WORLD_SIZE is set but {name} is not"))?;
+            text.trim().parse().with_context(|| format!("{name}={text:?} is not a number"))
+        };
+        let world_size = number("WORLD_SIZE", Some(world_size), None)?;
+        let rank = number("RANK", var("RANK"), None)?;
+        let local_rank = number("LOCAL_RANK", var("LOCAL_RANK"), Some("0"))?;
+        let master_port = number("MASTER_PORT", var("MASTER_PORT"), Some("29500"))?;
+        ensure!(world_size >= 1, "WORLD_SIZE must be at least 1");
+        ensure!(rank < world_size, "RANK={rank} is not below WORLD_SIZE={world_size}");
+        ensure!(master_port <= u16::MAX as usize, "MASTER_PORT={master_port} is not a port");
+        Ok(Some(World {
+            rank,
+            world_size,
+            local_rank,
+            master_addr: var("MASTER_ADDR").unwrap_or_else(|| "127.0.0.1".into()),
+            master_port: master_port as u16,
+        }))
+    }
+}
+
+enum Backend {
+    /// NCCL on this process's GPU.
+    Nccl(NcclGroup, Device),
+    /// Collectives as store writes and reads (CPU tests only).
+    Store,
+}
+
+/// The training processes, joined.
+pub struct Group {
+    pub world: World,
+    store: Store,
+    backend: Backend,
+    /// Number of store exchanges so far: each uses fresh keys.
+    exchanges: Cell<u64>,
+}
+
+impl Group {
+    /// Meets the other ranks at rank 0's store; uses NCCL when `device` is a GPU.
+    pub fn join(world: World, device: Device) -> Result<Group> {
+        let store = Store::connect(&world.master_addr, world.master_port, world.rank, world.world_size, TIMEOUT)?;
+        let backend = match device {
+            Device::Cuda(_) => Backend::Nccl(NcclGroup::new(&store, world.rank, world.world_size, TIMEOUT)?, device),
+            _ => Backend::Store,
+        };
+        Ok(Group { world, store, backend, exchanges: Cell::new(0) })
+    }
+
+    pub fn rank(&self) -> usize {
+        self.world.rank
+    }
+
+    pub fn world_size(&self) -> usize {
+        self.world.world_size
+    }
+
+    /// Rank 0 writes the logs and checkpoints and evaluates.
+    pub fn is_lead(&self) -> bool {
+        self.world.rank == 0
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Nccl(..) => "nccl",
+            Backend::Store => "store (CPU)",
+        }
+    }
+
+    /// Every rank's `bytes`, in rank order, through the store. A rank deletes its key of the
+    /// previous exchange once this one completes: every rank has read it by then.
+    fn exchange(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let n = self.exchanges.get() + 1;
+        self.exchanges.set(n);
+        let key = |n: u64, rank: usize| format!("bcl/x/{n}/{rank}");
+        self.store.set(&key(n, self.rank()), bytes)?;
+        let all = (0..self.world_size()).map(|r| self.store.get(&key(n, r))).collect::<Result<Vec<_>>>()?;
+        if n > 1 {
+            self.store.delete(&key(n - 1, self.rank()))?;
+        }
+        Ok(all)
+    }
+
+    /// Waits until every rank has reached this point.
+    pub fn barrier(&self) -> Result<()> {
+        self.exchange(&[]).map(drop)
+    }
+
+    /// Rank 0's `bytes` on every rank (the others pass anything).
+    pub fn broadcast_bytes(&self, bytes: &[u8]) -> Result<Vec<u8>> {
+        let mut all = self.exchange(if self.is_lead() { bytes } else { &[] })?;
+        Ok(all.swap_remove(0))
+    }
+
+    /// In place: the element-wise sum over the ranks.
+    pub fn all_reduce_sum(&self, tensor: &Tensor) -> Result<()> {
+        match &self.backend {
+            Backend::Nccl(group, device) => on_device(tensor, *device, |t| group.all_reduce_sum(t)),
+            Backend::Store => {
+                // Every rank adds the same values in the same (rank) order: equal results.
+                let parts = self.exchange(&to_bytes(tensor))?;
+                let mut sum = from_bytes(&parts[0], tensor)?;
+                for part in &parts[1..] {
+                    sum += from_bytes(part, tensor)?;
+                }
+                tensor.shallow_clone().copy_(&sum);
+                Ok(())
+            }
+        }
+    }
+
+    /// Every rank's `tensor` (same shape on each), concatenated along dimension 0 in rank
+    /// order.
+    pub fn all_gather(&self, tensor: &Tensor) -> Result<Tensor> {
+        match &self.backend {
+            Backend::Nccl(group, device) => {
+                let mut shape = tensor.size();
+                shape[0] *= self.world_size() as i64;
+                let output = Tensor::empty(&shape, (tensor.kind(), *device));
+                group.all_gather(&output, &tensor.to_device(*device).contiguous())?;
+                Ok(output.to_device(tensor.device()))
+            }
+            Backend::Store => {
+                let parts = self.exchange(&to_bytes(tensor))?;
+                let parts = parts.iter().map(|part| from_bytes(part, tensor)).collect::<Result<Vec<_>>>()?;
+                Ok(Tensor::cat(&parts, 0))
+            }
+        }
+    }
+
+    /// In place: rank 0's values on every rank.
+    pub fn broadcast(&self, tensor: &Tensor) -> Result<()> {
+        match &self.backend {
+            Backend::Nccl(group, device) => on_device(tensor, *device, |t| group.broadcast(t, 0)),
+            Backend::Store => {
+                let lead = self.broadcast_bytes(&if self.is_lead() { to_bytes(tensor) } else { Vec::new() })?;
+                tensor.shallow_clone().copy_(&from_bytes(&lead, tensor)?);
+                Ok(())
+            }
+        }
+    }
+
+    /// Replaces each gradient by its mean over the ranks: one all-reduce per bucket of
+    /// about 25 MB of gradients of one dtype, not one per tensor.
+    pub fn average_gradients(&self, parameters: &[(String, Tensor)]) -> Result<()> {
+        if self.world_size() == 1 {
+            return Ok(());
+        }
+        let grads: Vec<Tensor> = parameters.iter().map(|(_, p)| p.grad()).filter(Tensor::defined).collect();
+        let mut start = 0;
+        while start < grads.len() {
+            let (kind, mut bytes, mut end) = (grads[start].kind(), 0, start);
+            while end < grads.len() && grads[end].kind() == kind && (end == start || bytes < BUCKET_BYTES) {
+                bytes += grads[end].numel() as i64 * kind.elt_size_in_bytes() as i64;
+                end += 1;
+            }
+            let bucket = &grads[start..end];
+            let flat = Tensor::cat(&bucket.iter().map(|g| g.reshape([-1])).collect::<Vec<_>>(), 0);
+            self.all_reduce_sum(&flat)?;
+            let flat = flat / self.world_size() as f64;
+            let mut offset = 0;
+            for grad in bucket {
+                let n = grad.numel() as i64;
+                grad.shallow_clone().copy_(&flat.narrow(0, offset, n).view_as(grad));
+                offset += n;
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// A contrastive loss over the global batch, for this rank's anchors.
+    ///
+    /// `z1`, `z2` (B × D) are this rank's two views' features and `labels` its B labels;
+    /// `loss(views, view_labels, anchor_rows)` is the loss of the anchors `anchor_rows` of
+    /// `views` (the global batch's view-1 rows, then its view-2 rows), as
+    /// [`crate::loss::balanced_contrastive_loss_of_anchors`].
+    ///
+    /// Returns this rank's loss value (the global loss is their mean over the ranks) and a
+    /// surrogate to call `backward` on: other ranks' features enter this rank's loss as
+    /// constants, so the gradient that this rank's features receive from the other ranks'
+    /// losses is all-reduced here and added through ⟨z, g⟩. With gradients then averaged
+    /// over the ranks, every parameter gets exactly the gradient of the global loss.
+    pub fn gathered_loss(
+        &self,
+        z1: &Tensor,
+        z2: &Tensor,
+        labels: &Tensor,
+        loss: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let (world, rank, b) = (self.world_size() as i64, self.rank() as i64, z1.size()[0]);
+        let n = world * b;
+        let all_labels = self.all_gather(&labels.to_kind(Kind::Int64))?;
+        let view_labels = Tensor::cat(&[&all_labels, &all_labels], 0);
+        let own = |first: i64| Tensor::arange_start(first, first + b, (Kind::Int64, z1.device()));
+        let anchor_rows = Tensor::cat(&[own(rank * b), own(n + rank * b)], 0);
+        if world == 1 {
+            let value = loss(&Tensor::cat(&[z1, z2], 0), &view_labels, &anchor_rows);
+            return Ok((value.shallow_clone(), value));
+        }
+        // The global views as a leaf (gradients collected for the other ranks' rows) with
+        // this rank's rows replaced by its own live features.
+        let others =
+            Tensor::cat(&[self.all_gather(&z1.detach())?, self.all_gather(&z2.detach())?], 0).set_requires_grad(true);
+        let views = Tensor::cat(
+            &[
+                others.narrow(0, 0, rank * b),
+                z1.shallow_clone(),
+                others.narrow(0, (rank + 1) * b, n - b),
+                z2.shallow_clone(),
+                others.narrow(0, n + (rank + 1) * b, n - (rank + 1) * b),
+            ],
+            0,
+        );
+        let value = loss(&views, &view_labels, &anchor_rows);
+        let grad_others = Tensor::run_backward(&[&value], &[&others], true, false).swap_remove(0);
+        self.all_reduce_sum(&grad_others)?;
+        let from_others = |first: i64, z: &Tensor| (z * grad_others.narrow(0, first, b).detach()).sum(z.kind());
+        let surrogate = &value + from_others(rank * b, z1) + from_others(n + rank * b, z2);
+        Ok((value, surrogate))
+    }
+}
+
+/// Runs this program as `processes` ranks of one data-parallel job on this machine, as
+/// `torchrun --nproc-per-node` does: the same arguments less `--nproc-per-node`, and the
+/// launcher's environment variables. Waits for them all. SIGINT and SIGTERM are passed on
+/// to every rank (each saves and stops, as one process does); when a rank fails, the
+/// others, which would wait for it until the timeout, are killed.
+pub fn launch_local(processes: usize) -> Result<()> {
+    ensure!(processes >= 1, "--nproc-per-node must be at least 1");
+    ensure!(
+        std::env::var_os("WORLD_SIZE").is_none(),
+        "--nproc-per-node with WORLD_SIZE already set: a launcher started this process; leave one of them out"
+    );
+    let program = std::env::current_exe().context("locating the bcl executable")?;
+    let args = without_nproc_per_node(std::env::args_os().skip(1));
+    let port = match std::env::var("MASTER_PORT") {
+        Ok(port) => port,
+        Err(_) => std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port().to_string(),
+    };
+    // One process per core share of libtorch threads, unless the user chose (torchrun sets 1).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = std::env::var("OMP_NUM_THREADS").unwrap_or_else(|_| (cores / processes).max(1).to_string());
+    let mut children = Vec::with_capacity(processes);
+    for rank in 0..processes {
+        let child = Command::new(&program)
+            .args(&args)
+            .env("RANK", rank.to_string())
+            .env("LOCAL_RANK", rank.to_string())
+            .env("WORLD_SIZE", processes.to_string())
+            .env("LOCAL_WORLD_SIZE", processes.to_string())
+            .env("MASTER_ADDR", "127.0.0.1")
+            .env("MASTER_PORT", &port)
+            .env("OMP_NUM_THREADS", &threads)
+            // Its own process group: a Ctrl-C reaches the ranks once, through us.
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting rank {rank} ({})", program.display()))?;
+        children.push(child);
+    }
+    let pids: Vec<libc::pid_t> = children.iter().map(|c| c.id() as libc::pid_t).collect();
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let signals_handle = signals.handle();
+    let forwarder = std::thread::spawn(move || {
+        for signal in signals.forever() {
+            for &pid in &pids {
+                // SAFETY: kill(2) on the pid of a child we started (not yet reaped by us
+                // while this thread runs: it is closed before the last wait returns).
+                unsafe { libc::kill(pid, signal) };
+            }
+        }
+    });
+    let failure = wait_all(children);
+    signals_handle.close();
+    let _ = forwarder.join();
+    match failure? {
+        Some((rank, status)) => bail!("rank {rank} of {processes} failed ({status}); the other ranks were stopped"),
+        None => Ok(()),
+    }
+}
+
+/// Waits for every child; the first that fails has the others killed. Returns it.
+fn wait_all(children: Vec<Child>) -> Result<Option<(usize, std::process::ExitStatus)>> {
+    let mut running: Vec<Option<Child>> = children.into_iter().map(Some).collect();
+    let mut failure = None;
+    while running.iter().any(Option::is_some) {
+        for (rank, slot) in running.iter_mut().enumerate() {
+            if let Some(status) = slot.as_mut().map(Child::try_wait).transpose()?.flatten() {
+                if !status.success() && failure.is_none() {
+                    failure = Some((rank, status));
+                }
+                *slot = None;
+            }
+        }
+        if failure.is_some() {
+            running.iter_mut().flatten().for_each(|child| drop(child.kill()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(failure)
+}
+
+/// `args` without `--nproc-per-node N` or `--nproc-per-node=N`.
+fn without_nproc_per_node(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
+    let mut kept = Vec::new();
+    let mut skip_value = false;
+    for arg in args {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        match arg.to_str() {
+            Some("--nproc-per-node") => skip_value = true,
+            Some(a) if a.starts_with("--nproc-per-node=") => {}
+            _ => kept.push(arg),
+        }
+    }
+    kept
+}
+
+/// Runs the in-place collective `f` on `tensor`, through a copy on `device` if it is
+/// elsewhere (NCCL works on GPU memory only).
+fn on_device(tensor: &Tensor, device: Device, f: impl FnOnce(&Tensor) -> Result<()>) -> Result<()> {
+    if tensor.device() == device && tensor.is_contiguous() {
+        return f(tensor);
+    }
+    let copy = tensor.to_device(device).contiguous();
+    f(&copy)?;
+    tensor.shallow_clone().copy_(&copy);
+    Ok(())
+}
+
+fn to_bytes(tensor: &Tensor) -> Vec<u8> {
+    let tensor = tensor.to_device(Device::Cpu).contiguous();
+    let numel = tensor.numel();
+    let mut bytes = vec![0u8; numel * tensor.kind().elt_size_in_bytes()];
+    tensor.copy_data_u8(&mut bytes, numel);
+    bytes
+}
+
+/// `bytes` from another rank as a tensor shaped, typed and placed like `like`.
+fn from_bytes(bytes: &[u8], like: &Tensor) -> Result<Tensor> {
+    let expected = like.numel() * like.kind().elt_size_in_bytes();
+    if bytes.len() != expected {
+        bail!("a rank sent {} bytes where {expected} were expected: the ranks are out of step", bytes.len());
+    }
+    Ok(Tensor::f_from_data_size(bytes, &like.size(), like.kind())?.to_device(like.device()))
+}

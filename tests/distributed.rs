@@ -1,0 +1,238 @@
+//! Data-parallel training over c10d with the CPU (store) collectives: two ranks compute what
+//! one process computes with the same global batch.
+use std::path::Path;
+use std::process::{Command, Output};
+
+use bcl::checkpoint::{self, Checkpoint};
+use bcl::distributed::{Group, World};
+use bcl::loss::{balanced_contrastive_loss, balanced_contrastive_loss_of_anchors};
+use rand::{Rng, SeedableRng};
+use tch::{Device, Tensor};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Random rows of unit length.
+fn unit_rows(rng: &mut rand::rngs::StdRng, rows: i64, dim: i64) -> Tensor {
+    let values: Vec<f64> = (0..rows * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let t = Tensor::from_slice(&values).view([rows, dim]);
+    &t / t.norm_scalaropt_dim(2, [1].as_slice(), true)
+}
+
+/// Item 2 of the issue: the BCL loss gathered over 2 ranks is the one-process loss of the
+/// concatenated batch, and the gradients each rank's features and the prototypes get add
+/// up to that loss's gradients. Run on two threads, each a rank with its own store client.
+#[test]
+fn gathered_bcl_loss_and_gradients_equal_one_process_on_the_whole_batch() {
+    let (world_size, b, dim, classes) = (2i64, 6i64, 8i64, 5i64);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let (z1, z2) = (unit_rows(&mut rng, world_size * b, dim), unit_rows(&mut rng, world_size * b, dim));
+    let prototypes = unit_rows(&mut rng, classes, dim);
+    // Class 4 appears once in the whole batch, on rank 1: its only same-class contrasts on
+    // rank 0 come from the gather.
+    let labels = Tensor::from_slice(&[0i64, 0, 1, 2, 3, 1, 0, 1, 2, 4, 3, 0]);
+
+    // One process, the whole batch.
+    let (g1, g2, gp) = (z1.set_requires_grad(true), z2.set_requires_grad(true), prototypes.set_requires_grad(true));
+    let whole = balanced_contrastive_loss(&g1, &g2, &gp, &labels, classes, 0.1, true, true);
+    whole.backward();
+    let (whole_grad1, whole_grad2, whole_grad_prototypes) = (g1.grad(), g2.grad(), gp.grad());
+
+    let port = free_port();
+    let ranks: Vec<_> = (0..world_size)
+        .map(|rank| {
+            let slice = |t: &Tensor| t.narrow(0, rank * b, b).detach().copy();
+            let (z1, z2, labels, prototypes) = (slice(&z1), slice(&z2), slice(&labels), prototypes.detach().copy());
+            std::thread::spawn(move || {
+                let world = World {
+                    rank: rank as usize,
+                    world_size: world_size as usize,
+                    local_rank: rank as usize,
+                    master_addr: "127.0.0.1".into(),
+                    master_port: port,
+                };
+                let group = Group::join(world, Device::Cpu).unwrap();
+                let (z1, z2, prototypes) =
+                    (z1.set_requires_grad(true), z2.set_requires_grad(true), prototypes.set_requires_grad(true));
+                let (value, surrogate) = group
+                    .gathered_loss(&z1, &z2, &labels, |views, view_labels, anchors| {
+                        balanced_contrastive_loss_of_anchors(
+                            views,
+                            view_labels,
+                            anchors,
+                            &prototypes,
+                            classes,
+                            0.1,
+                            true,
+                            true,
+                        )
+                    })
+                    .unwrap();
+                surrogate.backward();
+                (value.double_value(&[]), z1.grad(), z2.grad(), prototypes.grad())
+            })
+        })
+        .collect();
+    let results: Vec<_> = ranks.into_iter().map(|r| r.join().unwrap()).collect();
+
+    // The global loss is the mean of the ranks' values; gradients are averaged over ranks.
+    let mean_value = results.iter().map(|r| r.0).sum::<f64>() / world_size as f64;
+    assert!((mean_value - whole.double_value(&[])).abs() < 1e-12, "{mean_value} vs {}", whole.double_value(&[]));
+    let close = |a: &Tensor, b: &Tensor, what: &str| {
+        let diff = (a - b).abs().max().double_value(&[]);
+        assert!(diff < 1e-12, "{what}: gradients differ by {diff}");
+    };
+    for (rank, (_, grad1, grad2, _)) in results.iter().enumerate() {
+        let rows = |t: &Tensor| t.narrow(0, rank as i64 * b, b);
+        close(&(grad1 / world_size as f64), &rows(&whole_grad1), &format!("rank {rank}, view 1"));
+        close(&(grad2 / world_size as f64), &rows(&whole_grad2), &format!("rank {rank}, view 2"));
+    }
+    let prototype_grad = (&results[0].3 + &results[1].3) / world_size as f64;
+    close(&prototype_grad, &whole_grad_prototypes, "prototypes");
+}
+
+fn bcl(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_bcl"))
+        .args(args)
+        .env_remove("LD_LIBRARY_PATH")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("bcl runs");
+    assert!(
+        out.status.success(),
+        "bcl {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The small real data set of the CLI tests (scripts/tiny_fashion_mnist.py).
+fn tiny_fashion_mnist(train: usize, test: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/tiny_fashion_mnist.py");
+    let status =
+        Command::new("python3").arg(script).arg(dir.path()).args([train.to_string(), test.to_string()]).status();
+    assert!(status.unwrap().success());
+    dir
+}
+
+/// The epoch's running (ce, contrastive) sums that a checkpoint holds.
+fn loss_sums(checkpoint: &Checkpoint) -> (f64, f64) {
+    let state: serde_json::Value = serde_json::from_str(&checkpoint.metadata["state"]).unwrap();
+    (state["sums"]["ce"].as_f64().unwrap(), state["sums"]["contrastive"].as_f64().unwrap())
+}
+
+/// The largest difference between the parameters (and, with `momentum`, the momentum
+/// buffers) of two checkpoints, relative to each tensor's scale (at least 1). BatchNorm
+/// running statistics are left out: each rank keeps its own, and rank 0 saves its.
+fn largest_difference(a: &Checkpoint, b: &Checkpoint, momentum: bool) -> (f64, String) {
+    let mut worst = (0.0, String::new());
+    let mut parts = vec![("", &a.weights, &b.weights)];
+    if momentum {
+        parts.push(("momentum of ", &a.optimizer, &b.optimizer));
+    }
+    for (part, a_tensors, b_tensors) in parts {
+        for (name, t) in a_tensors {
+            if name.contains("running_") || name.contains("num_batches_tracked") {
+                continue;
+            }
+            let other = &b_tensors[name];
+            let scale = other.abs().max().double_value(&[]).max(1.0);
+            let diff = (t - other).abs().max().double_value(&[]) / scale;
+            if diff > worst.0 {
+                worst = (diff, format!("{part}{name}"));
+            }
+        }
+    }
+    worst
+}
+
+/// Item 1 of the issue, with real processes: `bcl train --nproc-per-node 2` (global batch
+/// 2 × 8) follows one process with batch 16 step by step — the same losses and the same
+/// weights (to float rounding) — when the one process takes its BatchNorm statistics over
+/// the same groups of 8 (`bn_group_size`; BatchNorm is per process). After step 1 the
+/// weights and gradients (momentum) agree to 1e-4. Rounding differences grow fast in this
+/// model: one process run with 1 thread instead of 2 differs from itself by 1.0e-3 in the
+/// weights after step 2 (measured), as the two set-ups do, so step 2 allows 1e-2, while
+/// BatchNorm over the wrong groups differs by 1e-1.
+/// And a 2-process run stopped and resumed equals an uninterrupted one, bit for bit.
+#[test]
+fn two_processes_train_as_one_with_the_same_global_batch_and_resume_exactly() {
+    let data = tiny_fashion_mnist(20, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let groups_of_8 = dir.path().join("groups.toml");
+    std::fs::write(&groups_of_8, "bn_group_size = 8\n").unwrap();
+    let common = [
+        "train",
+        "--root",
+        path(data.path()),
+        "--imb-factor",
+        "5",
+        "--batch-size",
+        "16",
+        "--lr",
+        "0.01",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--workers",
+        "1",
+    ];
+    let run = |name: &str, steps: usize, extra: &[&str]| -> Checkpoint {
+        let out = dir.path().join(name);
+        let mut args = common.to_vec();
+        let steps = steps.to_string();
+        args.extend(["--max-steps", &steps, "--out", path(&out)]);
+        args.extend(extra);
+        bcl(&args);
+        checkpoint::load(&out.join("last.safetensors")).unwrap()
+    };
+    let mut previous_sums = [(0.0, 0.0), (0.0, 0.0)];
+    for steps in [1, 2] {
+        let two = run(&format!("two-{steps}"), steps, &["--nproc-per-node", "2"]);
+        let one = run(&format!("one-{steps}"), steps, &["--config", path(&groups_of_8)]);
+        let (diff, name) = largest_difference(&two, &one, steps == 1);
+        let tolerance = if steps == 1 { 1e-4 } else { 1e-2 };
+        assert!(diff < tolerance, "after {steps} steps, {name} differs by {diff} (relative)");
+        // This step's losses: the sums' increase.
+        let sums = [loss_sums(&two), loss_sums(&one)];
+        let step_loss = |k: usize| (sums[k].0 - previous_sums[k].0, sums[k].1 - previous_sums[k].1);
+        let (a, b) = (step_loss(0), step_loss(1));
+        assert!(
+            (a.0 - b.0).abs() < 1e-4 * b.0.abs() && (a.1 - b.1).abs() < 1e-4 * b.1.abs(),
+            "step {steps}: {a:?} vs {b:?}"
+        );
+        previous_sums = sums;
+        eprintln!("step {steps}: losses {a:?} vs {b:?}; largest difference {diff:.2e} ({name})");
+    }
+    // Without the matching BatchNorm groups the same step differs clearly: the check above
+    // can fail.
+    let whole_batch = run("whole-1", 1, &[]);
+    let (diff, _) = largest_difference(&run("two-1b", 1, &["--nproc-per-node", "2"]), &whole_batch, true);
+    assert!(diff > 1e-2, "BatchNorm over 16 instead of 8 samples should change the step ({diff})");
+
+    // Stopped after 2 steps and resumed for 2 more = 4 steps at once.
+    let uninterrupted = run("straight", 4, &["--nproc-per-node", "2"]);
+    let resumed_dir = dir.path().join("two-2");
+    bcl(&["train", "--resume", path(&resumed_dir), "--max-steps", "2", "--nproc-per-node", "2"]);
+    let resumed = checkpoint::load(&resumed_dir.join("last.safetensors")).unwrap();
+    for (a, b) in [(&uninterrupted.weights, &resumed.weights), (&uninterrupted.optimizer, &resumed.optimizer)] {
+        assert_eq!(a.len(), b.len());
+        for (name, t) in a {
+            assert!(t.equal(&b[name]), "{name} differs after resuming");
+        }
+    }
+    assert_eq!(uninterrupted.metadata["state"], resumed.metadata["state"]);
+
+    // A 2-process checkpoint resumes on 1 process (any world size): it continues at step 4.
+    let out = bcl(&["train", "--resume", path(&resumed_dir), "--max-steps", "1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("stopped at epoch 1, step 5"), "{text}");
+}
