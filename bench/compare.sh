@@ -4,7 +4,9 @@
 # warm-up run of each, and prints samples/s, peak RSS of the process tree, and the ratio
 # bcl/torch per pair with the median.
 #   bench/compare.sh [PAIRS]     (default 3; STEPS=60 timed after 10 warm-up steps)
-# Environment: DEVICE (cpu), BATCH (128), WORKERS (cores), ROOT (Fashion-MNIST), AMP (bf16).
+# Environment: DEVICE (cpu), BATCH (128), WORKERS (cores), ROOT (Fashion-MNIST), AMP (bf16),
+# TORCH_ARGS (extra flags for the peer, e.g. --channels-last) and TORCH_ENV (environment for
+# the peer, e.g. the glibc malloc settings bcl makes itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PAIRS=${1:-3}
@@ -29,14 +31,17 @@ run_bcl() {  # → samples/s, peak MB
 }
 
 run_torch() {
-  $PYTHON bench/peak_rss.py "$out/rss.json" $PYTHON bench/reference/train_bcl_torch.py --root "$ROOT" --batch-size "$BATCH" \
-    --workers "$WORKERS" --device "$DEVICE" --amp "$AMP" --steps $((STEPS + 10)) --warmup-steps 10 > "$out/torch.log" 2>&1 \
+  # shellcheck disable=SC2086  # TORCH_ENV and TORCH_ARGS are lists
+  env ${TORCH_ENV:-} $PYTHON bench/peak_rss.py "$out/rss.json" $PYTHON bench/reference/train_bcl_torch.py --root "$ROOT" \
+    --batch-size "$BATCH" --workers "$WORKERS" --device "$DEVICE" --amp "$AMP" --steps $((STEPS + 10)) --warmup-steps 10 \
+    ${TORCH_ARGS:-} > "$out/torch.log" 2>&1 \
     || { cat "$out/torch.log"; exit 1; }
   rate=$($PYTHON -c "import json; print(json.loads(open('$out/torch.log').read().strip().splitlines()[-1])['samples_per_second'])")
   echo "$rate $($PYTHON -c "import json; print(round(json.load(open('$out/rss.json'))['peak_rss_mb']))")"
 }
 
 echo "compare: $DEVICE, Fashion-MNIST-LT (rho 100), resnet32, batch $BATCH, $WORKERS loader workers, $STEPS timed steps"
+echo "peer: ${TORCH_ENV:+$TORCH_ENV }train_bcl_torch.py ${TORCH_ARGS:-}"
 echo "warm-up: bcl $(run_bcl) | torch $(run_torch)"
 echo "| pair | bcl samples/s | torch samples/s | ratio | bcl peak RSS MB | torch peak RSS MB |"
 echo "|---|---|---|---|---|---|"

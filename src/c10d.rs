@@ -36,7 +36,13 @@ unsafe extern "C" {
     fn bcl_store_get(store: *mut RawStore, key: *const c_char, data: *mut *mut u8, len: *mut usize) -> c_int;
     fn bcl_store_delete(store: *mut RawStore, key: *const c_char) -> c_int;
     fn bcl_store_add(store: *mut RawStore, key: *const c_char, value: i64) -> i64;
-    fn bcl_nccl_new(store: *mut RawStore, rank: c_int, world_size: c_int, timeout_ms: i64) -> *mut RawGroup;
+    fn bcl_nccl_new(
+        store: *mut RawStore,
+        rank: c_int,
+        world_size: c_int,
+        device: c_int,
+        timeout_ms: i64,
+    ) -> *mut RawGroup;
     fn bcl_group_free(group: *mut RawGroup);
     fn bcl_group_all_reduce_sum(group: *mut RawGroup, tensor: *const c_void) -> c_int;
     fn bcl_group_all_gather(group: *mut RawGroup, output: *const c_void, input: *const c_void) -> c_int;
@@ -133,11 +139,13 @@ impl Drop for Store {
 pub struct NcclGroup(NonNull<RawGroup>);
 
 impl NcclGroup {
-    /// Joins the group; a collective that waits longer than `timeout` fails.
-    pub fn new(store: &Store, rank: usize, world_size: usize, timeout: Duration) -> Result<Self> {
+    /// Joins the group on CUDA device `device` (made this thread's current device); a
+    /// collective that waits longer than `timeout` fails.
+    pub fn new(store: &Store, rank: usize, world_size: usize, device: usize, timeout: Duration) -> Result<Self> {
         let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        let (rank, world_size, device) = (rank as c_int, world_size as c_int, device as c_int);
         // SAFETY: see the extern block; the group keeps its own reference to the store.
-        let raw = unsafe { bcl_nccl_new(store.0.as_ptr(), rank as c_int, world_size as c_int, timeout_ms) };
+        let raw = unsafe { bcl_nccl_new(store.0.as_ptr(), rank, world_size, device, timeout_ms) };
         NonNull::new(raw).map(NcclGroup).with_context(|| format!("NCCL process group: {}", last_error()))
     }
 

@@ -4,6 +4,7 @@
 // bcl_c10d_last_error() says why.
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef BCL_WITH_NCCL
+#include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -105,10 +106,13 @@ int64_t bcl_store_add(bcl_store* store, const char* key, int64_t value) {
   return guarded([&]() { return store->store->add(key, value); }, static_cast<int64_t>(-1));
 }
 
-bcl_group* bcl_nccl_new(bcl_store* store, int rank, int world_size, int64_t timeout_ms) {
+// Makes `device` this thread's current CUDA device (as torch.cuda.set_device(local_rank)
+// does in PyTorch scripts), then joins the NCCL group.
+bcl_group* bcl_nccl_new(bcl_store* store, int rank, int world_size, int device, int64_t timeout_ms) {
 #ifdef BCL_WITH_NCCL
   return guarded(
       [&]() -> bcl_group* {
+        c10::cuda::set_device(static_cast<c10::DeviceIndex>(device));
         auto options = c10d::ProcessGroupNCCL::Options::create();
         options->timeout = std::chrono::milliseconds(timeout_ms);
         auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store->store, rank, world_size, options);
@@ -119,6 +123,7 @@ bcl_group* bcl_nccl_new(bcl_store* store, int rank, int world_size, int64_t time
   (void)store;
   (void)rank;
   (void)world_size;
+  (void)device;
   (void)timeout_ms;
   last_error = "this bcl was built without NCCL (no CUDA headers at build time)";
   return nullptr;

@@ -399,9 +399,9 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     }
     if !lead {
         // The other ranks train in silence; rank 0 reports and writes.
-        let options = TrainOptions { device, resume, stop, max_steps: args.max_steps, group };
+        let mut options = TrainOptions { device, resume, stop, max_steps: args.max_steps, group };
         train::train(&config, &run, &options, |_| ())?;
-        return Ok(());
+        return options.group.take().map_or(Ok(()), Group::finish);
     }
     let processes = group
         .as_ref()
@@ -416,10 +416,11 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         config.batch_size,
         config.schedule.base_lr,
     );
-    let options = TrainOptions { device, resume, stop, max_steps: args.max_steps, group };
+    let mut options = TrainOptions { device, resume, stop, max_steps: args.max_steps, group };
     let mut progress = ProgressView::new();
     let outcome = train::train(&config, &run, &options, |p| progress.show(p))?;
     progress.finish();
+    options.group.take().map_or(Ok(()), Group::finish)?;
     if let Some(line) = progress.throughput(config.batch_size) {
         println!("{line}");
     }

@@ -67,7 +67,7 @@ pub struct TrainConfig {
     pub workers: Option<usize>,
     /// Mixed precision on CUDA.
     pub amp: Amp,
-    /// NHWC activations on CUDA (faster convolutions on tensor cores).
+    /// NHWC activations (faster convolutions: cuDNN's tensor cores, oneDNN on CPU).
     pub channels_last: bool,
     /// BatchNorm statistics over groups of this many samples (with their views) instead of
     /// the whole batch. N processes, each normalising its batch / N samples, amount to

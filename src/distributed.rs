@@ -92,7 +92,9 @@ impl Group {
     pub fn join(world: World, device: Device) -> Result<Group> {
         let store = Store::connect(&world.master_addr, world.master_port, world.rank, world.world_size, TIMEOUT)?;
         let backend = match device {
-            Device::Cuda(_) => Backend::Nccl(NcclGroup::new(&store, world.rank, world.world_size, TIMEOUT)?, device),
+            Device::Cuda(index) => {
+                Backend::Nccl(NcclGroup::new(&store, world.rank, world.world_size, index, TIMEOUT)?, device)
+            }
             _ => Backend::Store,
         };
         Ok(Group { world, store, backend, exchanges: Cell::new(0) })
@@ -130,6 +132,21 @@ impl Group {
             self.store.delete(&key(n - 1, self.rank()))?;
         }
         Ok(all)
+    }
+
+    /// Ends this rank's part of the job. Rank 0 hosts the store, so it waits until every
+    /// rank is done with it (the others may still be reading the last exchange).
+    pub fn finish(self) -> Result<()> {
+        const KEY: &str = "bcl/finished";
+        self.store.add(KEY, 1)?;
+        if self.is_lead() {
+            let start = std::time::Instant::now();
+            while self.store.add(KEY, 0)? < self.world_size() as i64 {
+                ensure!(start.elapsed() < TIMEOUT, "the other ranks did not finish within {TIMEOUT:?}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Ok(())
     }
 
     /// Waits until every rank has reached this point.

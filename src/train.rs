@@ -160,6 +160,13 @@ pub fn train(
     } else if lead {
         run.write_class_counts(train_set.class_names(), &class_counts)?;
     }
+    if config.channels_last {
+        tch::no_grad(|| {
+            for (_, mut weight) in vs.variables().into_iter().filter(|(_, t)| t.dim() == 4) {
+                weight.set_data(&to_channels_last(&weight));
+            }
+        });
+    }
     if let Some(group) = group {
         // Every rank starts from rank 0's weights, as DDP does (in name order on every rank).
         let variables: std::collections::BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
@@ -209,7 +216,7 @@ pub fn train(
         for batch in epoch_loader {
             let batch = batch?;
             let mut images = batch.input(device);
-            if cuda && config.channels_last {
+            if config.channels_last {
                 images = to_channels_last(&images);
             }
             let labels = batch.labels.to_device(device);
@@ -399,7 +406,9 @@ fn trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     parameters
 }
 
-/// NCHW values in NHWC memory order, which cuDNN's tensor-core convolutions prefer.
+/// NCHW values in NHWC memory order, which cuDNN's tensor-core convolutions prefer, and
+/// oneDNN's on CPU. Convolution weights in this order make every activation NHWC, even
+/// for 1-channel images, whose NHWC and NCHW layouts coincide.
 fn to_channels_last(images: &Tensor) -> Tensor {
     images.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }

@@ -257,7 +257,7 @@ def main():
     p.add_argument("--workers", type=int, default=os.cpu_count())
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--amp", choices=["off", "bf16", "fp16"], default="bf16")
-    p.add_argument("--channels-last", action="store_true", help="NHWC activations on CUDA, as bcl uses")
+    p.add_argument("--channels-last", action="store_true", help="NHWC activations and weights, as bcl uses")
     args = p.parse_args()
     torch.manual_seed(0)
     device = torch.device(args.device)
@@ -288,7 +288,7 @@ def main():
         persistent_workers=args.workers > 0,
     )
     model = BCLModel(args.arch, in_channels, classes, hidden, out).to(device)
-    if cuda and args.channels_last:
+    if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
     counts = torch.bincount(torch.from_numpy(labels), minlength=classes).float().to(device)
@@ -309,7 +309,7 @@ def main():
                     torch.cuda.synchronize()
                 start = time.perf_counter()
             x = torch.cat(batch_views).to(device, non_blocking=True)
-            if cuda and args.channels_last:
+            if args.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = y.to(device, non_blocking=True)
             b = y.shape[0]
