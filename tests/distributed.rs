@@ -240,3 +240,42 @@ fn two_processes_train_as_one_with_the_same_global_batch_and_resume_exactly() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("stopped at epoch 1, step 5"), "{text}");
 }
+
+/// Environment variables, extra arguments, and the error they must give.
+type Mistake = (&'static [(&'static str, &'static str)], &'static [&'static str], &'static str);
+
+/// Launcher mistakes name the variable or the number that is wrong.
+#[test]
+fn launcher_mistakes_are_clear_errors() {
+    let data = tiny_fashion_mnist(20, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("run");
+    let train = ["train", "--root", path(data.path()), "--imb-factor", "5", "--device", "cpu", "--max-steps", "1"];
+    let cases: [Mistake; 4] = [
+        (&[("WORLD_SIZE", "2")], &[], "WORLD_SIZE is set but RANK is not"),
+        (&[("WORLD_SIZE", "2"), ("RANK", "2")], &[], "RANK=2 is not below WORLD_SIZE=2"),
+        (
+            &[("WORLD_SIZE", "1"), ("RANK", "0")],
+            &["--nproc-per-node", "2"],
+            "--nproc-per-node with WORLD_SIZE already set",
+        ),
+        (
+            &[],
+            &["--nproc-per-node", "3", "--batch-size", "16"],
+            "batch_size = 16 cannot be shared out over 3 processes",
+        ),
+    ];
+    for (env, extra, expected) in cases {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bcl"));
+        command.args(train).args(extra).args(["--out", path(&out_dir)]).env("RUST_BACKTRACE", "0");
+        for name in ["WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"] {
+            command.env_remove(name);
+        }
+        let out = command.envs(env.iter().copied()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{env:?} {extra:?} must fail");
+        assert!(stderr.contains(expected), "{env:?} {extra:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let _ = std::fs::remove_dir_all(&out_dir);
+    }
+}
