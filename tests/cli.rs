@@ -1,5 +1,9 @@
 //! The `bcl` binary as a user runs it.
+mod common;
+
 use std::process::{Command, Output};
+
+use common::{path, tiny_fashion_mnist};
 
 fn bcl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bcl")).args(args).env_remove("LD_LIBRARY_PATH").output().expect("bcl runs")
@@ -114,25 +118,6 @@ fn a_closed_output_pipe_is_not_a_panic() {
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     child.wait().unwrap();
     assert!(!err.contains("panicked"), "{err}");
-}
-
-/// `train` and `test` images per class of the real Fashion-MNIST in a new folder
-/// (scripts/tiny_fashion_mnist.py): a data set small enough to train on in seconds.
-fn tiny_fashion_mnist(train: usize, test: usize) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/tiny_fashion_mnist.py");
-    let status = Command::new("python3")
-        .arg(script)
-        .arg(dir.path())
-        .args([train.to_string(), test.to_string()])
-        .status()
-        .expect("python3 runs");
-    assert!(status.success());
-    dir
-}
-
-fn path(p: &std::path::Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

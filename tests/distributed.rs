@@ -1,11 +1,13 @@
 //! Data-parallel training over c10d with the CPU (store) collectives: two ranks compute what
 //! one process computes with the same global batch.
-use std::path::Path;
 use std::process::{Command, Output};
+
+mod common;
 
 use bcl::checkpoint::{self, Checkpoint};
 use bcl::distributed::{Group, World};
 use bcl::loss::{balanced_contrastive_loss, balanced_contrastive_loss_of_anchors};
+use common::{path, tiny_fashion_mnist};
 use rand::{Rng, SeedableRng};
 use tch::{Device, Tensor};
 
@@ -111,20 +113,6 @@ fn bcl(args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// The small real data set of the CLI tests (scripts/tiny_fashion_mnist.py).
-fn tiny_fashion_mnist(train: usize, test: usize) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/tiny_fashion_mnist.py");
-    let status =
-        Command::new("python3").arg(script).arg(dir.path()).args([train.to_string(), test.to_string()]).status();
-    assert!(status.unwrap().success());
-    dir
 }
 
 /// The epoch's running (ce, contrastive) sums that a checkpoint holds.

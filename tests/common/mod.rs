@@ -1,0 +1,19 @@
+//! Helpers shared by the test files that run the `bcl` binary.
+use std::path::Path;
+use std::process::Command;
+
+/// The first `train` training and `test` test images of each class of the real
+/// Fashion-MNIST, as IDX files in a temporary folder (scripts/tiny_fashion_mnist.py): a
+/// data set small enough to train on in seconds.
+pub fn tiny_fashion_mnist(train: usize, test: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/tiny_fashion_mnist.py");
+    let status =
+        Command::new("python3").arg(script).arg(dir.path()).args([train.to_string(), test.to_string()]).status();
+    assert!(status.expect("python3 runs").success());
+    dir
+}
+
+pub fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
