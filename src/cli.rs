@@ -397,15 +397,15 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone())?;
         signal_hook::flag::register(signal, stop.clone())?;
     }
-    if !lead {
-        // The other ranks train in silence; rank 0 reports and writes.
-        let mut options = TrainOptions { device, resume, stop, max_steps: args.max_steps, group };
-        train::train(&config, &run, &options, |_| ())?;
-        return options.group.take().map_or(Ok(()), Group::finish);
-    }
     let processes = group
         .as_ref()
         .map_or(String::new(), |g| format!(" × {} processes ({} collectives)", g.world_size(), g.backend_name()));
+    let mut options = TrainOptions { device, resume, stop, max_steps: args.max_steps, group };
+    if !lead {
+        // The other ranks train in silence; rank 0 reports and writes.
+        train::train(&config, &run, &options, |_| ())?;
+        return options.group.take().map_or(Ok(()), Group::finish);
+    }
     println!(
         "{} {} on {device:?}{processes}: {:?} loss, {:?}, {} epochs of batch {}, lr {}",
         if resume { "resuming" } else { "run" },
@@ -416,7 +416,6 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         config.batch_size,
         config.schedule.base_lr,
     );
-    let mut options = TrainOptions { device, resume, stop, max_steps: args.max_steps, group };
     let mut progress = ProgressView::new();
     let outcome = train::train(&config, &run, &options, |p| progress.show(p))?;
     progress.finish();

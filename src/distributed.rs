@@ -6,7 +6,7 @@
 //! - each rank trains on its slice of every global batch ([`crate::loader`] shards);
 //! - gradients are averaged over the ranks, a few large buckets at a time;
 //! - the contrastive loss contrasts every anchor against the whole global batch
-//!   ([`Group::gathered_loss`]), so rare classes keep the positives other ranks hold.
+//!   ([`gathered_loss`]), so rare classes keep the positives other ranks hold.
 //!
 //! On the CPU the collectives go through the store itself: slow but exact, for tests of
 //! the multi-process logic on machines without GPUs. It is never used on GPUs.
@@ -236,57 +236,61 @@ impl Group {
         }
         Ok(())
     }
+}
 
-    /// A contrastive loss over the global batch, for this rank's anchors.
-    ///
-    /// `z1`, `z2` (B × D) are this rank's two views' features and `labels` its B labels;
-    /// `loss(views, view_labels, anchor_rows)` is the loss of the anchors `anchor_rows` of
-    /// `views` (the global batch's view-1 rows, then its view-2 rows), as
-    /// [`crate::loss::balanced_contrastive_loss_of_anchors`].
-    ///
-    /// Returns this rank's loss value (the global loss is their mean over the ranks) and a
-    /// surrogate to call `backward` on: other ranks' features enter this rank's loss as
-    /// constants, so the gradient that this rank's features receive from the other ranks'
-    /// losses is all-reduced here and added through ⟨z, g⟩. With gradients then averaged
-    /// over the ranks, every parameter gets exactly the gradient of the global loss.
-    pub fn gathered_loss(
-        &self,
-        z1: &Tensor,
-        z2: &Tensor,
-        labels: &Tensor,
-        loss: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor,
-    ) -> Result<(Tensor, Tensor)> {
-        let (world, rank, b) = (self.world_size() as i64, self.rank() as i64, z1.size()[0]);
-        let n = world * b;
-        let all_labels = self.all_gather(&labels.to_kind(Kind::Int64))?;
-        let view_labels = Tensor::cat(&[&all_labels, &all_labels], 0);
-        let own = |first: i64| Tensor::arange_start(first, first + b, (Kind::Int64, z1.device()));
-        let anchor_rows = Tensor::cat(&[own(rank * b), own(n + rank * b)], 0);
-        if world == 1 {
-            let value = loss(&Tensor::cat(&[z1, z2], 0), &view_labels, &anchor_rows);
-            return Ok((value.shallow_clone(), value));
-        }
-        // The global views as a leaf (gradients collected for the other ranks' rows) with
-        // this rank's rows replaced by its own live features.
-        let others =
-            Tensor::cat(&[self.all_gather(&z1.detach())?, self.all_gather(&z2.detach())?], 0).set_requires_grad(true);
-        let views = Tensor::cat(
-            &[
-                others.narrow(0, 0, rank * b),
-                z1.shallow_clone(),
-                others.narrow(0, (rank + 1) * b, n - b),
-                z2.shallow_clone(),
-                others.narrow(0, n + (rank + 1) * b, n - (rank + 1) * b),
-            ],
-            0,
-        );
-        let value = loss(&views, &view_labels, &anchor_rows);
-        let grad_others = Tensor::run_backward(&[&value], &[&others], true, false).swap_remove(0);
-        self.all_reduce_sum(&grad_others)?;
-        let from_others = |first: i64, z: &Tensor| (z * grad_others.narrow(0, first, b).detach()).sum(z.kind());
-        let surrogate = &value + from_others(rank * b, z1) + from_others(n + rank * b, z2);
-        Ok((value, surrogate))
-    }
+/// A contrastive loss over the global batch, for this process's anchors; without a group
+/// (or with one process) the batch is the global batch.
+///
+/// `z1`, `z2` (B × D) are this process's two views' features and `labels` its B labels;
+/// `loss(views, view_labels, anchor_rows)` is the loss of the anchors `anchor_rows` of
+/// `views` (the global batch's view-1 rows, then its view-2 rows), as
+/// [`crate::loss::balanced_contrastive_loss_of_anchors`].
+///
+/// Returns this rank's loss value (the global loss is their mean over the ranks) and a
+/// surrogate to call `backward` on: other ranks' features enter this rank's loss as
+/// constants, so the gradient that this rank's features receive from the other ranks'
+/// losses is all-reduced here and added through ⟨z, g⟩. With gradients then averaged over
+/// the ranks, every parameter gets exactly the gradient of the global loss.
+pub fn gathered_loss(
+    group: Option<&Group>,
+    z1: &Tensor,
+    z2: &Tensor,
+    labels: &Tensor,
+    loss: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor,
+) -> Result<(Tensor, Tensor)> {
+    let labels = labels.to_kind(Kind::Int64);
+    let b = z1.size()[0];
+    let Some(group) = group.filter(|g| g.world_size() > 1) else {
+        let view_labels = Tensor::cat(&[&labels, &labels], 0);
+        let value = loss(&Tensor::cat(&[z1, z2], 0), &view_labels, &Tensor::arange(2 * b, (Kind::Int64, z1.device())));
+        return Ok((value.shallow_clone(), value));
+    };
+    let (world, rank) = (group.world_size() as i64, group.rank() as i64);
+    let n = world * b;
+    let all_labels = group.all_gather(&labels)?;
+    let view_labels = Tensor::cat(&[&all_labels, &all_labels], 0);
+    let own = |first: i64| Tensor::arange_start(first, first + b, (Kind::Int64, z1.device()));
+    let anchor_rows = Tensor::cat(&[own(rank * b), own(n + rank * b)], 0);
+    // The global views as a leaf (gradients collected for the other ranks' rows) with this
+    // rank's rows replaced by its own live features.
+    let others =
+        Tensor::cat(&[group.all_gather(&z1.detach())?, group.all_gather(&z2.detach())?], 0).set_requires_grad(true);
+    let views = Tensor::cat(
+        &[
+            others.narrow(0, 0, rank * b),
+            z1.shallow_clone(),
+            others.narrow(0, (rank + 1) * b, n - b),
+            z2.shallow_clone(),
+            others.narrow(0, n + (rank + 1) * b, n - (rank + 1) * b),
+        ],
+        0,
+    );
+    let value = loss(&views, &view_labels, &anchor_rows);
+    let grad_others = Tensor::run_backward(&[&value], &[&others], true, false).swap_remove(0);
+    group.all_reduce_sum(&grad_others)?;
+    let from_others = |first: i64, z: &Tensor| (z * grad_others.narrow(0, first, b).detach()).sum(z.kind());
+    let surrogate = &value + from_others(rank * b, z1) + from_others(n + rank * b, z2);
+    Ok((value, surrogate))
 }
 
 /// Runs this program as `processes` ranks of one data-parallel job on this machine, as

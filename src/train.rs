@@ -22,11 +22,9 @@ use crate::augment::Recipe;
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{Amp, LossKind, TrainConfig};
 use crate::data::Dataset;
-use crate::distributed::Group;
+use crate::distributed::{self, Group};
 use crate::loader::{self, LoaderConfig};
-use crate::loss::{
-    balanced_contrastive_loss, balanced_contrastive_loss_of_anchors, cross_entropy, logit_adjusted_cross_entropy,
-};
+use crate::loss::{balanced_contrastive_loss_of_anchors, cross_entropy, logit_adjusted_cross_entropy};
 use crate::metrics::{self, Evaluation};
 use crate::model::{BclModel, BclOutput};
 use crate::optim::Sgd;
@@ -206,13 +204,13 @@ pub fn train(
         let epoch_loader =
             loader::train_epoch(train_set.clone(), recipe.clone(), &loader_config, epoch as u64, state.step);
         on_progress(Progress::EpochStart { epoch, step: state.step, steps: state.step + epoch_loader.num_batches() });
-        // Sums stay on the device between checks: no host synchronisation at every step.
-        // Each rank adds its share (losses / world size), so that the ranks' sums add up to
-        // the sums of one process.
-        let mut sums =
-            Tensor::from_slice(&[state.sums.ce, state.sums.contrastive, state.sums.correct]).to_device(device);
+        // Sums (ce, contrastive, correct, samples) stay on the device between checks: no
+        // host synchronisation at every step. Each rank adds its share (losses / world
+        // size), so that the ranks' sums add up to the sums of one process.
+        let EpochSums { ce, contrastive, correct, samples } = state.sums;
+        let mut sums = Tensor::from_slice(&[ce, contrastive, correct, samples as f64]).to_device(device);
         let mut window: Vec<Tensor> = Vec::with_capacity(CHECK_EVERY);
-        let (first_step, mut samples) = (state.step, state.sums.samples);
+        let (first_step, first_samples) = (state.step, state.sums.samples);
         for batch in epoch_loader {
             let batch = batch?;
             let mut images = batch.input(device);
@@ -228,52 +226,43 @@ pub fn train(
                 None => ce.shallow_clone(),
             };
             parameters.iter().for_each(|(_, p)| p.shallow_clone().zero_grad());
-            let take_step = match &mut state.loss_scaler {
-                Some(scaler) => {
-                    (&total * scaler.scale).backward();
-                    average_gradients(group, &parameters)?;
-                    scaler.unscale(&parameters)
-                }
-                None => {
-                    total.backward();
-                    average_gradients(group, &parameters)?;
-                    true
-                }
-            };
-            if take_step {
+            match &state.loss_scaler {
+                Some(scaler) => (&total * scaler.scale).backward(),
+                None => total.backward(),
+            }
+            if let Some(group) = group {
+                group.average_gradients(&parameters)?;
+            }
+            if state.loss_scaler.as_mut().is_none_or(|scaler| scaler.unscale(&parameters)) {
                 optimizer.step(&parameters, lr);
             }
             tch::no_grad(|| {
                 let contrastive = losses.contrastive.as_ref().map_or(ce.zeros_like(), |(value, _)| value.detach());
                 let correct = losses.logits.argmax(1, false).eq_tensor(&labels).sum(Kind::Float);
-                let step_sums = Tensor::stack(
-                    &[&ce.detach() / world as f64, contrastive.to_kind(Kind::Float) / world as f64, correct],
-                    0,
-                );
-                sums += step_sums.to_kind(Kind::Double);
+                let samples = correct.full_like(batch.indices.len() as f64);
+                let shares = [&ce.detach() / world as f64, contrastive.to_kind(Kind::Float) / world as f64];
+                sums += Tensor::stack(&[&shares[0], &shares[1], &correct, &samples], 0).to_kind(Kind::Double);
             });
             window.push(total.detach());
-            samples += batch.indices.len();
             state.step += 1;
             steps_taken += 1;
             let at_max_steps = options.max_steps.is_some_and(|max| steps_taken >= max);
             let requested = options.stop.load(Ordering::SeqCst);
             let mut stop = at_max_steps;
             if window.len() == CHECK_EVERY || at_max_steps || (requested && group.is_none()) {
-                let (global_sums, any_stop) =
-                    check_window(&mut window, &sums, requested, group, (epoch, state.step), run)?;
+                let any_stop;
+                (state.sums, any_stop) = check_window(&mut window, &sums, requested, group, (epoch, state.step), run)?;
                 stop |= any_stop;
                 let steps = (state.step - first_step) as f64;
                 on_progress(Progress::Steps {
                     epoch,
                     step: state.step,
-                    ce: global_sums[0] / state.step as f64,
-                    contrastive: global_sums[1] / state.step as f64,
+                    ce: state.sums.ce / state.step as f64,
+                    contrastive: state.sums.contrastive / state.step as f64,
                     samples_per_second: steps * config.batch_size as f64 / start.elapsed().as_secs_f64(),
                 });
             }
             if stop {
-                state.sums = epoch_sums(&sums, samples, group)?;
                 if lead {
                     save(&[run.last()], &metadata, &state, &vs, &optimizer)?;
                 }
@@ -281,8 +270,7 @@ pub fn train(
                 return Ok(outcome);
             }
         }
-        check_window(&mut window, &sums, false, group, (epoch, state.step), run)?;
-        let epoch_sums = epoch_sums(&sums, samples, group)?;
+        let (epoch_sums, _) = check_window(&mut window, &sums, false, group, (epoch, state.step), run)?;
         let train_seconds = start.elapsed().as_secs_f64();
         let next = TrainState { epoch: epoch + 1, step: 0, sums: EpochSums::default(), ..state.clone() };
         if let Some(events) = events.as_mut() {
@@ -297,7 +285,7 @@ pub fn train(
                 train_accuracy: epoch_sums.correct / epoch_sums.samples.max(1) as f64,
                 eval,
                 seconds: start.elapsed().as_secs_f64(),
-                samples_per_second: (epoch_sums.samples - state.sums.samples) as f64 / train_seconds,
+                samples_per_second: (epoch_sums.samples - first_samples) as f64 / train_seconds,
             };
             log_epoch(run, events, &record)?;
             let improved = state.best_top1.is_none_or(|best| record.eval.top1 > best);
@@ -320,26 +308,12 @@ pub fn train(
     Ok(outcome)
 }
 
-fn average_gradients(group: Option<&Group>, parameters: &[(String, Tensor)]) -> Result<()> {
-    group.map_or(Ok(()), |g| g.average_gradients(parameters))
-}
-
 /// Whether `flag` is set on any rank.
 fn any_rank(group: Option<&Group>, flag: bool) -> Result<bool> {
     let Some(group) = group else { return Ok(flag) };
     let flags = Tensor::from(flag as i64);
     group.all_reduce_sum(&flags)?;
     Ok(flags.int64_value(&[]) > 0)
-}
-
-/// The epoch's running sums over all ranks.
-fn epoch_sums(sums: &Tensor, samples: usize, group: Option<&Group>) -> Result<EpochSums> {
-    let all = Tensor::cat(&[sums.to_device(Device::Cpu), Tensor::from_slice(&[samples as f64])], 0);
-    if let Some(group) = group {
-        group.all_reduce_sum(&all)?;
-    }
-    let all = Vec::<f64>::try_from(&all)?;
-    Ok(EpochSums { ce: all[0], contrastive: all[1], correct: all[2], samples: all[3] as usize })
 }
 
 /// A freshly initialised model. libtorch's random generator is global: the lock keeps
@@ -415,7 +389,7 @@ fn to_channels_last(images: &Tensor) -> Tensor {
 
 /// Checks that the losses of the steps in `window` (the steps before `step`) are finite on
 /// every rank, and learns whether any rank was asked to `stop`. Returns the epoch's running
-/// sums `sums` added over the ranks, and that flag.
+/// sums (`sums`: ce, contrastive, correct, samples) added over the ranks, and that flag.
 fn check_window(
     window: &mut Vec<Tensor>,
     sums: &Tensor,
@@ -423,17 +397,17 @@ fn check_window(
     group: Option<&Group>,
     (epoch, step): (usize, usize),
     run: &RunDir,
-) -> Result<(Vec<f64>, bool)> {
+) -> Result<(EpochSums, bool)> {
     let first_step = step - window.len();
     let mut parts: Vec<Tensor> = window.drain(..).map(|loss| loss.to_kind(Kind::Double).view([1])).collect();
     parts.push(sums.shallow_clone());
-    parts.push(Tensor::from(stop as u8 as f64).to_device(sums.device()).view([1]));
+    parts.push(Tensor::from(if stop { 1.0 } else { 0.0 }).to_device(sums.device()).view([1]));
     let all = Tensor::cat(&parts, 0);
     if let Some(group) = group {
         group.all_reduce_sum(&all)?;
     }
     let all = Vec::<f64>::try_from(all.to_device(Device::Cpu))?;
-    let (losses, rest) = all.split_at(all.len() - 4);
+    let (losses, rest) = all.split_at(all.len() - 5);
     if let Some(bad) = losses.iter().position(|l| !l.is_finite()) {
         bail!(
             "epoch {}, step {}: the training loss is {}; stopped without saving ({} is unchanged). \
@@ -444,7 +418,8 @@ fn check_window(
             run.last().display()
         );
     }
-    Ok((rest[..3].to_vec(), rest[3] > 0.0))
+    let sums = EpochSums { ce: rest[0], contrastive: rest[1], correct: rest[2], samples: rest[3] as usize };
+    Ok((sums, rest[4] > 0.0))
 }
 
 fn log_epoch(run: &RunDir, events: &mut EventWriter, record: &EpochRecord) -> Result<()> {
@@ -525,7 +500,7 @@ struct StepLosses {
     /// The (logit-adjusted) cross-entropy of view 0.
     ce: Tensor,
     /// The contrastive loss's value and what to call `backward` on (the same tensor on one
-    /// process; see [`Group::gathered_loss`] for several). None for `la` and `ce`.
+    /// process; see [`distributed::gathered_loss`] for several). None for `la` and `ce`.
     contrastive: Option<(Tensor, Tensor)>,
     /// View 0's logits.
     logits: Tensor,
@@ -566,22 +541,7 @@ fn step_losses(
                 )
             };
             let (z1, z2) = (out.features.narrow(0, b, b), out.features.narrow(0, 2 * b, b));
-            let contrastive = match group {
-                Some(group) => group.gathered_loss(&z1, &z2, labels, loss)?,
-                None => {
-                    let value = balanced_contrastive_loss(
-                        &z1,
-                        &z2,
-                        &out.prototypes,
-                        labels,
-                        config.model.num_classes,
-                        config.temperature,
-                        averaging,
-                        complement,
-                    );
-                    (value.shallow_clone(), value)
-                }
-            };
+            let contrastive = distributed::gathered_loss(group, &z1, &z2, labels, loss)?;
             Ok(StepLosses { ce: classification(&logits), contrastive: Some(contrastive), logits })
         }
         LossKind::La | LossKind::Ce => {

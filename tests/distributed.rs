@@ -57,8 +57,8 @@ fn gathered_bcl_loss_and_gradients_equal_one_process_on_the_whole_batch() {
                 let group = Group::join(world, Device::Cpu).unwrap();
                 let (z1, z2, prototypes) =
                     (z1.set_requires_grad(true), z2.set_requires_grad(true), prototypes.set_requires_grad(true));
-                let (value, surrogate) = group
-                    .gathered_loss(&z1, &z2, &labels, |views, view_labels, anchors| {
+                let (value, surrogate) =
+                    bcl::distributed::gathered_loss(Some(&group), &z1, &z2, &labels, |views, view_labels, anchors| {
                         balanced_contrastive_loss_of_anchors(
                             views,
                             view_labels,
