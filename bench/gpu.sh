@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU check and timing of issues 5 and 7 in one call on a lent GPU machine (about 8
 # minutes): `bcl doctor`, the card's bf16 matmul peak, the NCCL process group at world size
-# 1 against a plain run (5 steps, weights compared), then bcl against its PyTorch peer
+# 1, with and without SyncBatchNorm, against a plain run (5 steps, weights and losses
+# compared), then bcl against its PyTorch peer
 # (bench/reference/train_bcl_torch.py), alternating, for
 #   2. 32×32 colour images (Fashion-MNIST padded to 32 and tinted per class, made here from
 #      the carried IDX files), resnet32, batch 256, the CIFAR recipe;
@@ -65,24 +66,35 @@ for prefix, names in (("train", [f"data_batch_{i}.bin" for i in range(1, 6)]), (
         open(os.path.join(out, name), "wb").write(ctypes.string_at(part.data_ptr(), part.numel()))
 PY
 
-echo "== NCCL at world size 1 (bcl train --nproc-per-node 1) against a plain run, 5 steps, amp off"
-for mode in plain nccl; do
-  extra=(); [ "$mode" = nccl ] && extra=(--nproc-per-node 1)
+echo "== NCCL at world size 1 (bcl train --nproc-per-node 1), with and without SyncBatchNorm, against a plain run, 5 steps, amp off"
+printf 'sync_batch_norm = true\n' > "$W/sync.toml"
+for mode in plain nccl nccl-sync; do
+  case $mode in
+    plain) extra=() ;;
+    nccl) extra=(--nproc-per-node 1) ;;
+    nccl-sync) extra=(--nproc-per-node 1 --config "$W/sync.toml") ;;
+  esac
   "$BCL" train --preset cifar10-lt --root "$W/cifar-like" --device cuda --amp off --max-steps 5 --workers 8 \
     --out "$W/ws1-$mode" "${extra[@]}" > "$W/ws1-$mode.log" 2>&1 || { tail -20 "$W/ws1-$mode.log"; }
   grep -E "^run|collectives|stopped" "$W/ws1-$mode.log" || true
 done
-$PY - "$W/ws1-plain/last.safetensors" "$W/ws1-nccl/last.safetensors" <<'PY'
+$PY - "$W"/ws1-{plain,nccl,nccl-sync}/last.safetensors <<'PY'
 import json, struct, sys, torch
 def load(path):  # safetensors with torch only: 8-byte header length, JSON header, raw data
     raw = open(path, "rb").read(); n = struct.unpack("<Q", raw[:8])[0]; header = json.loads(raw[8:8 + n])
     kinds = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "BF16": torch.bfloat16}
-    return {k: torch.frombuffer(bytearray(raw[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]]),
-                                dtype=kinds[v["dtype"]]).reshape(v["shape"])
-            for k, v in header.items() if k != "__metadata__" and v["data_offsets"][1] > v["data_offsets"][0]}
-a, b = load(sys.argv[1]), load(sys.argv[2])
-worst = max(((x.double() - b[k].double()).abs().max().item(), k) for k, x in a.items() if "num_batches" not in k)
-print(f"world size 1 (NCCL) vs plain after 5 steps: {len(a)} tensors, largest difference {worst[0]:.2e} ({worst[1]})")
+    sums = json.loads(header["__metadata__"]["state"])["sums"]
+    return sums, {k: torch.frombuffer(bytearray(raw[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]]),
+                                      dtype=kinds[v["dtype"]]).reshape(v["shape"])
+                  for k, v in header.items() if k != "__metadata__" and v["data_offsets"][1] > v["data_offsets"][0]}
+(sums_b, b) = load(sys.argv[1])
+for name, path in (("NCCL", sys.argv[2]), ("NCCL + SyncBatchNorm", sys.argv[3])):
+    sums_a, a = load(path)
+    worst = max(((x.double() - b[k].double()).abs().max().item() / max(b[k].double().abs().max().item(), 1), k)
+                for k, x in a.items() if "num_batches" not in k)
+    print(f"world size 1 ({name}) vs plain after 5 steps: {len(a)} tensors, largest relative difference "
+          f"{worst[0]:.2e} ({worst[1]}); loss sums ce {sums_a['ce']:.6f} vs {sums_b['ce']:.6f}, "
+          f"contrastive {sums_a['contrastive']:.6f} vs {sums_b['contrastive']:.6f}")
 PY
 
 PEER_OK=1

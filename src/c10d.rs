@@ -1,10 +1,14 @@
 //! Safe handles on libtorch's distributed engine, c10d, through `src/c10d_shim.cpp`:
 //! the `TCPStore` that ranks meet at (as `torchrun` uses it) and the NCCL process group.
+use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::mem::ManuallyDrop;
+use std::panic::AssertUnwindSafe;
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use tch::Tensor;
 
 #[repr(C)]
@@ -47,6 +51,12 @@ unsafe extern "C" {
     fn bcl_group_all_reduce_sum(group: *mut RawGroup, tensor: *const c_void) -> c_int;
     fn bcl_group_all_gather(group: *mut RawGroup, output: *const c_void, input: *const c_void) -> c_int;
     fn bcl_group_broadcast(group: *mut RawGroup, tensor: *const c_void, root: c_int) -> c_int;
+    fn bcl_sum_over_ranks(
+        input: *const c_void,
+        sum: extern "C" fn(*mut c_void, *const c_void) -> *const c_char,
+        release: extern "C" fn(*mut c_void),
+        state: *mut c_void,
+    ) -> *mut c_void;
 }
 
 fn last_error() -> String {
@@ -69,6 +79,56 @@ fn c_string(text: &str) -> Result<CString> {
 pub fn has_nccl() -> bool {
     // SAFETY: no arguments.
     unsafe { bcl_c10d_has_nccl() == 1 }
+}
+
+/// An in-place sum of a tensor over the ranks: what [`sum_over_ranks`] differentiates.
+pub trait SumInPlace: Send + Sync + 'static {
+    fn sum_in_place(&self, tensor: &Tensor) -> Result<()>;
+}
+
+/// Σ over the ranks of `input`, as a new tensor that autograd differentiates through: the
+/// gradient `input` receives is the sum over the ranks of the gradients the result receives
+/// (each rank's loss depends on every rank's input). tch cannot define such an autograd
+/// function, so the shim does, calling back `summer` both ways; it keeps `summer` alive
+/// while a graph needs it.
+pub fn sum_over_ranks<S: SumInPlace>(summer: Arc<S>, input: &Tensor) -> Result<Tensor> {
+    let state = Arc::into_raw(summer).cast_mut().cast();
+    // SAFETY: see the extern block; the shim takes over `state` and hands it back to
+    // `release_summer` exactly once; on success it returns a new `at::Tensor*`, which the
+    // returned `Tensor` owns.
+    let raw = unsafe { bcl_sum_over_ranks(input.as_ptr().cast(), call_summer::<S>, release_summer::<S>, state) };
+    ensure!(!raw.is_null(), "sum over the ranks: {}", last_error());
+    // SAFETY: as above.
+    Ok(unsafe { Tensor::from_ptr(raw.cast()) })
+}
+
+thread_local! {
+    /// Why the last callback on this thread failed; the shim copies it at once.
+    static CALLBACK_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+extern "C" fn call_summer<S: SumInPlace>(state: *mut c_void, tensor: *const c_void) -> *const c_char {
+    // SAFETY: `state` came from `Arc::into_raw` in `sum_over_ranks` and is released only
+    // after the last call; `tensor` is an `at::Tensor*` the shim owns for the call, which we
+    // borrow (ManuallyDrop: not freed here).
+    let summer = unsafe { &*state.cast_const().cast::<S>() };
+    let tensor = ManuallyDrop::new(unsafe { Tensor::from_ptr(tensor.cast_mut().cast()) });
+    // A panic must not unwind into C++: it becomes the error.
+    let message = match std::panic::catch_unwind(AssertUnwindSafe(|| summer.sum_in_place(&tensor))) {
+        Ok(Ok(())) => return std::ptr::null(),
+        Ok(Err(error)) => format!("{error:#}"),
+        Err(_) => "the sum over the ranks panicked".to_string(),
+    };
+    let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    CALLBACK_ERROR.with_borrow_mut(|slot| {
+        *slot = message;
+        slot.as_ptr()
+    })
+}
+
+extern "C" fn release_summer<S: SumInPlace>(state: *mut c_void) {
+    // SAFETY: `state` came from `Arc::into_raw`, and the shim releases it once.
+    drop(unsafe { Arc::from_raw(state.cast_const().cast::<S>()) });
 }
 
 /// A client of c10d's `TCPStore`, a key-value server that rank 0 hosts.
@@ -128,6 +188,11 @@ impl Store {
     }
 }
 
+// SAFETY: c10d's TCPStore client serialises its operations with its own lock, and PyTorch
+// uses one store from many threads; the handle is owned, never aliased mutably.
+unsafe impl Send for Store {}
+unsafe impl Sync for Store {}
+
 impl Drop for Store {
     fn drop(&mut self) {
         // SAFETY: we own the handle.
@@ -171,6 +236,11 @@ impl NcclGroup {
         })
     }
 }
+
+// SAFETY: ProcessGroupNCCL is thread-safe (PyTorch's autograd threads call it during
+// backward, as SyncBatchNorm does); the handle is owned, never aliased mutably.
+unsafe impl Send for NcclGroup {}
+unsafe impl Sync for NcclGroup {}
 
 impl Drop for NcclGroup {
     fn drop(&mut self) {

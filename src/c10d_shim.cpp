@@ -2,6 +2,10 @@
 // rendezvous (in libtorch_cpu) and, when built with CUDA headers, the NCCL process group
 // (in libtorch_cuda). Every function catches C++ exceptions: it returns null or -1, and
 // bcl_c10d_last_error() says why.
+//
+// It also holds the one piece of autograd that Rust cannot express with tch: a sum over the
+// ranks that sums the gradients over the ranks on the way back (for SyncBatchNorm).
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef BCL_WITH_NCCL
 #include <c10/cuda/CUDAFunctions.h>
@@ -28,6 +32,39 @@ auto guarded(F f, decltype(f()) failed) -> decltype(f()) {
   }
   return failed;
 }
+// Rust's in-place sum over the ranks: returns null, or why it failed (valid until the next
+// call on this thread). `release` drops `state` once no autograd graph needs it.
+using bcl_sum_fn = const char* (*)(void* state, const at::Tensor* tensor);
+using bcl_release_fn = void (*)(void* state);
+
+struct RankSum : torch::CustomClassHolder {
+  bcl_sum_fn sum;
+  bcl_release_fn release;
+  void* state;
+  RankSum(bcl_sum_fn sum, bcl_release_fn release, void* state) : sum(sum), release(release), state(state) {}
+  ~RankSum() override { release(state); }
+  // A summed copy of `tensor`.
+  at::Tensor operator()(const at::Tensor& tensor) const {
+    at::Tensor copy = tensor.contiguous().clone();
+    if (const char* error = sum(state, &copy)) throw std::runtime_error(error);
+    return copy;
+  }
+};
+
+// y = Σ_ranks x, and on the way back dL/dx = Σ_ranks dL_r/dy: every rank's loss depends on
+// the sum, so each rank's input gets the gradients of all of them.
+struct SumOverRanks : torch::autograd::Function<SumOverRanks> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input,
+                            const c10::intrusive_ptr<RankSum>& sum) {
+    ctx->saved_data["sum"] = c10::IValue::make_capsule(sum);
+    return (*sum)(input);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto sum = c10::static_intrusive_pointer_cast<RankSum>(ctx->saved_data["sum"].toCapsule());
+    return {(*sum)(grads[0]), at::Tensor()};
+  }
+};
 }  // namespace
 
 struct bcl_store {
@@ -191,6 +228,20 @@ int bcl_group_broadcast(bcl_group* group, const at::Tensor* tensor, int root) {
   (void)root;
   return -1;
 #endif
+}
+
+// A new tensor: Σ over the ranks of `input`, through `sum`, differentiable (see
+// SumOverRanks). Takes ownership of `state`: `release` is called once, even on failure.
+at::Tensor* bcl_sum_over_ranks(const at::Tensor* input, bcl_sum_fn sum, bcl_release_fn release, void* state) {
+  c10::intrusive_ptr<RankSum> holder;
+  try {
+    holder = c10::make_intrusive<RankSum>(sum, release, state);
+  } catch (...) {
+    release(state);
+    last_error = "out of memory";
+    return nullptr;
+  }
+  return guarded([&]() { return new at::Tensor(SumOverRanks::apply(*input, holder)); }, nullptr);
 }
 
 }  // extern "C"

@@ -353,11 +353,11 @@ fn run_train(args: &TrainArgs) -> Result<()> {
             if device.is_cuda() {
                 device = crate::parse_device(&format!("cuda:{}", world.local_rank))?;
             }
-            Some(Group::join(world, device)?)
+            Some(Arc::new(Group::join(world, device)?))
         }
         None => None,
     };
-    let lead = group.as_ref().is_none_or(Group::is_lead);
+    let lead = group.as_deref().is_none_or(Group::is_lead);
     let (config, run, resume) = match &args.resume {
         Some(folder) => {
             let run = RunDir::open(folder)?;
@@ -400,11 +400,11 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     let processes = group
         .as_ref()
         .map_or(String::new(), |g| format!(" × {} processes ({} collectives)", g.world_size(), g.backend_name()));
-    let mut options = TrainOptions { device, resume, stop, max_steps: args.max_steps, group };
+    let options = TrainOptions { device, resume, stop, max_steps: args.max_steps, group };
     if !lead {
         // The other ranks train in silence; rank 0 reports and writes.
         train::train(&config, &run, &options, |_| ())?;
-        return options.group.take().map_or(Ok(()), Group::finish);
+        return options.group.as_deref().map_or(Ok(()), Group::finish);
     }
     println!(
         "{} {} on {device:?}{processes}: {:?} loss, {:?}, {} epochs of batch {}, lr {}",
@@ -419,7 +419,7 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     let mut progress = ProgressView::new();
     let outcome = train::train(&config, &run, &options, |p| progress.show(p))?;
     progress.finish();
-    options.group.take().map_or(Ok(()), Group::finish)?;
+    options.group.as_deref().map_or(Ok(()), Group::finish)?;
     if let Some(line) = progress.throughput(config.batch_size) {
         println!("{line}");
     }

@@ -74,6 +74,12 @@ pub struct TrainConfig {
     /// groups of batch / N: set it so to reproduce an N-GPU run on one. None: whole batch.
     #[serde(default)]
     pub bn_group_size: Option<usize>,
+    /// In a data-parallel run, BatchNorm statistics over every process's samples
+    /// (SyncBatchNorm): training then follows one process with the global batch, at the
+    /// cost of two small all-reduces per BatchNorm layer and step. Off: per process, as
+    /// PyTorch's DDP without SyncBatchNorm. No effect on a run without a launcher.
+    #[serde(default)]
+    pub sync_batch_norm: bool,
 }
 
 /// Preset names, for `--preset` and error messages.
@@ -107,6 +113,7 @@ impl TrainConfig {
             amp: Amp::Bf16,
             channels_last: true,
             bn_group_size: None,
+            sync_batch_norm: false,
         };
         let imagenet_like = |dataset, arch, classes, epochs, base_lr, weight_decay| Self {
             temperature: 0.07,
@@ -190,6 +197,11 @@ impl TrainConfig {
         }
         ensure!(self.workers != Some(0), "workers must be positive");
         ensure!(self.bn_group_size != Some(0), "bn_group_size must be positive");
+        ensure!(
+            !(self.sync_batch_norm && self.bn_group_size.is_some()),
+            "sync_batch_norm (statistics over all processes) and bn_group_size (over groups) contradict each other: \
+             set one"
+        );
         Ok(())
     }
 }

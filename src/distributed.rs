@@ -10,17 +10,17 @@
 //!
 //! On the CPU the collectives go through the store itself: slow but exact, for tests of
 //! the multi-process logic on machines without GPUs. It is never used on GPUs.
-use std::cell::Cell;
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use tch::{Device, Kind, Tensor};
 
-use crate::c10d::{NcclGroup, Store};
+use crate::c10d::{NcclGroup, Store, SumInPlace};
 
 /// Gradient bytes per all-reduce (PyTorch DDP's default bucket is 25 MB).
 const BUCKET_BYTES: i64 = 25 << 20;
@@ -78,13 +78,14 @@ enum Backend {
     Store,
 }
 
-/// The training processes, joined.
+/// The training processes, joined. Shared (`Arc`) with the autograd graphs of
+/// SyncBatchNorm, whose backward pass sums over the ranks too.
 pub struct Group {
     pub world: World,
     store: Store,
     backend: Backend,
     /// Number of store exchanges so far: each uses fresh keys.
-    exchanges: Cell<u64>,
+    exchanges: AtomicU64,
 }
 
 impl Group {
@@ -97,7 +98,7 @@ impl Group {
             }
             _ => Backend::Store,
         };
-        Ok(Group { world, store, backend, exchanges: Cell::new(0) })
+        Ok(Group { world, store, backend, exchanges: AtomicU64::new(0) })
     }
 
     pub fn rank(&self) -> usize {
@@ -123,8 +124,7 @@ impl Group {
     /// Every rank's `bytes`, in rank order, through the store. A rank deletes its key of the
     /// previous exchange once this one completes: every rank has read it by then.
     fn exchange(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
-        let n = self.exchanges.get() + 1;
-        self.exchanges.set(n);
+        let n = self.exchanges.fetch_add(1, Ordering::SeqCst) + 1;
         let key = |n: u64, rank: usize| format!("bcl/x/{n}/{rank}");
         self.store.set(&key(n, self.rank()), bytes)?;
         let all = (0..self.world_size()).map(|r| self.store.get(&key(n, r))).collect::<Result<Vec<_>>>()?;
@@ -136,7 +136,7 @@ impl Group {
 
     /// Ends this rank's part of the job. Rank 0 hosts the store, so it waits until every
     /// rank is done with it (the others may still be reading the last exchange).
-    pub fn finish(self) -> Result<()> {
+    pub fn finish(&self) -> Result<()> {
         const KEY: &str = "bcl/finished";
         self.store.add(KEY, 1)?;
         if self.is_lead() {
@@ -235,6 +235,12 @@ impl Group {
             start = end;
         }
         Ok(())
+    }
+}
+
+impl SumInPlace for Group {
+    fn sum_in_place(&self, tensor: &Tensor) -> Result<()> {
+        self.all_reduce_sum(tensor)
     }
 }
 

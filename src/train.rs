@@ -9,6 +9,7 @@
 //! the checkpoint holds the weights, the momentum buffers and the epoch's running sums.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -19,6 +20,7 @@ use tch::{Device, Kind, Tensor, nn};
 
 use crate::amp::{self, LossScaler};
 use crate::augment::Recipe;
+use crate::c10d;
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{Amp, LossKind, TrainConfig};
 use crate::data::Dataset;
@@ -26,7 +28,7 @@ use crate::distributed::{self, Group};
 use crate::loader::{self, LoaderConfig};
 use crate::loss::{balanced_contrastive_loss_of_anchors, cross_entropy, logit_adjusted_cross_entropy};
 use crate::metrics::{self, Evaluation};
-use crate::model::{BclModel, BclOutput};
+use crate::model::{BclModel, BclOutput, norm};
 use crate::optim::Sgd;
 use crate::run::RunDir;
 use crate::tensorboard::EventWriter;
@@ -114,7 +116,7 @@ pub struct TrainOptions {
     pub max_steps: Option<usize>,
     /// Data-parallel training: `config.batch_size` is the global batch, shared out over
     /// the ranks; only rank 0 evaluates and writes into the run folder.
-    pub group: Option<Group>,
+    pub group: Option<Arc<Group>>,
 }
 
 /// Steps between checks that the loss is finite (each check waits for the device, and for
@@ -129,7 +131,7 @@ pub fn train(
     mut on_progress: impl FnMut(Progress),
 ) -> Result<Outcome> {
     let device = options.device;
-    let group = options.group.as_ref();
+    let group = options.group.as_deref();
     let (lead, world) = group.map_or((true, 1), |g| (g.is_lead(), g.world_size()));
     ensure!(
         config.batch_size.is_multiple_of(world) && config.batch_size / world > 1,
@@ -218,18 +220,20 @@ pub fn train(
                 images = to_channels_last(&images);
             }
             let labels = batch.labels.to_device(device);
-            let losses =
-                amp::autocast(device, autocast_kind, || step_losses(config, &model, &images, &labels, &counts, group))?;
+            let losses = amp::autocast(device, autocast_kind, || {
+                step_losses(config, &model, &images, &labels, &counts, options.group.as_ref())
+            })?;
             let ce = losses.ce.to_kind(Kind::Float);
             let total = match &losses.contrastive {
                 Some((_, surrogate)) => &ce * config.alpha + surrogate.to_kind(Kind::Float) * config.beta,
                 None => ce.shallow_clone(),
             };
             parameters.iter().for_each(|(_, p)| p.shallow_clone().zero_grad());
+            // Fails only when a collective inside the backward pass does (SyncBatchNorm).
             match &state.loss_scaler {
-                Some(scaler) => (&total * scaler.scale).backward(),
-                None => total.backward(),
-            }
+                Some(scaler) => (&total * scaler.scale).f_backward(),
+                None => total.f_backward(),
+            }?;
             if let Some(group) = group {
                 group.average_gradients(&parameters)?;
             }
@@ -512,17 +516,23 @@ fn step_losses(
     images: &Tensor,
     labels: &Tensor,
     counts: &Tensor,
-    group: Option<&Group>,
+    group: Option<&Arc<Group>>,
 ) -> Result<StepLosses> {
     let b = labels.size()[0];
     let bn_group = config.bn_group_size.map_or(b, |g| g as i64);
+    // SyncBatchNorm: the forward passes take their statistics over every rank's samples
+    // (at world size 1 too, where it computes plain BatchNorm's statistics its own way).
+    let sync = group.filter(|_| config.sync_batch_norm).map(|group| {
+        let group = Arc::clone(group);
+        Rc::new(move |t: &Tensor| c10d::sum_over_ranks(Arc::clone(&group), t)) as Rc<norm::SumOverRanks>
+    });
     let classification = |logits: &Tensor| match config.loss {
         LossKind::Ce => cross_entropy(logits, labels),
         _ => logit_adjusted_cross_entropy(logits, labels, counts, config.logit_adjustment),
     };
     match config.loss {
         LossKind::Bcl | LossKind::Supcon => {
-            let out = forward_in_groups(model, images, b, bn_group);
+            let out = forward(sync.as_ref(), || forward_in_groups(model, images, b, bn_group))?;
             let logits = out.logits.narrow(0, 0, b);
             let (averaging, complement) = match config.loss {
                 LossKind::Bcl => (config.class_averaging, config.class_complement),
@@ -541,19 +551,27 @@ fn step_losses(
                 )
             };
             let (z1, z2) = (out.features.narrow(0, b, b), out.features.narrow(0, 2 * b, b));
-            let contrastive = distributed::gathered_loss(group, &z1, &z2, labels, loss)?;
+            let contrastive = distributed::gathered_loss(group.map(|g| &**g), &z1, &z2, labels, loss)?;
             Ok(StepLosses { ce: classification(&logits), contrastive: Some(contrastive), logits })
         }
         LossKind::La | LossKind::Ce => {
             let view0 = images.narrow(0, 0, b);
-            let logits = Tensor::cat(
-                &groups(b, bn_group)
-                    .map(|(start, n)| model.logits_t(&view0.narrow(0, start, n), true))
-                    .collect::<Vec<_>>(),
-                0,
-            );
+            let logits = forward(sync.as_ref(), || {
+                let parts: Vec<Tensor> =
+                    groups(b, bn_group).map(|(start, n)| model.logits_t(&view0.narrow(0, start, n), true)).collect();
+                Tensor::cat(&parts, 0)
+            })?;
             Ok(StepLosses { ce: classification(&logits), contrastive: None, logits })
         }
+    }
+}
+
+/// Runs the training forward pass `f`, with BatchNorm statistics summed over the ranks by
+/// `sync` (SyncBatchNorm) when given.
+fn forward<T>(sync: Option<&Rc<norm::SumOverRanks>>, f: impl FnOnce() -> T) -> Result<T> {
+    match sync {
+        Some(sum) => norm::with_statistics_over_ranks(Rc::clone(sum), f),
+        None => Ok(f()),
     }
 }
 

@@ -1,4 +1,5 @@
 //! The BCL model (SPEC section 1): a ResNet encoder and two branches on its features.
+pub mod norm;
 mod resnet;
 mod two_branch;
 

@@ -9,6 +9,7 @@ use tch::nn::{self, ModuleT};
 use tch::{Tensor, nn::init};
 
 use super::Arch;
+use super::norm::BatchNorm;
 
 /// Kaiming-normal, fan-out, ReLU gain: torchvision's convolution initialisation.
 const CONV_INIT: nn::Init = nn::Init::Kaiming {
@@ -23,22 +24,17 @@ fn conv2d(vs: nn::Path, c_in: i64, c_out: i64, kernel: i64, stride: i64, groups:
     nn::conv2d(vs, c_in, c_out, kernel, config)
 }
 
-/// BatchNorm with PyTorch's initialisation (weight 1, bias 0); tch's default weight is U(0, 1).
-pub(crate) fn batch_norm2d(vs: nn::Path, channels: i64) -> nn::BatchNorm {
-    nn::batch_norm2d(vs, channels, batch_norm_config())
-}
-
-pub(crate) fn batch_norm_config() -> nn::BatchNormConfig {
-    nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), bs_init: nn::Init::Const(0.0), ..Default::default() }
+fn batch_norm2d(vs: nn::Path, channels: i64) -> BatchNorm {
+    BatchNorm::new(vs, channels, 2)
 }
 
 /// CIFAR BasicBlock: two 3×3 convolutions; the shortcut subsamples and zero-pads channels.
 #[derive(Debug)]
 struct BasicBlock {
     conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: BatchNorm,
     conv2: nn::Conv2D,
-    bn2: nn::BatchNorm,
+    bn2: BatchNorm,
     /// Channels added on each side of the shortcut when the block widens (option A).
     shortcut_pad: Option<i64>,
     stride: i64,
@@ -76,12 +72,12 @@ impl ModuleT for BasicBlock {
 #[derive(Debug)]
 struct Bottleneck {
     conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: BatchNorm,
     conv2: nn::Conv2D,
-    bn2: nn::BatchNorm,
+    bn2: BatchNorm,
     conv3: nn::Conv2D,
-    bn3: nn::BatchNorm,
-    downsample: Option<(nn::Conv2D, nn::BatchNorm)>,
+    bn3: BatchNorm,
+    downsample: Option<(nn::Conv2D, BatchNorm)>,
 }
 
 const BOTTLENECK_EXPANSION: i64 = 4;
@@ -122,7 +118,7 @@ impl ModuleT for Bottleneck {
 #[derive(Debug)]
 pub struct ResNet {
     conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: BatchNorm,
     /// ImageNet networks downsample their 7×7 stem with a 3×3 max-pool; CIFAR ones do not.
     stem_max_pool: bool,
     layers: Vec<Vec<Box<dyn ModuleT>>>,

@@ -5,14 +5,15 @@
 use tch::Tensor;
 use tch::nn::{self, Module, ModuleT};
 
-use super::resnet::{ResNet, batch_norm_config};
+use super::norm::BatchNorm;
+use super::resnet::ResNet;
 use super::{ClassifierKind, ModelConfig};
 
 /// Linear → BatchNorm1d → ReLU → Linear, named `0`, `1`, `3` like `nn.Sequential`.
 #[derive(Debug)]
 struct ProjectionMlp {
     hidden: nn::Linear,
-    norm: nn::BatchNorm,
+    norm: BatchNorm,
     out: nn::Linear,
 }
 
@@ -31,7 +32,7 @@ impl ProjectionMlp {
     fn new(vs: nn::Path, c_in: i64, hidden: i64, c_out: i64) -> Self {
         Self {
             hidden: torch_linear(&vs / "0", c_in, hidden),
-            norm: nn::batch_norm1d(&vs / "1", hidden, batch_norm_config()),
+            norm: BatchNorm::new(&vs / "1", hidden, 1),
             out: torch_linear(&vs / "3", hidden, c_out),
         }
     }
