@@ -20,6 +20,33 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// `f(group, input)` on one thread per input, thread k being rank k of a group with the
+/// CPU (store) collectives; the results in rank order.
+fn on_rank_threads<I, T, F>(inputs: Vec<I>, f: F) -> Vec<T>
+where
+    I: Send + 'static,
+    T: Send + 'static,
+    F: Fn(&Arc<Group>, I) -> T + Send + Sync + 'static,
+{
+    let (port, world_size, f) = (free_port(), inputs.len(), Arc::new(f));
+    let threads: Vec<_> = inputs
+        .into_iter()
+        .enumerate()
+        .map(|(rank, input)| {
+            let f = Arc::clone(&f);
+            std::thread::spawn(move || {
+                let master_addr = "127.0.0.1".to_string();
+                let world = World { rank, world_size, local_rank: rank, master_addr, master_port: port };
+                let group = Arc::new(Group::join(world, Device::Cpu).unwrap());
+                let result = f(&group, input);
+                group.finish().unwrap();
+                result
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
 /// Random rows of unit length.
 fn unit_rows(rng: &mut rand::rngs::StdRng, rows: i64, dim: i64) -> Tensor {
     let values: Vec<f64> = (0..rows * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
@@ -46,43 +73,21 @@ fn gathered_bcl_loss_and_gradients_equal_one_process_on_the_whole_batch() {
     whole.backward();
     let (whole_grad1, whole_grad2, whole_grad_prototypes) = (g1.grad(), g2.grad(), gp.grad());
 
-    let port = free_port();
-    let ranks: Vec<_> = (0..world_size)
-        .map(|rank| {
-            let slice = |t: &Tensor| t.narrow(0, rank * b, b).detach().copy();
-            let (z1, z2, labels, prototypes) = (slice(&z1), slice(&z2), slice(&labels), prototypes.detach().copy());
-            std::thread::spawn(move || {
-                let world = World {
-                    rank: rank as usize,
-                    world_size: world_size as usize,
-                    local_rank: rank as usize,
-                    master_addr: "127.0.0.1".into(),
-                    master_port: port,
-                };
-                let group = Group::join(world, Device::Cpu).unwrap();
-                let (z1, z2, prototypes) =
-                    (z1.set_requires_grad(true), z2.set_requires_grad(true), prototypes.set_requires_grad(true));
-                let (value, surrogate) =
-                    bcl::distributed::gathered_loss(Some(&group), &z1, &z2, &labels, |views, view_labels, anchors| {
-                        balanced_contrastive_loss_of_anchors(
-                            views,
-                            view_labels,
-                            anchors,
-                            &prototypes,
-                            classes,
-                            0.1,
-                            true,
-                            true,
-                        )
-                    })
-                    .unwrap();
-                surrogate.backward();
-                group.finish().unwrap();
-                (value.double_value(&[]), z1.grad(), z2.grad(), prototypes.grad())
-            })
-        })
+    let slice = |t: &Tensor, rank: i64| t.narrow(0, rank * b, b).detach().copy();
+    let inputs = (0..world_size)
+        .map(|r| (slice(&z1, r), slice(&z2, r), slice(&labels, r), prototypes.detach().copy()))
         .collect();
-    let results: Vec<_> = ranks.into_iter().map(|r| r.join().unwrap()).collect();
+    let results = on_rank_threads(inputs, move |group, (z1, z2, labels, prototypes)| {
+        let (z1, z2, prototypes) =
+            (z1.set_requires_grad(true), z2.set_requires_grad(true), prototypes.set_requires_grad(true));
+        let (value, surrogate) =
+            bcl::distributed::gathered_loss(Some(group), &z1, &z2, &labels, |views, view_labels, anchors| {
+                balanced_contrastive_loss_of_anchors(views, view_labels, anchors, &prototypes, classes, 0.1, true, true)
+            })
+            .unwrap();
+        surrogate.backward();
+        (value.double_value(&[]), z1.grad(), z2.grad(), prototypes.grad())
+    });
 
     // The global loss is the mean of the ranks' values; gradients are averaged over ranks.
     let mean_value = results.iter().map(|r| r.0).sum::<f64>() / world_size as f64;
@@ -112,29 +117,12 @@ fn sync_batch_norm_on_two_ranks_is_batch_norm_over_the_whole_batch() {
     let upstream = Tensor::randn([world_size * b, channels, 4, 4], (tch::Kind::Double, Device::Cpu));
     let (whole_y, whole_grads, whole_running) = batch_norm_step(&x, &upstream, None);
 
-    let port = free_port();
-    let ranks: Vec<_> = (0..world_size)
-        .map(|rank| {
-            let slice = |t: &Tensor| t.narrow(0, rank * b, b).copy();
-            let (x, upstream) = (slice(&x), slice(&upstream));
-            std::thread::spawn(move || {
-                let world = World {
-                    rank: rank as usize,
-                    world_size: world_size as usize,
-                    local_rank: rank as usize,
-                    master_addr: "127.0.0.1".into(),
-                    master_port: port,
-                };
-                let group = Arc::new(Group::join(world, Device::Cpu).unwrap());
-                let summer = Arc::clone(&group);
-                let sum: Rc<SumOverRanks> = Rc::new(move |t: &Tensor| sum_over_ranks(Arc::clone(&summer), t));
-                let result = batch_norm_step(&x, &upstream, Some(sum));
-                group.finish().unwrap();
-                result
-            })
-        })
-        .collect();
-    let results: Vec<_> = ranks.into_iter().map(|r| r.join().unwrap()).collect();
+    let inputs = (0..world_size).map(|r| (x.narrow(0, r * b, b).copy(), upstream.narrow(0, r * b, b).copy())).collect();
+    let results = on_rank_threads(inputs, |group, (x, upstream)| {
+        let group = Arc::clone(group);
+        let sum: Rc<SumOverRanks> = Rc::new(move |t: &Tensor| sum_over_ranks(Arc::clone(&group), t));
+        batch_norm_step(&x, &upstream, Some(sum))
+    });
     let close = |a: &Tensor, b: &Tensor, what: &str| {
         let diff = (a - b).abs().max().double_value(&[]);
         assert!(diff < 1e-10, "{what}: differs by {diff}");
