@@ -34,6 +34,7 @@ unsafe extern "C" {
         is_server: c_int,
         world_size: c_int,
         timeout_ms: i64,
+        prefix: *const c_char,
     ) -> *mut RawStore;
     fn bcl_store_free(store: *mut RawStore);
     fn bcl_store_set(store: *mut RawStore, key: *const c_char, data: *const u8, len: usize) -> c_int;
@@ -137,12 +138,23 @@ pub struct Store(NonNull<RawStore>);
 impl Store {
     /// Rank 0 listens on `host:port`, the others connect to it; every rank waits (up to
     /// `timeout`, which also bounds each later `get`) until all `world_size` have joined.
-    pub fn connect(host: &str, port: u16, rank: usize, world_size: usize, timeout: Duration) -> Result<Self> {
+    /// With `launcher_prefix`, a launcher (torchrun's agent) already serves `host:port`:
+    /// every rank connects to it, and keeps its keys under that prefix.
+    pub fn connect(
+        host: &str,
+        port: u16,
+        (rank, world_size): (usize, usize),
+        timeout: Duration,
+        launcher_prefix: Option<&str>,
+    ) -> Result<Self> {
         let c_host = c_string(host)?;
+        let c_prefix = c_string(launcher_prefix.unwrap_or(""))?;
+        let is_server = (rank == 0 && launcher_prefix.is_none()) as c_int;
         let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
         // SAFETY: see the extern block.
-        let raw =
-            unsafe { bcl_store_connect(c_host.as_ptr(), port, (rank == 0) as c_int, world_size as c_int, timeout_ms) };
+        let raw = unsafe {
+            bcl_store_connect(c_host.as_ptr(), port, is_server, world_size as c_int, timeout_ms, c_prefix.as_ptr())
+        };
         NonNull::new(raw).map(Store).with_context(|| {
             format!("rank {rank} of {world_size}: could not meet the others at {host}:{port}: {}", last_error())
         })

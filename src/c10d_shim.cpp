@@ -6,6 +6,7 @@
 // It also holds the one piece of autograd that Rust cannot express with tch: a sum over the
 // ranks that sums the gradients over the ranks on the way back (for SyncBatchNorm).
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef BCL_WITH_NCCL
 #include <c10/cuda/CUDAFunctions.h>
@@ -89,9 +90,10 @@ int bcl_c10d_has_nccl() {
 #endif
 }
 
-// Rank 0 (is_server) listens on port; the others connect. Waits up to timeout_ms for them.
+// The server (is_server) listens on port; the others connect. The server waits up to
+// timeout_ms for them. Keys live under `prefix` when it is not empty.
 bcl_store* bcl_store_connect(const char* host, uint16_t port, int is_server, int world_size,
-                             int64_t timeout_ms) {
+                             int64_t timeout_ms, const char* prefix) {
   return guarded(
       [&]() -> bcl_store* {
         c10d::TCPStoreOptions options;
@@ -100,7 +102,8 @@ bcl_store* bcl_store_connect(const char* host, uint16_t port, int is_server, int
         options.numWorkers = static_cast<size_t>(world_size);
         options.waitWorkers = true;
         options.timeout = std::chrono::milliseconds(timeout_ms);
-        auto store = c10::make_intrusive<c10d::TCPStore>(host, options);
+        c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(host, options);
+        if (prefix[0] != '\0') store = c10::make_intrusive<c10d::PrefixStore>(prefix, store);
         return new bcl_store{store};
       },
       nullptr);

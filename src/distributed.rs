@@ -36,9 +36,13 @@ pub struct World {
     pub world_size: usize,
     /// Rank on this machine: the GPU this process uses.
     pub local_rank: usize,
-    /// Where rank 0 hosts the store.
+    /// Where rank 0 (or the launcher) hosts the store.
     pub master_addr: String,
     pub master_port: u16,
+    /// Set when the launcher hosts the store (torchrun's agent does, and says so in
+    /// `TORCHELASTIC_USE_AGENT_STORE`): the keys' prefix, fresh for each restart of the job,
+    /// so that a restarted job never reads the keys of the attempt before.
+    pub launcher_store_prefix: Option<String>,
 }
 
 impl World {
@@ -61,12 +65,18 @@ impl World {
         ensure!(world_size >= 1, "WORLD_SIZE must be at least 1");
         ensure!(rank < world_size, "RANK={rank} is not below WORLD_SIZE={world_size}");
         ensure!(master_port <= u16::MAX as usize, "MASTER_PORT={master_port} is not a port");
+        let launcher_store_prefix = (var("TORCHELASTIC_USE_AGENT_STORE").as_deref() == Some("True")).then(|| {
+            let run = var("TORCHELASTIC_RUN_ID").unwrap_or_default();
+            let attempt = var("TORCHELASTIC_RESTART_COUNT").unwrap_or_default();
+            format!("bcl/{run}/attempt_{attempt}/")
+        });
         Ok(Some(World {
             rank,
             world_size,
             local_rank,
             master_addr: var("MASTER_ADDR").unwrap_or_else(|| "127.0.0.1".into()),
             master_port: master_port as u16,
+            launcher_store_prefix,
         }))
     }
 }
@@ -91,7 +101,13 @@ pub struct Group {
 impl Group {
     /// Meets the other ranks at rank 0's store; uses NCCL when `device` is a GPU.
     pub fn join(world: World, device: Device) -> Result<Group> {
-        let store = Store::connect(&world.master_addr, world.master_port, world.rank, world.world_size, TIMEOUT)?;
+        let store = Store::connect(
+            &world.master_addr,
+            world.master_port,
+            (world.rank, world.world_size),
+            TIMEOUT,
+            world.launcher_store_prefix.as_deref(),
+        )?;
         let backend = match device {
             Device::Cuda(index) => {
                 Backend::Nccl(NcclGroup::new(&store, world.rank, world.world_size, index, TIMEOUT)?, device)
@@ -330,6 +346,8 @@ pub fn launch_local(processes: usize) -> Result<()> {
             .env("MASTER_ADDR", "127.0.0.1")
             .env("MASTER_PORT", &port)
             .env("OMP_NUM_THREADS", &threads)
+            // Rank 0 hosts the store here, whatever a torchrun shell left behind.
+            .env_remove("TORCHELASTIC_USE_AGENT_STORE")
             // Its own process group: a Ctrl-C reaches the ranks once, through us.
             .process_group(0)
             .spawn()

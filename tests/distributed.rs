@@ -1,5 +1,6 @@
 //! Data-parallel training over c10d with the CPU (store) collectives: two ranks compute what
 //! one process computes with the same global batch.
+use std::path::Path;
 use std::process::{Command, Output};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -36,7 +37,14 @@ where
             let f = Arc::clone(&f);
             std::thread::spawn(move || {
                 let master_addr = "127.0.0.1".to_string();
-                let world = World { rank, world_size, local_rank: rank, master_addr, master_port: port };
+                let world = World {
+                    rank,
+                    world_size,
+                    local_rank: rank,
+                    master_addr,
+                    master_port: port,
+                    launcher_store_prefix: None,
+                };
                 let group = Arc::new(Group::join(world, Device::Cpu).unwrap());
                 let result = f(&group, input);
                 group.finish().unwrap();
@@ -230,15 +238,22 @@ impl TinyRuns {
         file
     }
 
+    /// The arguments of `bcl` for `steps` steps, without `--out`.
+    fn train_args(&self, steps: usize) -> Vec<String> {
+        let data = path(self.data.path());
+        let args =
+            ["train", "--root", data, "--imb-factor", "5", "--batch-size", "16", "--lr", "0.01", "--epochs", "2"];
+        let more = ["--device", "cpu", "--workers", "1", "--max-steps", &steps.to_string()].map(String::from);
+        args.map(String::from).into_iter().chain(more).collect()
+    }
+
     /// Trains `steps` steps into the folder `name`, with `extra` arguments; its checkpoint.
     fn train(&self, name: &str, steps: usize, extra: &[&str]) -> Checkpoint {
         let out = self.dir.path().join(name);
-        let steps = steps.to_string();
-        let mut args = vec!["train", "--root", path(self.data.path()), "--imb-factor", "5", "--batch-size", "16"];
-        args.extend(["--lr", "0.01", "--epochs", "2", "--device", "cpu", "--workers", "1"]);
-        args.extend(["--max-steps", &steps, "--out", path(&out)]);
-        args.extend(extra);
-        bcl(&args);
+        let mut args = self.train_args(steps);
+        args.extend(["--out", path(&out)].map(String::from));
+        args.extend(extra.iter().map(|a| a.to_string()));
+        bcl(&args.iter().map(String::as_str).collect::<Vec<_>>());
         checkpoint::load(&out.join("last.safetensors")).unwrap()
     }
 }
@@ -333,6 +348,33 @@ fn two_processes_with_sync_batch_norm_train_as_one_process_with_the_whole_batch(
     assert!(loss_diff < 1e-4, "losses ({a_ce}, {a_cl}) vs ({b_ce}, {b_cl})");
     assert!(weights_diff < 1e-2, "{weights_name} differs by {weights_diff} (relative)");
     assert!(running_diff < 1e-3, "{running_name} differs by {running_diff} (relative)");
+}
+
+/// torchrun starts the ranks itself and its agent hosts the store on MASTER_PORT, so every
+/// rank joins as a client (under a prefix per restart): the job trains exactly as with
+/// `--nproc-per-node`, and rank 0 does not try to bind the agent's port.
+#[test]
+fn torchrun_launches_the_same_training_as_nproc_per_node() {
+    let runs = TinyRuns::new();
+    let ours = runs.train("ours", 1, &["--nproc-per-node", "2"]);
+    let torchrun = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/torchrun");
+    let out_dir = runs.dir.path().join("torchrun");
+    let output = Command::new(&torchrun)
+        .args(["--no-python", "--nproc-per-node", "2", "--master-port", &free_port().to_string()])
+        .arg(env!("CARGO_BIN_EXE_bcl"))
+        .args(runs.train_args(1))
+        .args(["--out", path(&out_dir)])
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .expect("the venv's torchrun (scripts/setup.sh installs torch there)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "torchrun failed:\n{}{stderr}", String::from_utf8_lossy(&output.stdout));
+    assert!(!stderr.contains("failed to bind"), "{stderr}");
+    let theirs = checkpoint::load(&out_dir.join("last.safetensors")).unwrap();
+    for (name, t) in &ours.weights {
+        assert!(t.equal(&theirs.weights[name]), "{name} differs between torchrun and --nproc-per-node");
+    }
+    assert_eq!(ours.metadata["state"], theirs.metadata["state"]);
 }
 
 /// Environment variables, extra arguments, and the error they must give.
