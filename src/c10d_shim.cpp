@@ -170,7 +170,19 @@ bcl_group* bcl_nccl_new(bcl_store* store, int rank, int world_size, int device, 
 #endif
 }
 
-void bcl_group_free(bcl_group* group) { delete group; }
+// Shuts the group down first, as torch.distributed.destroy_process_group() does (libtorch
+// warns about a group destroyed without it).
+void bcl_group_free(bcl_group* group) {
+#ifdef BCL_WITH_NCCL
+  guarded(
+      [&]() {
+        group->group->shutdown();
+        return 0;
+      },
+      -1);
+#endif
+  delete group;
+}
 
 #ifdef BCL_WITH_NCCL
 namespace {
