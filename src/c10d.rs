@@ -132,7 +132,7 @@ extern "C" fn release_summer<S: SumInPlace>(state: *mut c_void) {
     drop(unsafe { Arc::from_raw(state.cast_const().cast::<S>()) });
 }
 
-/// A client of c10d's `TCPStore`, a key-value server that rank 0 hosts.
+/// A client of c10d's `TCPStore`, a key-value server that rank 0 (or the launcher) hosts.
 pub struct Store(NonNull<RawStore>);
 
 impl Store {
