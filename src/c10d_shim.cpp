@@ -6,6 +6,7 @@
 // It also holds the one piece of autograd that Rust cannot express with tch: a sum over the
 // ranks that sums the gradients over the ranks on the way back (for SyncBatchNorm).
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef BCL_WITH_NCCL
@@ -72,10 +73,10 @@ struct bcl_store {
   c10::intrusive_ptr<c10d::Store> store;
 };
 
+// A process group through c10d's backend interface (libtorch_cpu's headers): only its
+// creation needs NCCL's.
 struct bcl_group {
-#ifdef BCL_WITH_NCCL
-  c10::intrusive_ptr<c10d::ProcessGroupNCCL> group;
-#endif
+  c10::intrusive_ptr<c10d::Backend> group;
 };
 
 extern "C" {
@@ -173,62 +174,44 @@ bcl_group* bcl_nccl_new(bcl_store* store, int rank, int world_size, int device, 
 // Shuts the group down first, as torch.distributed.destroy_process_group() does (libtorch
 // warns about a group destroyed without it).
 void bcl_group_free(bcl_group* group) {
-#ifdef BCL_WITH_NCCL
   guarded(
       [&]() {
         group->group->shutdown();
         return 0;
       },
       -1);
-#endif
   delete group;
 }
 
-#ifdef BCL_WITH_NCCL
 namespace {
 int wait(const c10::intrusive_ptr<c10d::Work>& work) {
   work->wait();
   return 0;
 }
 }  // namespace
-#endif
 
 // In place: the element-wise sum over ranks.
 int bcl_group_all_reduce_sum(bcl_group* group, const at::Tensor* tensor) {
-#ifdef BCL_WITH_NCCL
   return guarded(
       [&]() {
         std::vector<at::Tensor> tensors{*tensor};
         return wait(group->group->allreduce(tensors));
       },
       -1);
-#else
-  (void)group;
-  (void)tensor;
-  return -1;
-#endif
 }
 
 // output (world_size · n elements, contiguous) ← every rank's input (n elements), in rank order.
 int bcl_group_all_gather(bcl_group* group, const at::Tensor* output, const at::Tensor* input) {
-#ifdef BCL_WITH_NCCL
   return guarded(
       [&]() {
         at::Tensor out = *output, in = *input;  // handles on the same storage
         return wait(group->group->_allgather_base(out, in));
       },
       -1);
-#else
-  (void)group;
-  (void)output;
-  (void)input;
-  return -1;
-#endif
 }
 
 // In place: root's tensor on every rank.
 int bcl_group_broadcast(bcl_group* group, const at::Tensor* tensor, int root) {
-#ifdef BCL_WITH_NCCL
   return guarded(
       [&]() {
         std::vector<at::Tensor> tensors{*tensor};
@@ -237,12 +220,6 @@ int bcl_group_broadcast(bcl_group* group, const at::Tensor* tensor, int root) {
         return wait(group->group->broadcast(tensors, options));
       },
       -1);
-#else
-  (void)group;
-  (void)tensor;
-  (void)root;
-  return -1;
-#endif
 }
 
 // A new tensor: Σ over the ranks of `input`, through `sum`, differentiable (see
