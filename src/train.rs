@@ -196,6 +196,12 @@ pub fn train(
         ("class_names".to_string(), serde_json::to_string(train_set.class_names())?),
     ]);
     let counts = Tensor::from_slice(&class_counts).to_device(device);
+    // SyncBatchNorm: training forward passes take their statistics over every rank's
+    // samples (at world size 1 too, where they are plain BatchNorm's, computed its way).
+    let sync_batch_norm = options.group.as_ref().filter(|_| config.sync_batch_norm).map(|group| {
+        let group = Arc::clone(group);
+        Rc::new(move |t: &Tensor| c10d::sum_over_ranks(Arc::clone(&group), t)) as Rc<norm::SumOverRanks>
+    });
     let mut outcome = Outcome { stopped_at: None, records: Vec::new() };
     let mut steps_taken = 0;
 
@@ -221,7 +227,7 @@ pub fn train(
             }
             let labels = batch.labels.to_device(device);
             let losses = amp::autocast(device, autocast_kind, || {
-                step_losses(config, &model, &images, &labels, &counts, options.group.as_ref())
+                step_losses(config, &model, &images, &labels, &counts, group, sync_batch_norm.as_ref())
             })?;
             let ce = losses.ce.to_kind(Kind::Float);
             let total = match &losses.contrastive {
@@ -516,23 +522,18 @@ fn step_losses(
     images: &Tensor,
     labels: &Tensor,
     counts: &Tensor,
-    group: Option<&Arc<Group>>,
+    group: Option<&Group>,
+    sync: Option<&Rc<norm::SumOverRanks>>,
 ) -> Result<StepLosses> {
     let b = labels.size()[0];
     let bn_group = config.bn_group_size.map_or(b, |g| g as i64);
-    // SyncBatchNorm: the forward passes take their statistics over every rank's samples
-    // (at world size 1 too, where it computes plain BatchNorm's statistics its own way).
-    let sync = group.filter(|_| config.sync_batch_norm).map(|group| {
-        let group = Arc::clone(group);
-        Rc::new(move |t: &Tensor| c10d::sum_over_ranks(Arc::clone(&group), t)) as Rc<norm::SumOverRanks>
-    });
     let classification = |logits: &Tensor| match config.loss {
         LossKind::Ce => cross_entropy(logits, labels),
         _ => logit_adjusted_cross_entropy(logits, labels, counts, config.logit_adjustment),
     };
     match config.loss {
         LossKind::Bcl | LossKind::Supcon => {
-            let out = forward(sync.as_ref(), || forward_in_groups(model, images, b, bn_group))?;
+            let out = forward(sync, || forward_in_groups(model, images, b, bn_group))?;
             let logits = out.logits.narrow(0, 0, b);
             let (averaging, complement) = match config.loss {
                 LossKind::Bcl => (config.class_averaging, config.class_complement),
@@ -551,12 +552,12 @@ fn step_losses(
                 )
             };
             let (z1, z2) = (out.features.narrow(0, b, b), out.features.narrow(0, 2 * b, b));
-            let contrastive = distributed::gathered_loss(group.map(|g| &**g), &z1, &z2, labels, loss)?;
+            let contrastive = distributed::gathered_loss(group, &z1, &z2, labels, loss)?;
             Ok(StepLosses { ce: classification(&logits), contrastive: Some(contrastive), logits })
         }
         LossKind::La | LossKind::Ce => {
             let view0 = images.narrow(0, 0, b);
-            let logits = forward(sync.as_ref(), || {
+            let logits = forward(sync, || {
                 let parts: Vec<Tensor> =
                     groups(b, bn_group).map(|(start, n)| model.logits_t(&view0.narrow(0, start, n), true)).collect();
                 Tensor::cat(&parts, 0)
