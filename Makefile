@@ -2,7 +2,7 @@
 # Both first run the idempotent set-up (venv with torch, Fashion-MNIST), then build.
 CARGO ?= cargo
 
-.PHONY: setup build demo test lint golden
+.PHONY: setup build demo test lint golden crash-test fuzz ablation
 
 setup:
 	@scripts/setup.sh
@@ -25,3 +25,18 @@ lint: setup
 golden: setup
 	.venv/bin/pip install --quiet --disable-pip-version-check "safetensors==0.8.0"
 	.venv/bin/python tests/golden/make_golden.py tests/golden/bcl_loss.safetensors
+
+# Kills a tiny training run with SIGKILL many times and checks it ends as an uninterrupted
+# one (scripts/crash_test.sh; N runs in a row).
+N ?= 1
+crash-test: build
+	@for i in $$(seq $(N)); do echo "crash test $$i of $(N)"; scripts/crash_test.sh || exit 1; done
+
+# cargo-fuzz targets for the binary formats, FUZZ_SECONDS each (needs nightly and cargo-fuzz).
+FUZZ_SECONDS ?= 600
+fuzz: setup
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# The loss ablation on Fashion-MNIST-LT (scripts/ablation.sh; resumable).
+ablation: build
+	scripts/ablation.sh

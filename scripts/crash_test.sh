@@ -13,7 +13,7 @@ BCL=${BCL:-target/release/bcl}
 work=$(mktemp -d)
 echo "crash test: working in $work"
 trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
-python3 scripts/tiny_fashion_mnist.py "$work/data" 20 10
+python3 tests/support/tiny_fashion_mnist.py "$work/data" 20 10
 train=("$BCL" train --root "$work/data" --imb-factor 5 --batch-size 8 --epochs "$EPOCHS" --device cpu --workers 2)
 
 start=$(date +%s)
@@ -50,13 +50,13 @@ while [ "$kills" -lt "$KILLS" ]; do
   fi
   # Every checkpoint on disk is whole after every kill.
   files=$(compgen -G "$run/*.safetensors" || true)
-  [ -z "$files" ] || python3 scripts/check_checkpoints.py $files
+  [ -z "$files" ] || python3 tests/support/check_checkpoints.py $files
 done
 echo "crash test: $kills kills ($during_write while a checkpoint was being written) in $attempts attempts"
 "$BCL" train --resume "$run" --device cpu --workers 2 > "$work/final.log"
-python3 scripts/check_checkpoints.py "$run/last.safetensors" "$run/best.safetensors"
+python3 tests/support/check_checkpoints.py "$run/last.safetensors" "$run/best.safetensors"
 "$BCL" eval --checkpoint "$run/best" --device cpu > /dev/null
-python3 scripts/check_checkpoints.py --same "$work/whole/last.safetensors" "$run/last.safetensors"
+python3 tests/support/check_checkpoints.py --same "$work/whole/last.safetensors" "$run/last.safetensors"
 # The same epochs with the same losses in the log (timings aside).
 if ! cmp <(cut -d, -f1-4 "$work/whole/metrics.jsonl") <(cut -d, -f1-4 "$run/metrics.jsonl"); then
   echo "crash test: metrics.jsonl differs from the uninterrupted run's"; exit 1

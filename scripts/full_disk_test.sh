@@ -12,7 +12,7 @@ work=$(mktemp -d)
 disk="$work/disk"
 mkdir -p "$disk"
 trap 'umount "$disk" 2>/dev/null || true; rm -rf "$work"' EXIT
-python3 scripts/tiny_fashion_mnist.py "$work/data" 20 10
+python3 tests/support/tiny_fashion_mnist.py "$work/data" 20 10
 mount -t tmpfs -o size=12m tmpfs "$disk"
 run="$disk/run"
 "$BCL" train --root "$work/data" --imb-factor 5 --batch-size 8 --epochs 1 --device cpu --out "$run" > /dev/null
@@ -26,7 +26,7 @@ fi
 echo "bcl said: $(grep -v '^ ' "$work/err.log" | grep -v '^$' | head -3)"
 grep -q "No space left on device" "$work/err.log" || { echo "full disk test: no ENOSPC message"; exit 1; }
 cmp "$run/last.safetensors" "$work/before.safetensors"
-python3 scripts/check_checkpoints.py "$run/last.safetensors"
+python3 tests/support/check_checkpoints.py "$run/last.safetensors"
 if compgen -G "$run/.*.partial" > /dev/null; then echo "full disk test: a temporary file was left"; exit 1; fi
 rm "$disk/filler"
 "$BCL" eval --checkpoint "$run/last" --device cpu > /dev/null

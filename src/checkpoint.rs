@@ -9,12 +9,13 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use safetensors::{Dtype, SafeTensors, View};
 use tch::{Device, Kind, Tensor};
+
+use crate::fs::write_atomic;
 
 const OPTIMIZER_PREFIX: &str = "optimizer.momentum_buffer.";
 
@@ -152,25 +153,6 @@ fn refuse_pickle(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` so that `path` is either its old contents or all of `bytes`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().with_context(|| format!("{} is not a file path", path.display()))?;
-    let temporary = folder.join(format!(".{}.partial", name.to_string_lossy()));
-    let written = File::create(&temporary).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
-    });
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&temporary);
-        bail!("cannot write {}: {e} (the previous file, if any, is unchanged)", path.display());
-    }
-    std::fs::rename(&temporary, path).with_context(|| format!("cannot move {} into place", temporary.display()))?;
-    // The rename itself is durable once the folder is synced.
-    File::open(folder).and_then(|f| f.sync_all()).with_context(|| format!("cannot sync {}", folder.display()))?;
-    Ok(())
-}
-
 /// A tensor's bytes on the CPU, as safetensors writes them.
 struct TensorBytes {
     dtype: Dtype,
@@ -188,12 +170,17 @@ impl TensorBytes {
             Kind::Int64 => Dtype::I64,
             other => bail!("cannot checkpoint a tensor of kind {other:?}"),
         };
-        let tensor = tensor.to_device(Device::Cpu).contiguous();
-        let numel = tensor.numel();
-        let mut data = vec![0u8; numel * tensor.kind().elt_size_in_bytes()];
-        tensor.copy_data_u8(&mut data, numel);
-        Ok(Self { dtype, shape: tensor.size().iter().map(|&d| d as usize).collect(), data })
+        Ok(Self { dtype, shape: tensor.size().iter().map(|&d| d as usize).collect(), data: bytes_of(tensor) })
     }
+}
+
+/// A tensor's elements as bytes in memory order, copied to the CPU.
+pub fn bytes_of(tensor: &Tensor) -> Vec<u8> {
+    let tensor = tensor.to_device(Device::Cpu).contiguous();
+    let numel = tensor.numel();
+    let mut bytes = vec![0u8; numel * tensor.kind().elt_size_in_bytes()];
+    tensor.copy_data_u8(&mut bytes, numel);
+    bytes
 }
 
 impl View for TensorBytes {

@@ -2,12 +2,13 @@
 //! TOML overrides and the checks that reject bad numbers before training starts.
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use serde::{Deserialize, Serialize};
 
-use crate::augment::ClViews;
+use crate::augment::randaugment::RandAugment;
+use crate::augment::{ClViews, Recipe};
 use crate::data::long_tail::Profile;
-use crate::data::{DataConfig, DatasetKind};
+use crate::data::{DataConfig, Dataset, DatasetKind};
 use crate::model::{Arch, ModelConfig};
 use crate::schedule::{Decay, LrSchedule};
 
@@ -82,15 +83,45 @@ pub struct TrainConfig {
     pub sync_batch_norm: bool,
 }
 
-/// Preset names, for `--preset` and error messages.
-pub const PRESETS: [&str; 5] = ["fashion-mnist-lt", "cifar10-lt", "cifar100-lt", "imagenet-lt", "inat2018"];
+/// The benchmark recipes of SPEC section 3 (`--preset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// BCL on Fashion-MNIST-LT (ρ = 100), sized for `make demo` on a 2-core machine.
+    FashionMnistLt,
+    /// The paper's CIFAR-10-LT recipe (ρ = 100).
+    Cifar10Lt,
+    /// The paper's CIFAR-100-LT recipe (ρ = 100).
+    Cifar100Lt,
+    /// ImageNet-LT, ResNeXt-50.
+    ImagenetLt,
+    /// iNaturalist 2018, ResNet-50.
+    Inat2018,
+}
+
+impl Preset {
+    /// The name `--preset` takes, such as `cifar10-lt`.
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self).map_or_else(String::new, |v| v.get_name().to_string())
+    }
+
+    pub fn all() -> &'static [Preset] {
+        <Preset as clap::ValueEnum>::value_variants()
+    }
+}
 
 impl TrainConfig {
-    /// The recipe of SPEC section 3 for `name`, reading its data from `root`.
-    pub fn preset(name: &str, root: PathBuf) -> Result<Self> {
+    /// The recipe of SPEC section 3 for `preset`, reading its data from `root`.
+    pub fn preset(preset: Preset, root: PathBuf) -> Self {
+        let data = |dataset, imb_factor| DataConfig {
+            dataset,
+            root: root.clone(),
+            imb_factor,
+            profile: Profile::Exp,
+            subset_seed: 0,
+        };
         // The CIFAR-LT recipe; the other presets change what differs.
-        let base = |dataset, imb_factor, model| Self {
-            data: DataConfig { dataset, root: root.clone(), imb_factor, profile: Profile::Exp, subset_seed: 0 },
+        let cifar_lt = |data, model| Self {
+            data,
             model,
             loss: LossKind::Bcl,
             class_averaging: true,
@@ -115,29 +146,38 @@ impl TrainConfig {
             bn_group_size: None,
             sync_batch_norm: false,
         };
-        let imagenet_like = |dataset, arch, classes, epochs, base_lr, weight_decay| Self {
+        let imagenet_lt = Self {
             temperature: 0.07,
             alpha: 1.0,
             beta: 0.35,
-            epochs,
-            schedule: LrSchedule { base_lr, warmup_epochs: 0, decay: Decay::Cosine },
-            weight_decay,
-            ..base(dataset, None, ModelConfig::imagenet(arch, classes))
+            epochs: 90,
+            schedule: LrSchedule { base_lr: 0.1, warmup_epochs: 0, decay: Decay::Cosine },
+            ..cifar_lt(data(DatasetKind::ImagenetLt, None), ModelConfig::imagenet(Arch::Resnext50_32x4d, 1000))
         };
-        Ok(match name {
-            // Sized for `make demo` on a 2-core machine (under 10 minutes): 4 cosine epochs.
-            "fashion-mnist-lt" => Self {
+        match preset {
+            Preset::FashionMnistLt => Self {
                 epochs: 4,
                 batch_size: 128,
                 schedule: LrSchedule { base_lr: 0.1, warmup_epochs: 1, decay: Decay::Cosine },
-                ..base(DatasetKind::FashionMnist, Some(100.0), ModelConfig::cifar(1, 10))
+                ..cifar_lt(data(DatasetKind::FashionMnist, Some(100.0)), ModelConfig::cifar(1, 10))
             },
-            "cifar10-lt" => base(DatasetKind::Cifar10, Some(100.0), ModelConfig::cifar(3, 10)),
-            "cifar100-lt" => base(DatasetKind::Cifar100, Some(100.0), ModelConfig::cifar(3, 100)),
-            "imagenet-lt" => imagenet_like(DatasetKind::ImagenetLt, Arch::Resnext50_32x4d, 1000, 90, 0.1, 5e-4),
-            "inat2018" => imagenet_like(DatasetKind::Inat2018, Arch::Resnet50, 8142, 100, 0.2, 1e-4),
-            other => bail!("unknown preset {other:?}; presets: {}", PRESETS.join(", ")),
-        })
+            Preset::Cifar10Lt => cifar_lt(data(DatasetKind::Cifar10, Some(100.0)), ModelConfig::cifar(3, 10)),
+            Preset::Cifar100Lt => cifar_lt(data(DatasetKind::Cifar100, Some(100.0)), ModelConfig::cifar(3, 100)),
+            Preset::Inat2018 => Self {
+                data: data(DatasetKind::Inat2018, None),
+                model: ModelConfig::imagenet(Arch::Resnet50, 8142),
+                epochs: 100,
+                schedule: LrSchedule { base_lr: 0.2, ..imagenet_lt.schedule.clone() },
+                weight_decay: 1e-4,
+                ..imagenet_lt
+            },
+            Preset::ImagenetLt => imagenet_lt,
+        }
+    }
+
+    /// The views and evaluation transform of this run, sized from `train_set`'s first image.
+    pub fn recipe(&self, train_set: &dyn Dataset) -> Result<Recipe> {
+        Recipe::for_dataset(self.data.dataset, train_set, self.cl_views, &self.randaugment, self.cutout)
     }
 }
 
@@ -195,6 +235,7 @@ impl TrainConfig {
         if let Some(rho) = self.data.imb_factor {
             ensure!(rho.is_finite() && rho >= 1.0, "data.imb_factor = {rho} must be a number ≥ 1");
         }
+        RandAugment::parse(&self.randaugment)?;
         ensure!(self.workers != Some(0), "workers must be positive");
         ensure!(self.bn_group_size != Some(0), "bn_group_size must be positive");
         ensure!(

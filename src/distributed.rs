@@ -13,6 +13,7 @@
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use tch::{Device, Kind, Tensor};
 
 use crate::c10d::{NcclGroup, Store, SumInPlace};
+use crate::checkpoint::bytes_of;
 
 /// Gradient bytes per all-reduce (PyTorch DDP's default bucket is 25 MB).
 const BUCKET_BYTES: i64 = 25 << 20;
@@ -126,7 +128,7 @@ impl Group {
     }
 
     /// Rank 0 writes the logs and checkpoints and evaluates.
-    pub fn is_lead(&self) -> bool {
+    pub fn is_primary(&self) -> bool {
         self.world.rank == 0
     }
 
@@ -155,7 +157,7 @@ impl Group {
     pub fn finish(&self) -> Result<()> {
         const KEY: &str = "bcl/finished";
         self.store.add(KEY, 1)?;
-        if self.is_lead() {
+        if self.is_primary() {
             let start = std::time::Instant::now();
             while self.store.add(KEY, 0)? < self.world_size() as i64 {
                 ensure!(start.elapsed() < TIMEOUT, "the other ranks did not finish within {TIMEOUT:?}");
@@ -165,14 +167,9 @@ impl Group {
         Ok(())
     }
 
-    /// Waits until every rank has reached this point.
-    pub fn barrier(&self) -> Result<()> {
-        self.exchange(&[]).map(drop)
-    }
-
     /// Rank 0's `bytes` on every rank (the others pass anything).
     pub fn broadcast_bytes(&self, bytes: &[u8]) -> Result<Vec<u8>> {
-        let mut all = self.exchange(if self.is_lead() { bytes } else { &[] })?;
+        let mut all = self.exchange(if self.is_primary() { bytes } else { &[] })?;
         Ok(all.swap_remove(0))
     }
 
@@ -182,7 +179,7 @@ impl Group {
             Backend::Nccl(group, device) => on_device(tensor, *device, |t| group.all_reduce_sum(t)),
             Backend::Store => {
                 // Every rank adds the same values in the same (rank) order: equal results.
-                let parts = self.exchange(&to_bytes(tensor))?;
+                let parts = self.exchange(&bytes_of(tensor))?;
                 let mut sum = from_bytes(&parts[0], tensor)?;
                 for part in &parts[1..] {
                     sum += from_bytes(part, tensor)?;
@@ -205,7 +202,7 @@ impl Group {
                 Ok(output.to_device(tensor.device()))
             }
             Backend::Store => {
-                let parts = self.exchange(&to_bytes(tensor))?;
+                let parts = self.exchange(&bytes_of(tensor))?;
                 let parts = parts.iter().map(|part| from_bytes(part, tensor)).collect::<Result<Vec<_>>>()?;
                 Ok(Tensor::cat(&parts, 0))
             }
@@ -217,8 +214,8 @@ impl Group {
         match &self.backend {
             Backend::Nccl(group, device) => on_device(tensor, *device, |t| group.broadcast(t, 0)),
             Backend::Store => {
-                let lead = self.broadcast_bytes(&if self.is_lead() { to_bytes(tensor) } else { Vec::new() })?;
-                tensor.shallow_clone().copy_(&from_bytes(&lead, tensor)?);
+                let primary = self.broadcast_bytes(&if self.is_primary() { bytes_of(tensor) } else { Vec::new() })?;
+                tensor.shallow_clone().copy_(&from_bytes(&primary, tensor)?);
                 Ok(())
             }
         }
@@ -266,7 +263,7 @@ impl SumInPlace for Group {
 /// `z1`, `z2` (B × D) are this process's two views' features and `labels` its B labels;
 /// `loss(views, view_labels, anchor_rows)` is the loss of the anchors `anchor_rows` of
 /// `views` (the global batch's view-1 rows, then its view-2 rows), as
-/// [`crate::loss::balanced_contrastive_loss_of_anchors`].
+/// [`crate::loss::BalancedContrastiveLoss::forward`].
 ///
 /// Returns this rank's loss value (the global loss is their mean over the ranks) and a
 /// surrogate to call `backward` on: other ranks' features enter this rank's loss as
@@ -313,6 +310,15 @@ pub fn gathered_loss(
     let from_others = |first: i64, z: &Tensor| (z * grad_others.narrow(0, first, b).detach()).sum(z.kind());
     let surrogate = &value + from_others(rank * b, z1) + from_others(n + rank * b, z2);
     Ok((value, surrogate))
+}
+
+/// Joins the job a launcher describes in the environment ([`World::from_env`]), if any.
+/// Returns the device this process trains on (rank k takes GPU `LOCAL_RANK` when `device`
+/// is a GPU) and the group, `None` for a run without a launcher.
+pub fn join_from_env(device: Device) -> Result<(Device, Option<Arc<Group>>)> {
+    let Some(world) = World::from_env()? else { return Ok((device, None)) };
+    let device = if device.is_cuda() { crate::parse_device(&format!("cuda:{}", world.local_rank))? } else { device };
+    Ok((device, Some(Arc::new(Group::join(world, device)?))))
 }
 
 /// Runs this program as `processes` ranks of one data-parallel job on this machine, as
@@ -423,14 +429,6 @@ fn on_device(tensor: &Tensor, device: Device, f: impl FnOnce(&Tensor) -> Result<
     f(&copy)?;
     tensor.shallow_clone().copy_(&copy);
     Ok(())
-}
-
-fn to_bytes(tensor: &Tensor) -> Vec<u8> {
-    let tensor = tensor.to_device(Device::Cpu).contiguous();
-    let numel = tensor.numel();
-    let mut bytes = vec![0u8; numel * tensor.kind().elt_size_in_bytes()];
-    tensor.copy_data_u8(&mut bytes, numel);
-    bytes
 }
 
 /// `bytes` from another rank as a tensor shaped, typed and placed like `like`.

@@ -1,33 +1,37 @@
 //! Balanced Contrastive Learning (Zhu et al., CVPR 2022) for long-tailed image recognition,
-//! on libtorch through `tch`.
+//! on libtorch through `tch`. The `bcl` binary (`src/main.rs`, `src/cli/`) is a thin
+//! command line over this library.
 //!
 //! - [`model`]: ResNet encoders and the two-branch BCL model (SPEC section 1).
 //! - [`loss`]: the balanced contrastive loss and (logit-adjusted) cross-entropy (section 2).
-//! - [`data`]: dataset readers, long-tailed subsets, samplers.
+//! - [`config`]: a run's configuration and the benchmark presets (section 3).
+//! - [`data`]: dataset readers, long-tailed subsets, samplers (section 4).
 //! - [`augment`]: augmentation operations and the BCL view recipes.
 //! - [`loader`]: parallel, deterministic batches of augmented views.
-//! - [`train`]: the training loop, presets and evaluation ([`schedule`], [`metrics`]).
+//! - [`train`]: the training loop; [`evaluation`] and [`metrics`] (section 5).
+//! - [`run`]: run folders; [`checkpoint`]: safetensors checkpoints; [`predict`]: inference.
 //! - [`distributed`]: data-parallel training over libtorch's c10d ([`c10d`]).
 //! - [`doctor`]: what this build of `bcl` can use on this machine.
 pub mod amp;
 pub mod augment;
 pub mod c10d;
 pub mod checkpoint;
-pub mod cli;
 pub mod config;
 pub mod data;
 pub mod distributed;
 pub mod doctor;
+pub mod evaluation;
+pub mod fs;
 pub mod loader;
 pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod overfit;
 pub mod plot;
 pub mod predict;
 pub mod report;
 pub mod run;
-pub mod sanity;
 pub mod schedule;
 pub mod tensorboard;
 pub mod train;

@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use rand::SeedableRng;
 use tch::{Device, Kind, Tensor};
 
 use crate::augment::{Recipe, Rng};
+use crate::config::TrainConfig;
 use crate::data::sampler::{SamplerKind, epoch_order};
 use crate::data::{Dataset, Image, Normalization};
 
@@ -129,6 +130,20 @@ impl Drop for EpochLoader {
         for worker in self.workers.drain(..) {
             let _ = worker.join();
         }
+    }
+}
+
+impl LoaderConfig {
+    /// The loader of a training run on `device`: 8-bit batches in pinned memory for a GPU,
+    /// which normalises them itself.
+    pub fn for_run(config: &TrainConfig, device: Device) -> Self {
+        let mut loader = Self::new(config.batch_size, config.seed, config.data.dataset.normalization());
+        loader.workers = config.workers.unwrap_or(loader.workers);
+        if device.is_cuda() {
+            loader.normalize_in_workers = false;
+            loader.pin_memory_for = Some(device);
+        }
+        loader
     }
 }
 
@@ -309,8 +324,45 @@ fn filled_tensor<T: tch::kind::Element>(shape: &[i64], fill: impl FnOnce(&mut [T
     Ok(tensor)
 }
 
+/// Training views per second of the loader on `dataset`: `warmup` batches, then `batches`
+/// timed ones, passing from epoch to epoch as needed. As float32 when `config` normalises
+/// in the workers, as uint8 (what a GPU receives) otherwise.
+pub fn views_per_second(
+    dataset: Arc<dyn Dataset>,
+    recipe: Arc<Recipe>,
+    config: &LoaderConfig,
+    warmup: usize,
+    batches: usize,
+) -> Result<f64> {
+    ensure!(
+        dataset.len() >= config.batch_size,
+        "the dataset has {} images, fewer than one batch of {}",
+        dataset.len(),
+        config.batch_size
+    );
+    let mut epoch = 0;
+    let mut epoch_batches = train_epoch(dataset.clone(), recipe.clone(), config, epoch, 0);
+    let mut next_batch = || -> Result<Batch> {
+        loop {
+            if let Some(batch) = epoch_batches.next() {
+                return batch;
+            }
+            epoch += 1;
+            epoch_batches = train_epoch(dataset.clone(), recipe.clone(), config, epoch, 0);
+        }
+    };
+    for _ in 0..warmup {
+        next_batch()?;
+    }
+    let start = std::time::Instant::now();
+    for _ in 0..batches {
+        next_batch()?;
+    }
+    Ok((batches * config.batch_size * 3) as f64 / start.elapsed().as_secs_f64())
+}
+
 /// Interleaved HWC → planar CHW, mapping each value with `map(channel, value)`.
-fn to_planar<T>(img: &Image, out: &mut [T], map: &impl Fn(usize, u8) -> T) {
+pub(crate) fn to_planar<T>(img: &Image, out: &mut [T], map: &impl Fn(usize, u8) -> T) {
     let (plane, channels) = (img.width * img.height, img.channels);
     for (c, out_plane) in out.chunks_exact_mut(plane).enumerate() {
         for (o, px) in out_plane.iter_mut().zip(img.pixels.chunks_exact(channels)) {

@@ -1,4 +1,6 @@
-//! The `bcl` binary: see [`bcl::cli`].
+//! The `bcl` binary: a thin command line over the `bcl` library (see `src/cli/`).
+mod cli;
+
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
@@ -10,15 +12,14 @@ fn main() -> anyhow::Result<()> {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     keep_freed_memory();
-    bcl::cli::run(bcl::cli::Cli::parse())
+    cli::Cli::parse().exec()
 }
 
 /// CPU training allocates and frees the same activations (tens of MB each) at every step.
 /// By default glibc maps blocks that large afresh and trims freed memory back to the
-/// kernel, so every step page-faults its activations in again: 3.2 million page faults in
-/// 25 steps of the fashion-mnist-lt preset, about a sixth of the time. Serving blocks up
-/// to 32 MB from the heap and keeping up to 2 GB of freed heap removes nine faults in ten
-/// (bench/RESULTS.md); peak memory stays the same.
+/// kernel, so every step page-faults its activations in again. Serving blocks up to 32 MB
+/// from the heap and keeping freed heap removes most of those faults (measured in
+/// bench/RESULTS.md); peak memory stays the same.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets parameters of glibc's allocator; called before any thread.

@@ -3,7 +3,14 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Result, bail, ensure};
-use tch::Tensor;
+use tch::{Tensor, nn};
+
+/// The trainable parameters of `vs` by name, in name order.
+pub fn trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut parameters: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+    parameters.sort_by(|a, b| a.0.cmp(&b.0));
+    parameters
+}
 
 #[derive(Debug)]
 pub struct Sgd {

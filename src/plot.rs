@@ -8,6 +8,13 @@ use image::{Rgb, RgbImage};
 use crate::augment::ops;
 use crate::data::Image;
 
+/// The colours of every chart (matplotlib's first five).
+pub const BLUE: [u8; 3] = [31, 119, 180];
+pub const ORANGE: [u8; 3] = [255, 127, 14];
+pub const GREEN: [u8; 3] = [44, 160, 44];
+pub const RED: [u8; 3] = [214, 39, 40];
+pub const PURPLE: [u8; 3] = [148, 103, 189];
+
 /// A bar per value, in the given order, each in its colour, on a white background with a
 /// baseline; the tallest bar fills the height. `log_scale` plots log10(1 + value).
 pub fn bar_chart(values: &[f64], colors: &[[u8; 3]], log_scale: bool, path: &Path) -> Result<()> {

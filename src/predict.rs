@@ -1,14 +1,50 @@
-//! Classifying image files with a trained model: the evaluation transform of the model's
-//! dataset, then the top-k softmax probabilities of the classifier.
+//! A trained model for inference: loading a checkpoint (or plain weights) and classifying
+//! image files with the evaluation transform of the model's dataset.
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use tch::{Device, Kind, Tensor};
+use anyhow::{Context, Result, bail};
+use tch::{Device, Kind, Tensor, nn};
 
 use crate::augment::{Recipe, ops};
+use crate::checkpoint;
 use crate::config::TrainConfig;
 use crate::data::{DatasetKind, Image, files};
+use crate::loader::to_planar;
 use crate::model::BclModel;
+
+/// A trained model, ready to evaluate.
+pub struct LoadedModel {
+    pub config: TrainConfig,
+    pub model: BclModel,
+    /// Class names saved with a bcl checkpoint; `class k` for plain weights.
+    pub class_names: Vec<String>,
+    /// Owns the weights `model` uses.
+    pub vs: nn::VarStore,
+}
+
+/// The model of a checkpoint: its config from the checkpoint's metadata (or `fallback`, for
+/// plain weights such as the reference's), its weights loaded on `device`.
+pub fn load_model(path: &Path, fallback: Option<&TrainConfig>, device: Device) -> Result<LoadedModel> {
+    let saved = checkpoint::load(path)?;
+    let config = match (saved.metadata.get("config"), fallback) {
+        (_, Some(config)) => config.clone(),
+        (Some(text), None) => TrainConfig::from_toml(text, &format!("the config in {}", path.display()))?,
+        (None, None) => bail!("{} holds weights only; say which model it is with --preset", path.display()),
+    };
+    let vs = nn::VarStore::new(device);
+    let model = BclModel::new(&vs.root(), &config.model);
+    checkpoint::copy_weights(&vs.variables(), &saved.weights, path)?;
+    let class_names = class_names(saved.metadata.get("class_names"), config.model.num_classes)?;
+    Ok(LoadedModel { config, model, class_names, vs })
+}
+
+/// Class names saved in a checkpoint, or `class k` for plain weights.
+fn class_names(metadata: Option<&String>, num_classes: i64) -> Result<Vec<String>> {
+    match metadata {
+        Some(text) => serde_json::from_str(text).context("the checkpoint's class names are damaged"),
+        None => Ok((0..num_classes).map(|k| format!("class {k}")).collect()),
+    }
+}
 
 /// Side of the images a CIFAR-style model was trained on.
 fn small_image_size(kind: DatasetKind) -> usize {
@@ -18,18 +54,18 @@ fn small_image_size(kind: DatasetKind) -> usize {
     }
 }
 
-/// The model input for one image file: resized (CIFAR-style data) or resized and centre
-/// cropped (ImageNet-style), converted to the model's channels, normalised; 1 × C × H × W.
+/// The model input for one image file: the evaluation transform of the model's recipe
+/// (CIFAR-style models get the file resized to their image size first), the model's
+/// channels, normalised; 1 × C × H × W.
 pub fn input(path: &Path, config: &TrainConfig) -> Result<Tensor> {
     let kind = config.data.dataset;
-    let image = files::decode_rgb(path)?;
-    let image = if kind.uses_imagenet_recipe() {
-        let recipe = Recipe::imagenet(config.cl_views, &config.randaugment, kind.fill())?;
-        recipe.eval.apply(image, &mut rand::SeedableRng::seed_from_u64(0))
-    } else {
-        let size = small_image_size(kind);
-        ops::resize(&image, size, size)
-    };
+    let size = small_image_size(kind);
+    let recipe = Recipe::for_kind(kind, size, config.cl_views, &config.randaugment, config.cutout)?;
+    let mut image = files::decode_rgb(path)?;
+    if !kind.uses_imagenet_recipe() {
+        image = ops::resize(&image, size, size);
+    }
+    let image = recipe.eval.apply(image, &mut rand::SeedableRng::seed_from_u64(0));
     let image = if config.model.in_channels == 1 {
         let gray = ops::grayscale(image);
         Image::new(gray.width, gray.height, 1, gray.pixels.iter().step_by(3).copied().collect())
@@ -37,14 +73,9 @@ pub fn input(path: &Path, config: &TrainConfig) -> Result<Tensor> {
         image
     };
     let tables = kind.normalization().tables();
-    let (c, plane) = (image.channels, image.width * image.height);
-    let mut values = vec![0f32; c * plane];
-    for (i, px) in image.pixels.chunks_exact(c).enumerate() {
-        for (channel, &v) in px.iter().enumerate() {
-            values[channel * plane + i] = tables[channel][v as usize];
-        }
-    }
-    Ok(Tensor::from_slice(&values).view([1, c as i64, image.height as i64, image.width as i64]))
+    let mut values = vec![0f32; image.channels * image.width * image.height];
+    to_planar(&image, &mut values, &|channel, v| tables[channel][v as usize]);
+    Ok(Tensor::from_slice(&values).view([1, image.channels as i64, image.height as i64, image.width as i64]))
 }
 
 /// The `k` most probable classes of the image at `path`, as (class, probability).
@@ -56,12 +87,4 @@ pub fn top_k(model: &BclModel, config: &TrainConfig, path: &Path, k: usize, devi
     let values = Vec::<f64>::try_from(values.view([-1]).to_kind(Kind::Double))?;
     let indices = Vec::<i64>::try_from(indices.view([-1]))?;
     Ok(indices.into_iter().zip(values).collect())
-}
-
-/// Class names saved in a checkpoint, or `class k` for plain weights.
-pub fn class_names(metadata: Option<&String>, num_classes: i64) -> Result<Vec<String>> {
-    match metadata {
-        Some(text) => serde_json::from_str(text).context("the checkpoint's class names are damaged"),
-        None => Ok((0..num_classes).map(|k| format!("class {k}")).collect()),
-    }
 }

@@ -5,16 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::checkpoint::write_atomic;
-use crate::metrics::Evaluation;
-use crate::plot::{Axes, Series, xy_chart};
-use crate::run::csv_field;
-
-pub const BLUE: [u8; 3] = [31, 119, 180];
-pub const ORANGE: [u8; 3] = [255, 127, 14];
-pub const GREEN: [u8; 3] = [44, 160, 44];
-pub const RED: [u8; 3] = [214, 39, 40];
-pub const PURPLE: [u8; 3] = [148, 103, 189];
+use crate::fs::{csv_field, write_atomic};
+use crate::metrics::{EpochRecord, Evaluation};
+use crate::plot::{Axes, BLUE, GREEN, ORANGE, PURPLE, RED, Series, xy_chart};
 
 /// Writes the report into `folder`; returns the paths written.
 pub fn write(
@@ -22,7 +15,7 @@ pub fn write(
     class_names: &[String],
     train_counts: &[i64],
     eval: &Evaluation,
-    history: &[serde_json::Value],
+    history: &[EpochRecord],
 ) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let mut csv = String::from("class,name,train_images,test_accuracy\n");
@@ -42,20 +35,19 @@ pub fn write(
     written.push(path);
 
     if !history.is_empty() {
-        let curve = |field: &dyn Fn(&serde_json::Value) -> Option<f64>, color| Series {
-            points: history.iter().filter_map(|m| Some((m["epoch"].as_f64()? + 1.0, field(m)?))).collect(),
+        let curve = |field: &dyn Fn(&EpochRecord) -> Option<f64>, color| Series {
+            points: history.iter().filter_map(|m| Some((m.epoch as f64 + 1.0, field(m)?))).collect(),
             color,
             lines: true,
         };
         let accuracies = vec![
-            curve(&|m| m["train_accuracy"].as_f64(), ORANGE),
-            curve(&|m| m["eval"]["top1"].as_f64(), BLUE),
-            curve(&|m| m["eval"]["many"].as_f64(), GREEN),
-            curve(&|m| m["eval"]["medium"].as_f64(), PURPLE),
-            curve(&|m| m["eval"]["few"].as_f64(), RED),
+            curve(&|m| Some(m.train_accuracy), ORANGE),
+            curve(&|m| Some(m.eval.top1), BLUE),
+            curve(&|m| m.eval.many, GREEN),
+            curve(&|m| m.eval.medium, PURPLE),
+            curve(&|m| m.eval.few, RED),
         ];
-        let losses =
-            vec![curve(&|m| m["train_ce"].as_f64(), ORANGE), curve(&|m| m["train_contrastive"].as_f64(), BLUE)];
+        let losses = vec![curve(&|m| Some(m.train_ce), ORANGE), curve(&|m| Some(m.train_contrastive), BLUE)];
         let epochs = history.len().max(2) as f64;
         let max_loss = losses.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(1e-6, f64::max);
         let path = folder.join("training_curves.png");

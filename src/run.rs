@@ -8,15 +8,14 @@
 //! last.safetensors       checkpoint after the latest epoch (or at Ctrl-C)
 //! best.safetensors       checkpoint of the best test top-1 so far
 //! ```
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::checkpoint::write_atomic;
 use crate::config::TrainConfig;
-use crate::train::EpochRecord;
+use crate::distributed::Group;
+use crate::fs::{append_synced, csv_field, write_atomic};
+use crate::metrics::EpochRecord;
 
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -42,6 +41,16 @@ impl RunDir {
         std::fs::create_dir_all(path).with_context(|| format!("cannot create run folder {}", path.display()))?;
         write_atomic(&run.config_path(), config.to_toml()?.as_bytes())?;
         Ok(run)
+    }
+
+    /// [`Self::create`] for a run of several processes: the primary creates the folder
+    /// (a default name has the time in it) and tells the others its path.
+    pub fn create_shared(path: &Path, config: &TrainConfig, group: Option<&Group>) -> Result<Self> {
+        let Some(group) = group else { return Self::create(path, config) };
+        let created = if group.is_primary() { Some(Self::create(path, config)?) } else { None };
+        let bytes = created.as_ref().map_or(Vec::new(), |r| r.path.as_os_str().as_encoded_bytes().to_vec());
+        let path = String::from_utf8(group.broadcast_bytes(&bytes)?).context("the run folder's name")?;
+        Ok(Self { path: PathBuf::from(path) })
     }
 
     /// An existing run folder, for `--resume` and `eval`.
@@ -83,45 +92,37 @@ impl RunDir {
     }
 
     /// The epochs logged in `metrics.jsonl`, in order.
-    pub fn read_metrics(&self) -> Result<Vec<serde_json::Value>> {
+    pub fn read_metrics(&self) -> Result<Vec<EpochRecord>> {
+        Ok(self.metrics_lines()?.into_iter().map(|(record, _)| record).collect())
+    }
+
+    /// Keeps only the logged epochs before `epoch` (a resumed run repeats the rest), byte
+    /// for byte: the lines kept are not written anew.
+    pub fn truncate_metrics(&self, epoch: usize) -> Result<()> {
+        let kept: String = self
+            .metrics_lines()?
+            .into_iter()
+            .filter(|(record, _)| record.epoch < epoch)
+            .map(|(_, line)| line)
+            .collect();
+        write_atomic(&self.metrics_path(), kept.as_bytes())
+    }
+
+    pub fn append_metrics(&self, record: &EpochRecord) -> Result<()> {
+        append_synced(&self.metrics_path(), &(serde_json::to_string(record)? + "\n"))
+    }
+
+    /// Each logged epoch with its line, ending in a newline; a line cut short by a crash
+    /// is not an epoch (one that lost only its newline still is).
+    fn metrics_lines(&self) -> Result<Vec<(EpochRecord, String)>> {
         let path = self.metrics_path();
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => bail!("cannot read {}: {e}", path.display()),
         };
-        // A line cut short by a crash is not an epoch.
-        Ok(text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
+        Ok(text.lines().filter_map(|line| Some((serde_json::from_str(line).ok()?, format!("{line}\n")))).collect())
     }
-
-    /// Keeps only the logged epochs before `epoch` (a resumed run repeats the rest).
-    pub fn truncate_metrics(&self, epoch: usize) -> Result<()> {
-        let kept: Vec<String> = self
-            .read_metrics()?
-            .into_iter()
-            .filter(|m| m["epoch"].as_u64().is_some_and(|e| (e as usize) < epoch))
-            .map(|m| m.to_string() + "\n")
-            .collect();
-        write_atomic(&self.metrics_path(), kept.concat().as_bytes())
-    }
-
-    pub fn append_metrics(&self, record: &EpochRecord) -> Result<()> {
-        let path = self.metrics_path();
-        let line = serde_json::to_string(record)? + "\n";
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        file.write_all(line.as_bytes())
-            .and_then(|()| file.sync_data())
-            .with_context(|| format!("cannot write {}", path.display()))
-    }
-}
-
-/// Quotes a CSV field when it needs it.
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
 /// Local time as `YYYYMMDD-HHMMSS`.

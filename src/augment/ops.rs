@@ -144,19 +144,14 @@ fn affine_channels<const C: usize>(img: &Image, m: [f64; 6], interpolation: Inte
                     };
                     let weights = [(1.0 - dx) * (1.0 - dy), dx * (1.0 - dy), (1.0 - dx) * dy, dx * dy];
                     for ch in 0..C {
-                        let v = weights[0] * src[taps[0] + ch] as f32
-                            + weights[1] * src[taps[1] + ch] as f32
-                            + weights[2] * src[taps[2] + ch] as f32
-                            + weights[3] * src[taps[3] + ch] as f32;
-                        out.push(round(v));
+                        out.push(round((0..4).map(|k| weights[k] * src[taps[k] + ch] as f32).sum()));
                     }
                 }
                 Interpolation::Bicubic => {
                     let (fx, fy) = (px - 0.5, py - 0.5);
                     let (x0, y0) = (floor(fx), floor(fy));
                     let (dx, dy) = (fx - x0 as f32, fy - y0 as f32);
-                    let wx = cubic_weights(dx);
-                    let wy = cubic_weights(dy);
+                    let (wx, wy) = (cubic_weights(dx), cubic_weights(dy));
                     let interior = x0 >= 1 && y0 >= 1 && (x0 as usize) + 2 < w && (y0 as usize) + 2 < h;
                     let tap = |i: usize, j: usize| {
                         if interior {

@@ -288,11 +288,24 @@ impl Recipe {
         })
     }
 
-    /// The recipe of a dataset: ImageNet-style (224 crops) for photo datasets, CIFAR-style
-    /// otherwise, at the size of its images (`first_image`).
+    /// The recipe of `dataset`, of kind `kind`: [`Self::for_kind`] at the size of its first
+    /// image.
     pub fn for_dataset(
         kind: crate::data::DatasetKind,
-        first_image: &Image,
+        dataset: &dyn crate::data::Dataset,
+        cl_views: ClViews,
+        randaugment: &str,
+        cutout: bool,
+    ) -> Result<Self> {
+        anyhow::ensure!(!dataset.is_empty(), "the dataset is empty");
+        Self::for_kind(kind, dataset.image(0)?.width, cl_views, randaugment, cutout)
+    }
+
+    /// The recipe of a kind of dataset: ImageNet-style (224 crops) for photo datasets,
+    /// CIFAR-style otherwise, at the size of its images (`image_size`).
+    pub fn for_kind(
+        kind: crate::data::DatasetKind,
+        image_size: usize,
         cl_views: ClViews,
         randaugment: &str,
         cutout: bool,
@@ -300,7 +313,7 @@ impl Recipe {
         if kind.uses_imagenet_recipe() {
             Self::imagenet(cl_views, randaugment, kind.fill())
         } else {
-            Ok(Self::cifar(first_image.width, cutout, kind.fill()))
+            Ok(Self::cifar(image_size, cutout, kind.fill()))
         }
     }
 

@@ -33,12 +33,7 @@ pub fn class_counts(profile: Profile, n_max: usize, num_classes: usize, rho: f64
 /// Indices (into `labels`) of a subset holding `counts[c]` samples of each class c, chosen
 /// by a shuffle seeded with `seed`; sorted by class, then by shuffle order.
 pub fn subset_indices(labels: &[i64], counts: &[usize], seed: u64) -> Result<Vec<usize>> {
-    let mut by_class = vec![Vec::new(); counts.len()];
-    for (i, &l) in labels.iter().enumerate() {
-        if let Some(members) = by_class.get_mut(l as usize) {
-            members.push(i);
-        }
-    }
+    let mut by_class = super::indices_by_class(labels, counts.len());
     let mut rng = Pcg64Mcg::seed_from_u64(seed);
     let mut indices = Vec::with_capacity(counts.iter().sum());
     for (class, (members, &want)) in by_class.iter_mut().zip(counts).enumerate() {
@@ -58,25 +53,4 @@ pub fn imbalance_factor(counts: &[i64]) -> f64 {
     let max = counts.iter().copied().max().unwrap_or(0);
     let min = counts.iter().copied().filter(|&c| c > 0).min().unwrap_or(0);
     if min == 0 { 0.0 } else { max as f64 / min as f64 }
-}
-
-/// Classes grouped by training count as in the long-tailed literature: many-shot (more
-/// than 100 images), medium-shot (20 to 100) and few-shot (fewer than 20).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ShotGroups {
-    pub many: Vec<usize>,
-    pub medium: Vec<usize>,
-    pub few: Vec<usize>,
-}
-
-pub fn shot_groups(counts: &[i64]) -> ShotGroups {
-    let mut groups = ShotGroups::default();
-    for (class, &n) in counts.iter().enumerate() {
-        match n {
-            n if n > 100 => groups.many.push(class),
-            n if n >= 20 => groups.medium.push(class),
-            _ => groups.few.push(class),
-        }
-    }
-    groups
 }

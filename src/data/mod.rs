@@ -304,6 +304,18 @@ impl DataConfig {
     }
 }
 
+/// The indices of each class's samples, in order: `num_classes` lists (labels outside
+/// `0..num_classes` are left out).
+pub fn indices_by_class(labels: &[i64], num_classes: usize) -> Vec<Vec<usize>> {
+    let mut by_class = vec![Vec::new(); num_classes];
+    for (i, &l) in labels.iter().enumerate() {
+        if let Some(members) = usize::try_from(l).ok().and_then(|l| by_class.get_mut(l)) {
+            members.push(i);
+        }
+    }
+    by_class
+}
+
 /// Where Debian's `dataset-fashion-mnist` package puts the four IDX files.
 pub const DEBIAN_FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 

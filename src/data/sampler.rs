@@ -23,10 +23,7 @@ pub fn epoch_order(kind: SamplerKind, labels: &[i64], num_classes: usize, seed: 
             order
         }
         SamplerKind::ClassBalanced => {
-            let mut by_class = vec![Vec::new(); num_classes];
-            for (i, &l) in labels.iter().enumerate() {
-                by_class[l as usize].push(i);
-            }
+            let by_class = super::indices_by_class(labels, num_classes);
             let present: Vec<&Vec<usize>> = by_class.iter().filter(|m| !m.is_empty()).collect();
             (0..labels.len())
                 .map(|_| {

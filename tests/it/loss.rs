@@ -3,7 +3,7 @@
 //! edge cases.
 use std::collections::HashMap;
 
-use bcl::loss::{balanced_contrastive_loss, cross_entropy, logit_adjusted_cross_entropy};
+use bcl::loss::{BalancedContrastiveLoss, cross_entropy, logit_adjusted_cross_entropy};
 use tch::{Kind, Tensor};
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/bcl_loss.safetensors");
@@ -61,7 +61,13 @@ fn bcl_with_grads(case: &Case, kind: Kind) -> (Tensor, Tensor, Tensor, Tensor) {
     let z1 = leaf(&case.z1, kind);
     let z2 = leaf(&case.z2, kind);
     let p = leaf(&case.prototypes, kind);
-    let loss = balanced_contrastive_loss(&z1, &z2, &p, &case.labels, case.num_classes, case.temperature, true, true);
+    let loss = BalancedContrastiveLoss {
+        num_classes: case.num_classes,
+        temperature: case.temperature,
+        class_averaging: true,
+        class_complement: true,
+    }
+    .forward_views(&z1, &z2, &case.labels, &p);
     loss.backward();
     (loss, z1.grad(), z2.grad(), p.grad())
 }
@@ -100,16 +106,13 @@ fn ablation_variants_match_golden() {
             ("loss_no_class_averaging", false, true),
             ("loss_no_class_complement", true, false),
         ] {
-            let loss = balanced_contrastive_loss(
-                &case.z1,
-                &case.z2,
-                &case.prototypes,
-                &case.labels,
-                case.num_classes,
-                case.temperature,
-                averaging,
-                complement,
-            );
+            let loss = BalancedContrastiveLoss {
+                num_classes: case.num_classes,
+                temperature: case.temperature,
+                class_averaging: averaging,
+                class_complement: complement,
+            }
+            .forward_views(&case.z1, &case.z2, &case.labels, &case.prototypes);
             let diff = max_abs_diff(&loss, case.get(key));
             assert!(diff <= 1e-9, "case{k} {key}: differs from golden by {diff:e}");
         }
@@ -149,8 +152,14 @@ fn bcl_gradient_matches_finite_differences() {
     let case = &golden_cases()[1];
     let (_, g1, g2, gp) = bcl_with_grads(case, Kind::Double);
     let loss_at = |z1: &Tensor, z2: &Tensor, p: &Tensor| {
-        balanced_contrastive_loss(z1, z2, p, &case.labels, case.num_classes, case.temperature, true, true)
-            .double_value(&[])
+        BalancedContrastiveLoss {
+            num_classes: case.num_classes,
+            temperature: case.temperature,
+            class_averaging: true,
+            class_complement: true,
+        }
+        .forward_views(z1, z2, &case.labels, p)
+        .double_value(&[])
     };
     let h = 1e-6;
     for (which, analytic) in [(0, &g1), (1, &g2), (2, &gp)] {
@@ -190,7 +199,13 @@ fn bcl_is_finite_with_most_classes_absent() {
     let p = unit_rows(num_classes, 32).set_requires_grad(true);
     for (averaging, complement) in [(true, true), (false, false), (true, false), (false, true)] {
         // A very low temperature makes exp() overflow without the row-maximum shift.
-        let loss = balanced_contrastive_loss(&z1, &z2, &p, &labels, num_classes, 0.01, averaging, complement);
+        let loss = BalancedContrastiveLoss {
+            num_classes,
+            temperature: 0.01,
+            class_averaging: averaging,
+            class_complement: complement,
+        }
+        .forward_views(&z1, &z2, &labels, &p);
         let grads = Tensor::run_backward(&[&loss], &[&z1, &z2, &p], false, false);
         assert!(loss.double_value(&[]).is_finite(), "loss not finite ({averaging}, {complement})");
         // Without class-complement the prototypes take no part and get no gradient.
@@ -211,7 +226,9 @@ fn bcl_prefers_class_aligned_features() {
     let aligned = prototypes.index_select(0, &labels);
     let random = unit_rows(6, num_classes);
     let loss = |z: &Tensor| {
-        balanced_contrastive_loss(z, z, &prototypes, &labels, num_classes, 0.1, true, true).double_value(&[])
+        BalancedContrastiveLoss { num_classes, temperature: 0.1, class_averaging: true, class_complement: true }
+            .forward_views(z, z, &labels, &prototypes)
+            .double_value(&[])
     };
     assert!(loss(&aligned) < loss(&random) - 1.0, "aligned {} vs random {}", loss(&aligned), loss(&random));
 }

@@ -1,9 +1,8 @@
 //! The `bcl` binary as a user runs it.
-mod common;
 
 use std::process::{Command, Output};
 
-use common::{path, tiny_fashion_mnist};
+use crate::common::{path, tiny_fashion_mnist};
 
 fn bcl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bcl")).args(args).env_remove("LD_LIBRARY_PATH").output().expect("bcl runs")

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bcl::checkpoint;
-use bcl::config::{LossKind, TrainConfig};
+use bcl::config::{LossKind, Preset, TrainConfig};
 use bcl::data::DatasetKind;
+use bcl::metrics::EpochRecord;
 use bcl::run::RunDir;
 use bcl::schedule::{Decay, LrSchedule};
-use bcl::train::{EpochRecord, Outcome, Progress, TrainOptions, train};
+use bcl::train::{Outcome, Progress, TrainOptions, train};
 use tch::{Device, Tensor};
 
 const CLASSES: usize = 10;
@@ -47,7 +48,7 @@ fn write_split(dir: &Path, names: &[&str], per_class: usize, seed: u64) {
 }
 
 fn config(root: &Path, loss: LossKind) -> TrainConfig {
-    let mut config = TrainConfig::preset("cifar10-lt", root.to_path_buf()).unwrap();
+    let mut config = TrainConfig::preset(Preset::Cifar10Lt, root.to_path_buf());
     config.data.imb_factor = Some(4.0);
     config.loss = loss;
     config.epochs = 5;
@@ -172,8 +173,7 @@ fn a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
     assert!(outcome.stopped_at.is_none());
     assert_eq!(outcome.records.len(), 1);
     assert_same_tensors(&saved_tensors(&whole.last()), &saved_tensors(&parts.last()));
-    let epochs =
-        |r: &RunDir| r.read_metrics().unwrap().iter().map(|m| m["train_ce"].as_f64().unwrap()).collect::<Vec<_>>();
+    let epochs = |r: &RunDir| r.read_metrics().unwrap().iter().map(|m| m.train_ce).collect::<Vec<_>>();
     assert_eq!(epochs(&whole), epochs(&parts), "the resumed epoch's means include the steps before the stop");
 
     // Resuming a finished run trains nothing.
@@ -221,7 +221,7 @@ fn a_non_finite_loss_stops_the_run_naming_epoch_and_step_and_keeps_the_checkpoin
 fn assert_tensorboard_reads(run_dir: &RunDir, epochs: &[EpochRecord]) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let output = std::process::Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("scripts/read_tensorboard.py"))
+        .arg(root.join("tests/support/read_tensorboard.py"))
         .arg(&run_dir.path)
         .output()
         .expect("the venv's python (scripts/setup.sh installs tensorboard there)");

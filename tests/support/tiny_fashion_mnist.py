@@ -1,6 +1,6 @@
 """Writes a small balanced Fashion-MNIST: the first TRAIN training and TEST test images of
 each class, as uncompressed IDX files in OUT (for tests and the crash test).
-Usage: python3 scripts/tiny_fashion_mnist.py OUT TRAIN TEST   (source: $BCL_FASHION_MNIST
+Usage: python3 tests/support/tiny_fashion_mnist.py OUT TRAIN TEST   (source: $BCL_FASHION_MNIST
 or /usr/share/datasets/fashion-mnist)"""
 import gzip
 import os

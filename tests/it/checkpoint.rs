@@ -3,12 +3,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bcl::checkpoint::{self, Checkpoint};
-use bcl::config::TrainConfig;
-use bcl::train::load_model;
+use bcl::config::{Preset, TrainConfig};
+use bcl::predict::load_model;
 use tch::{Device, Kind, Tensor, nn};
 
 fn fashion_config() -> TrainConfig {
-    TrainConfig::preset("fashion-mnist-lt", "/data".into()).unwrap()
+    TrainConfig::preset(Preset::FashionMnistLt, "/data".into())
 }
 
 /// A model's weights as the reference's `torch.save(model.state_dict())` names them after

@@ -5,14 +5,12 @@ use std::process::{Command, Output};
 use std::rc::Rc;
 use std::sync::Arc;
 
-mod common;
-
+use crate::common::{path, tiny_fashion_mnist};
 use bcl::c10d::sum_over_ranks;
 use bcl::checkpoint::{self, Checkpoint};
 use bcl::distributed::{Group, World};
-use bcl::loss::{balanced_contrastive_loss, balanced_contrastive_loss_of_anchors};
+use bcl::loss::BalancedContrastiveLoss;
 use bcl::model::norm::{BatchNorm, SumOverRanks, with_statistics_over_ranks};
-use common::{path, tiny_fashion_mnist};
 use rand::{Rng, SeedableRng};
 use tch::nn::ModuleT;
 use tch::{Device, Tensor};
@@ -77,7 +75,13 @@ fn gathered_bcl_loss_and_gradients_equal_one_process_on_the_whole_batch() {
 
     // One process, the whole batch.
     let (g1, g2, gp) = (z1.set_requires_grad(true), z2.set_requires_grad(true), prototypes.set_requires_grad(true));
-    let whole = balanced_contrastive_loss(&g1, &g2, &gp, &labels, classes, 0.1, true, true);
+    let whole = BalancedContrastiveLoss {
+        num_classes: classes,
+        temperature: 0.1,
+        class_averaging: true,
+        class_complement: true,
+    }
+    .forward_views(&g1, &g2, &labels, &gp);
     whole.backward();
     let (whole_grad1, whole_grad2, whole_grad_prototypes) = (g1.grad(), g2.grad(), gp.grad());
 
@@ -90,7 +94,13 @@ fn gathered_bcl_loss_and_gradients_equal_one_process_on_the_whole_batch() {
             (z1.set_requires_grad(true), z2.set_requires_grad(true), prototypes.set_requires_grad(true));
         let (value, surrogate) =
             bcl::distributed::gathered_loss(Some(group), &z1, &z2, &labels, |views, view_labels, anchors| {
-                balanced_contrastive_loss_of_anchors(views, view_labels, anchors, &prototypes, classes, 0.1, true, true)
+                BalancedContrastiveLoss {
+                    num_classes: classes,
+                    temperature: 0.1,
+                    class_averaging: true,
+                    class_complement: true,
+                }
+                .forward(views, view_labels, anchors, &prototypes)
             })
             .unwrap();
         surrogate.backward();

@@ -1,6 +1,6 @@
 """Checks safetensors checkpoints with nothing but the standard library.
-  python3 scripts/check_checkpoints.py FILE...          each file is complete and well formed
-  python3 scripts/check_checkpoints.py --same A B       A and B hold byte-identical tensors
+  python3 tests/support/check_checkpoints.py FILE...          each file is complete and well formed
+  python3 tests/support/check_checkpoints.py --same A B       A and B hold byte-identical tensors
 Exits 1 with a message naming the file otherwise."""
 import json
 import struct

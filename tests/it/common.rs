@@ -3,11 +3,11 @@ use std::path::Path;
 use std::process::Command;
 
 /// The first `train` training and `test` test images of each class of the real
-/// Fashion-MNIST, as IDX files in a temporary folder (scripts/tiny_fashion_mnist.py): a
+/// Fashion-MNIST, as IDX files in a temporary folder (tests/support/tiny_fashion_mnist.py): a
 /// data set small enough to train on in seconds.
 pub fn tiny_fashion_mnist(train: usize, test: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/tiny_fashion_mnist.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tiny_fashion_mnist.py");
     let status =
         Command::new("python3").arg(script).arg(dir.path()).args([train.to_string(), test.to_string()]).status();
     assert!(status.expect("python3 runs").success());

@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail, ensure};
-use tch::{Device, Kind, Tensor, nn, nn::OptimizerConfig};
+use tch::{Device, Kind, Tensor, nn};
 
-use crate::config::TrainConfig;
+use crate::config::{Preset, TrainConfig};
 use crate::data::{Dataset, DatasetKind, InMemoryDataset, Normalization, mnist};
-use crate::loss::{balanced_contrastive_loss, logit_adjusted_cross_entropy};
+use crate::loss::{BalancedContrastiveLoss, logit_adjusted_cross_entropy};
 use crate::model::BclModel;
+use crate::optim::{Sgd, trainable};
 
 /// Settings of [`overfit_batch`]; model, loss weights and temperature come from the preset.
 #[derive(Debug, Clone)]
@@ -50,31 +51,21 @@ pub fn overfit_batch(config: &OverfitConfig) -> Result<Vec<StepRecord>> {
     let class_counts = Tensor::from_slice(&train.class_counts()).to_device(config.device);
 
     let vs = nn::VarStore::new(config.device);
-    // Model, loss weights and temperature of the fashion-mnist-lt preset.
-    let preset = TrainConfig::preset("fashion-mnist-lt", config.data_dir.clone())?;
-    let model_config = preset.model.clone();
-    let model = BclModel::new(&vs.root(), &model_config);
-    let mut optimizer =
-        nn::Sgd { momentum: 0.9, dampening: 0.0, wd: 5e-4, nesterov: false }.build(&vs, config.learning_rate)?;
+    // Model, losses and optimiser of the fashion-mnist-lt preset.
+    let preset = TrainConfig::preset(Preset::FashionMnistLt, config.data_dir.clone());
+    let model = BclModel::new(&vs.root(), &preset.model);
+    let contrastive = BalancedContrastiveLoss::from_config(&preset);
+    let mut optimizer = Sgd::new(preset.momentum, preset.weight_decay, preset.nesterov);
+    let parameters = trainable(&vs);
 
     let b = config.batch_size as i64;
     let mut records = Vec::with_capacity(config.steps);
     for step in 0..config.steps {
         let out = model.forward_t(&images, true);
         let logits = out.logits.narrow(0, 0, b);
-        let z1 = out.features.narrow(0, b, b);
-        let z2 = out.features.narrow(0, 2 * b, b);
-        let la_ce = logit_adjusted_cross_entropy(&logits, &labels, &class_counts, 1.0);
-        let bcl = balanced_contrastive_loss(
-            &z1,
-            &z2,
-            &out.prototypes,
-            &labels,
-            model_config.num_classes,
-            preset.temperature,
-            true,
-            true,
-        );
+        let (z1, z2) = (out.features.narrow(0, b, b), out.features.narrow(0, 2 * b, b));
+        let la_ce = logit_adjusted_cross_entropy(&logits, &labels, &class_counts, preset.logit_adjustment);
+        let bcl = contrastive.forward_views(&z1, &z2, &labels, &out.prototypes);
         let total = &la_ce * preset.alpha + &bcl * preset.beta;
         let record = StepRecord {
             step,
@@ -91,7 +82,9 @@ pub fn overfit_batch(config: &OverfitConfig) -> Result<Vec<StepRecord>> {
         if !record.total.is_finite() {
             bail!("loss is not finite at step {step}: LA-CE {}, BCL {}", record.la_ce, record.bcl);
         }
-        optimizer.backward_step(&total);
+        parameters.iter().for_each(|(_, p)| p.shallow_clone().zero_grad());
+        total.backward();
+        optimizer.step(&parameters, config.learning_rate);
         records.push(record);
     }
     Ok(records)

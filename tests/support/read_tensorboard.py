@@ -1,6 +1,6 @@
 """Reads a run folder's TensorBoard scalars with TensorBoard's own event reader and prints
 them as JSON ({tag: [[step, value], ...]}), so that tests can compare them with
-metrics.jsonl. Usage: python scripts/read_tensorboard.py RUN_DIR"""
+metrics.jsonl. Usage: python tests/support/read_tensorboard.py RUN_DIR"""
 import json
 import sys
 

@@ -1,13 +1,14 @@
 //! Run configuration: presets, TOML overrides, validation, and mixed precision helpers.
 use bcl::amp::{self, LossScaler};
-use bcl::config::{Amp, LossKind, PRESETS, TrainConfig};
+use bcl::config::{Amp, LossKind, Preset, TrainConfig};
 use bcl::schedule::Decay;
 use tch::{Device, Kind, Tensor};
 
 #[test]
 fn every_preset_is_valid_and_round_trips_through_toml() {
-    for name in PRESETS {
-        let config = TrainConfig::preset(name, "/data".into()).unwrap();
+    for &preset in Preset::all() {
+        let name = &preset.name();
+        let config = TrainConfig::preset(preset, "/data".into());
         config.validate().unwrap();
         let text = config.to_toml().unwrap();
         assert_eq!(TrainConfig::from_toml(&text, name).unwrap(), config, "{name}");
@@ -16,7 +17,7 @@ fn every_preset_is_valid_and_round_trips_through_toml() {
 
 #[test]
 fn overrides_change_only_the_keys_given() {
-    let base = TrainConfig::preset("cifar100-lt", "/data".into()).unwrap();
+    let base = TrainConfig::preset(Preset::Cifar100Lt, "/data".into());
     let text = "epochs = 10\nloss = \"ce\"\n[schedule]\nbase_lr = 0.05\n[schedule.decay]\nkind = \"cosine\"\n";
     let config = base.with_overrides(text, "o.toml").unwrap();
     assert_eq!((config.epochs, config.loss, config.schedule.base_lr), (10, LossKind::Ce, 0.05));
@@ -28,7 +29,7 @@ fn overrides_change_only_the_keys_given() {
 
 #[test]
 fn bad_configs_are_refused_with_the_key_and_file() {
-    let base = TrainConfig::preset("cifar10-lt", "/data".into()).unwrap();
+    let base = TrainConfig::preset(Preset::Cifar10Lt, "/data".into());
     for (text, expected) in [
         ("epochz = 3", "unknown field `epochz`"),
         ("epochs = -3", "o.toml does not fit the config"),

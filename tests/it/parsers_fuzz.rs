@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use bcl::checkpoint::{self, Checkpoint};
-use bcl::config::TrainConfig;
+use bcl::config::{Preset, TrainConfig};
 use bcl::data::cifar::{self, Variant};
 use bcl::data::files::{decode_rgb, read_list};
 use bcl::data::idx::read_idx;
@@ -52,7 +52,7 @@ fn checkpoint_bytes() -> Vec<u8> {
 }
 
 fn preset_toml() -> String {
-    TrainConfig::preset("cifar100-lt", "/data".into()).unwrap().to_toml().unwrap()
+    TrainConfig::preset(Preset::Cifar100Lt, "/data".into()).to_toml().unwrap()
 }
 
 fn edits() -> impl Strategy<Value = Vec<(usize, u8)>> {
@@ -179,7 +179,7 @@ proptest! {
         if let Ok(config) = TrainConfig::from_toml(&text, "c.toml") {
             prop_assert!(config.validate().is_ok());
         }
-        let base = TrainConfig::preset("fashion-mnist-lt", "/data".into()).unwrap();
+        let base = TrainConfig::preset(Preset::FashionMnistLt, "/data".into());
         if let Ok(config) = base.with_overrides(&text, "c.toml") {
             prop_assert!(config.validate().is_ok());
         }
@@ -187,7 +187,7 @@ proptest! {
 
     #[test]
     fn config_overrides_survive_any_text(text in "[a-z_=\\[\\]. 0-9\"\n-]{0,120}") {
-        let base = TrainConfig::preset("fashion-mnist-lt", "/data".into()).unwrap();
+        let base = TrainConfig::preset(Preset::FashionMnistLt, "/data".into());
         let _ = base.with_overrides(&text, "c.toml");
     }
 }

@@ -1,0 +1,69 @@
+//! `bcl eval`: a checkpoint's accuracy on its evaluation split, with the report files.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use bcl::checkpoint;
+use bcl::config::{Preset, TrainConfig};
+use bcl::evaluation::evaluate;
+use bcl::loader::LoaderConfig;
+use bcl::predict::load_model;
+use bcl::report;
+use bcl::run::RunDir;
+use clap::Args;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A checkpoint (RUN/best, RUN/last, a run folder) or plain safetensors weights.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Dataset folder (default: the one the model was trained on).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// The preset describing plain weights that carry no bcl config (such as the reference's).
+    #[arg(long, value_parser = super::PresetParser)]
+    preset: Option<Preset>,
+    /// Where to write per_class.csv and the plots (default: the checkpoint's folder).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+pub fn exec(args: &EvalArgs) -> Result<()> {
+    let device = bcl::parse_device(&args.device)?;
+    let path = checkpoint::resolve(&args.checkpoint);
+    let fallback = match args.preset {
+        Some(preset) => {
+            let root = args.root.clone().context("--preset needs --root (the data to evaluate on)")?;
+            Some(TrainConfig::preset(preset, root))
+        }
+        None => None,
+    };
+    let mut loaded = load_model(&path, fallback.as_ref(), device)?;
+    if let Some(root) = &args.root {
+        loaded.config.data.root = root.clone();
+    }
+    let config = &loaded.config;
+    let train_set = config.data.train_set()?;
+    let counts = train_set.class_counts();
+    let split = config.data.dataset.eval_split();
+    let test_set = config.data.eval_set(split)?;
+    let recipe = Arc::new(config.recipe(train_set.as_ref())?);
+    println!(
+        "evaluating {} on the {split:?} split of {} ({} images)",
+        path.display(),
+        config.data.root.display(),
+        test_set.len()
+    );
+    let eval = evaluate(&loaded.model, test_set, recipe, &LoaderConfig::for_run(config, device), device, &counts)?;
+    super::print_evaluation(train_set.class_names(), &counts, &eval);
+    let checkpoint_folder = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let folder = args.out.clone().unwrap_or_else(|| checkpoint_folder.clone());
+    std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    // The training curves come from the run the checkpoint belongs to, if any.
+    let history = RunDir { path: checkpoint_folder }.read_metrics()?;
+    super::print_written(&report::write(&folder, train_set.class_names(), &counts, &eval, &history)?);
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! The command line: one module per command, each an args struct and an `exec` that
+//! parses, calls the library and prints (as cargo's `src/bin/cargo/commands/`).
+mod data;
+mod doctor;
+mod eval;
+mod overfit;
+mod predict;
+mod progress;
+mod train;
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use bcl::config::Preset;
+use bcl::metrics::Evaluation;
+use clap::builder::{PossibleValue, TypedValueParser};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "bcl", version, about = "Balanced Contrastive Learning for long-tailed image recognition")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print what this build finds: libtorch, CPU threads, CUDA devices, cuDNN, the data.
+    Doctor,
+    /// Train the Fashion-MNIST BCL model on one fixed batch and show both losses fall.
+    OverfitBatch(overfit::OverfitArgs),
+    /// Inspect datasets and the augmentation pipeline.
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    /// Train BCL (or a baseline) with a benchmark preset, evaluating after every epoch.
+    Train(train::TrainArgs),
+    /// Evaluate a checkpoint: top-1, Many/Medium/Few, per-class accuracy and plots.
+    Eval(eval::EvalArgs),
+    /// Print the most probable classes of image files.
+    Predict(predict::PredictArgs),
+}
+
+impl Cli {
+    pub fn exec(self) -> Result<()> {
+        match self.command {
+            Command::Doctor => doctor::exec(),
+            Command::OverfitBatch(args) => overfit::exec(&args),
+            Command::Data(command) => data::exec(command),
+            Command::Train(args) => train::exec(&args),
+            Command::Eval(args) => eval::exec(&args),
+            Command::Predict(args) => predict::exec(&args),
+        }
+    }
+}
+
+/// Parses `--preset`, listing the presets in `--help` and in the error for a wrong name.
+#[derive(Clone)]
+struct PresetParser;
+
+impl TypedValueParser for PresetParser {
+    type Value = Preset;
+
+    fn parse_ref(&self, _: &clap::Command, _: Option<&clap::Arg>, value: &OsStr) -> Result<Preset, clap::Error> {
+        let name = value.to_string_lossy();
+        Preset::from_str(&name, false).map_err(|_| {
+            let names: Vec<String> = Preset::all().iter().map(|p| p.name()).collect();
+            let message = format!("unknown preset {name:?}; presets: {}\n", names.join(", "));
+            clap::Error::raw(clap::error::ErrorKind::InvalidValue, message)
+        })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(Preset::all().iter().filter_map(ValueEnum::to_possible_value)))
+    }
+}
+
+fn percent(x: Option<f64>) -> String {
+    x.map_or("-".into(), |v| format!("{:.1}", 100.0 * v))
+}
+
+/// Top-1, Many/Medium/Few and, for up to 20 classes, each class's accuracy.
+fn print_evaluation(names: &[String], counts: &[i64], eval: &Evaluation) {
+    println!(
+        "test top-1 {:.2}%   many {}   medium {}   few {}",
+        100.0 * eval.top1,
+        percent(eval.many),
+        percent(eval.medium),
+        percent(eval.few)
+    );
+    if eval.per_class.len() <= 20 {
+        println!("per-class test accuracy (class: training images → accuracy):");
+        for ((name, n), acc) in names.iter().zip(counts).zip(&eval.per_class) {
+            println!("  {name:<20} {n:>6} → {:>5.1}%", 100.0 * acc);
+        }
+    }
+}
+
+fn print_written(paths: &[PathBuf]) {
+    for path in paths {
+        println!("wrote {}", path.display());
+    }
+    println!("({})", bcl::report::LEGEND);
+}

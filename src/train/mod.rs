@@ -1,0 +1,447 @@
+//! Training of the BCL model (SPEC sections 2 and 3), in the shape of torchvision's
+//! reference scripts: [`Trainer::new`] sets a run up (or resumes it), [`Trainer::run_epoch`]
+//! takes an epoch's steps, [`Trainer::finish_epoch`] evaluates, logs and checkpoints, and
+//! [`train`] is the loop over epochs.
+//!
+//! Training writes into a run folder ([`RunDir`]): a checkpoint after every epoch (and
+//! when asked to stop), so that a resumed run continues exactly where the checkpoint left
+//! off: the loader's batches and augmentations depend only on (seed, epoch, position), and
+//! the checkpoint holds the weights, the momentum buffers and the epoch's running sums.
+mod state;
+mod step;
+mod window;
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Result, bail, ensure};
+use tch::{Device, Kind, Tensor, nn};
+
+pub use self::state::{Checkpointer, EpochSums, TrainState};
+use self::step::Objective;
+use self::window::StepWindow;
+use crate::amp::{self, LossScaler};
+use crate::augment::Recipe;
+use crate::c10d;
+use crate::config::{Amp, TrainConfig};
+use crate::data::Dataset;
+use crate::distributed::Group;
+use crate::evaluation::evaluate;
+use crate::loader::{self, Batch, LoaderConfig};
+use crate::metrics::EpochRecord;
+use crate::model::{BclModel, norm};
+use crate::optim::{Sgd, trainable};
+use crate::run::RunDir;
+use crate::tensorboard::EventWriter;
+
+/// What training reports as it goes.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// An epoch begins at `step` of `steps`.
+    EpochStart {
+        epoch: usize,
+        step: usize,
+        steps: usize,
+    },
+    /// Every few steps: running means of the epoch so far.
+    Steps {
+        epoch: usize,
+        step: usize,
+        ce: f64,
+        contrastive: f64,
+        samples_per_second: f64,
+    },
+    /// The test-set evaluation is running.
+    Evaluating {
+        epoch: usize,
+    },
+    Epoch(&'a EpochRecord),
+}
+
+/// How a call to [`train`] ended.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Set when training stopped early on request: the epoch and step it saved at.
+    pub stopped_at: Option<(usize, usize)>,
+    /// The records of the epochs this call finished.
+    pub records: Vec<EpochRecord>,
+}
+
+/// How to run: the device, whether to continue the run folder's `last` checkpoint, a flag
+/// that asks training to checkpoint and return (set by SIGINT/SIGTERM), and the other
+/// processes of a data-parallel run.
+pub struct TrainOptions {
+    pub device: Device,
+    pub resume: bool,
+    pub stop: Arc<AtomicBool>,
+    /// Checkpoint and return after this many steps (benchmarks and smoke tests).
+    pub max_steps: Option<usize>,
+    /// Data-parallel training: `config.batch_size` is the global batch, shared out over
+    /// the ranks; only rank 0 evaluates and writes into the run folder.
+    pub group: Option<Arc<Group>>,
+}
+
+/// Trains as `config` says, writing checkpoints, metrics and TensorBoard logs into `run`.
+pub fn train(
+    config: &TrainConfig,
+    run: &RunDir,
+    options: &TrainOptions,
+    mut on_progress: impl FnMut(Progress),
+) -> Result<Outcome> {
+    let mut trainer = Trainer::new(config, run, options)?;
+    let mut outcome = Outcome::default();
+    while trainer.state.epoch < config.epochs {
+        let Some(steps) = trainer.run_epoch(&mut on_progress)? else {
+            outcome.stopped_at = Some((trainer.state.epoch, trainer.state.step));
+            return Ok(outcome);
+        };
+        outcome.records.extend(trainer.finish_epoch(steps, &mut on_progress)?);
+        if trainer.any_rank_asked_to_stop()? && trainer.state.epoch < config.epochs {
+            outcome.stopped_at = Some((trainer.state.epoch, 0));
+            return Ok(outcome);
+        }
+    }
+    Ok(outcome)
+}
+
+/// An epoch whose steps all ran, for [`Trainer::finish_epoch`].
+pub struct EpochSteps {
+    epoch: usize,
+    lr: f64,
+    /// The epoch's sums over every rank.
+    sums: EpochSums,
+    /// Samples already counted when this call started the epoch (a resumed epoch).
+    first_samples: usize,
+    start: Instant,
+    train_seconds: f64,
+}
+
+/// A run in progress: data, model, optimizer and where it stands.
+pub struct Trainer<'a> {
+    config: &'a TrainConfig,
+    run: &'a RunDir,
+    options: &'a TrainOptions,
+    train_set: Arc<dyn Dataset>,
+    test_set: Arc<dyn Dataset>,
+    class_counts: Vec<i64>,
+    recipe: Arc<Recipe>,
+    loader_config: LoaderConfig,
+    vs: nn::VarStore,
+    model: BclModel,
+    parameters: Vec<(String, Tensor)>,
+    optimizer: Sgd,
+    objective: Objective,
+    autocast_kind: Option<Kind>,
+    /// SyncBatchNorm: training forward passes take their statistics over every rank's
+    /// samples (at world size 1 too, where they are plain BatchNorm's, computed its way).
+    sync_batch_norm: Option<Rc<norm::SumOverRanks>>,
+    checkpointer: Checkpointer,
+    /// TensorBoard, on the primary process only.
+    events: Option<EventWriter>,
+    pub state: TrainState,
+    steps_taken: usize,
+}
+
+impl<'a> Trainer<'a> {
+    /// Sets a run up: data, recipe, model and optimizer; continues the run folder's `last`
+    /// checkpoint when `options.resume` is set.
+    pub fn new(config: &'a TrainConfig, run: &'a RunDir, options: &'a TrainOptions) -> Result<Self> {
+        let device = options.device;
+        let group = options.group.as_deref();
+        let (is_primary, world) = group.map_or((true, 1), |g| (g.is_primary(), g.world_size()));
+        ensure!(
+            config.batch_size.is_multiple_of(world) && config.batch_size / world > 1,
+            "batch_size = {} cannot be shared out over {world} processes (at least 2 samples each, evenly)",
+            config.batch_size
+        );
+        let train_set = config.data.train_set()?;
+        let test_set = config.data.eval_set(config.data.dataset.eval_split())?;
+        let class_counts = check_data(config, train_set.as_ref())?;
+        let recipe = Arc::new(config.recipe(train_set.as_ref())?);
+        let mut loader_config = LoaderConfig::for_run(config, device);
+        if let Some(group) = group {
+            (loader_config.rank, loader_config.world_size) = (group.rank(), world);
+        }
+        let (vs, model) = seeded_model(config, device);
+        let parameters = trainable(&vs);
+        let mut optimizer = Sgd::new(config.momentum, config.weight_decay, config.nesterov);
+        let mut state = TrainState::default();
+        if options.resume {
+            state = state::restore(&run.last(), &vs, &mut optimizer, &parameters)?;
+        } else if is_primary {
+            run.write_class_counts(train_set.class_names(), &class_counts)?;
+        }
+        if config.channels_last {
+            tch::no_grad(|| {
+                for (_, mut weight) in vs.variables().into_iter().filter(|(_, t)| t.dim() == 4) {
+                    weight.set_data(&to_channels_last(&weight));
+                }
+            });
+        }
+        if let Some(group) = group {
+            start_from_primary(group, &vs, &mut state)?;
+        }
+        let events = if is_primary {
+            // Epochs logged after the checkpoint (a crash between the two) are trained again.
+            run.truncate_metrics(state.epoch)?;
+            Some(EventWriter::create(&run.path)?)
+        } else {
+            None
+        };
+        let cuda = device.is_cuda();
+        if cuda {
+            tch::Cuda::cudnn_set_benchmark(true);
+            if config.amp == Amp::Fp16 && state.loss_scaler.is_none() {
+                state.loss_scaler = Some(LossScaler::default());
+            }
+        }
+        let sync_batch_norm = options.group.as_ref().filter(|_| config.sync_batch_norm).map(|group| {
+            let group = Arc::clone(group);
+            Rc::new(move |t: &Tensor| c10d::sum_over_ranks(Arc::clone(&group), t)) as Rc<norm::SumOverRanks>
+        });
+        Ok(Self {
+            checkpointer: Checkpointer::new(config, train_set.class_names())?,
+            objective: Objective::new(config, Tensor::from_slice(&class_counts).to_device(device)),
+            autocast_kind: if cuda { amp::autocast_kind(config.amp) } else { None },
+            config,
+            run,
+            options,
+            train_set,
+            test_set,
+            class_counts,
+            recipe,
+            loader_config,
+            vs,
+            model,
+            parameters,
+            optimizer,
+            sync_batch_norm,
+            events,
+            state,
+            steps_taken: 0,
+        })
+    }
+
+    fn group(&self) -> Option<&'a Group> {
+        self.options.group.as_deref()
+    }
+
+    /// Whether this process evaluates and writes the run folder (rank 0).
+    fn is_primary(&self) -> bool {
+        self.group().is_none_or(Group::is_primary)
+    }
+
+    /// Takes the steps of the current epoch, from where it stands. Returns `None` when it
+    /// stopped early (asked to, or at `max_steps`) after saving `last`.
+    pub fn run_epoch(&mut self, on_progress: &mut impl FnMut(Progress)) -> Result<Option<EpochSteps>> {
+        let (epoch, device) = (self.state.epoch, self.options.device);
+        let start = Instant::now();
+        let lr = self.config.schedule.lr(epoch, self.config.epochs);
+        let batches = loader::train_epoch(
+            self.train_set.clone(),
+            self.recipe.clone(),
+            &self.loader_config,
+            epoch as u64,
+            self.state.step,
+        );
+        let steps = self.state.step + batches.num_batches();
+        on_progress(Progress::EpochStart { epoch, step: self.state.step, steps });
+        let world_size = self.group().map_or(1, Group::world_size);
+        let mut window = StepWindow::new(&self.state.sums, device, world_size);
+        let (first_step, first_samples) = (self.state.step, self.state.sums.samples);
+        for batch in batches {
+            self.step(&batch?, lr, &mut window)?;
+            let at_max_steps = self.options.max_steps.is_some_and(|max| self.steps_taken >= max);
+            let requested = self.options.stop.load(Ordering::SeqCst);
+            let mut stop = at_max_steps;
+            if window.is_full() || at_max_steps || (requested && self.group().is_none()) {
+                let synced = window.sync(requested, self.group(), (epoch, self.state.step), &self.run.last())?;
+                (self.state.sums, stop) = (synced.sums, stop || synced.stop);
+                let sums = &self.state.sums;
+                on_progress(Progress::Steps {
+                    epoch,
+                    step: self.state.step,
+                    ce: sums.ce / self.state.step as f64,
+                    contrastive: sums.contrastive / self.state.step as f64,
+                    samples_per_second: ((self.state.step - first_step) * self.config.batch_size) as f64
+                        / start.elapsed().as_secs_f64(),
+                });
+            }
+            if stop {
+                if self.is_primary() {
+                    self.checkpointer.save(&[self.run.last()], &self.state, &self.vs, &self.optimizer)?;
+                }
+                return Ok(None);
+            }
+        }
+        let sums = window.sync(false, self.group(), (epoch, self.state.step), &self.run.last())?.sums;
+        Ok(Some(EpochSteps { epoch, lr, sums, first_samples, start, train_seconds: start.elapsed().as_secs_f64() }))
+    }
+
+    /// One optimisation step on `batch`, its losses recorded in `window`.
+    fn step(&mut self, batch: &Batch, lr: f64, window: &mut StepWindow) -> Result<()> {
+        let device = self.options.device;
+        let mut images = batch.input(device);
+        if self.config.channels_last {
+            images = to_channels_last(&images);
+        }
+        let labels = batch.labels.to_device(device);
+        let group = self.group();
+        let losses = amp::autocast(device, self.autocast_kind, || {
+            self.objective.losses(&self.model, &images, &labels, group, self.sync_batch_norm.as_ref())
+        })?;
+        let total = losses.total(self.config.alpha, self.config.beta);
+        self.parameters.iter().for_each(|(_, p)| p.shallow_clone().zero_grad());
+        // Fails only when a collective inside the backward pass does (SyncBatchNorm).
+        match &self.state.loss_scaler {
+            Some(scaler) => (&total * scaler.scale).f_backward(),
+            None => total.f_backward(),
+        }?;
+        if let Some(group) = group {
+            group.average_gradients(&self.parameters)?;
+        }
+        if self.state.loss_scaler.as_mut().is_none_or(|scaler| scaler.unscale(&self.parameters)) {
+            self.optimizer.step(&self.parameters, lr);
+        }
+        window.record(&losses, &total, &labels, batch.indices.len());
+        self.state.step += 1;
+        self.steps_taken += 1;
+        Ok(())
+    }
+
+    /// Ends an epoch: on the primary process, evaluates, logs the epoch, and writes `last`
+    /// (and `best` when the test top-1 improved). Returns the epoch's record there.
+    pub fn finish_epoch(
+        &mut self,
+        steps: EpochSteps,
+        on_progress: &mut impl FnMut(Progress),
+    ) -> Result<Option<EpochRecord>> {
+        let EpochSteps { epoch, lr, sums, first_samples, start, train_seconds } = steps;
+        let taken = self.state.step.max(1) as f64;
+        let next = TrainState { epoch: epoch + 1, step: 0, sums: EpochSums::default(), ..self.state.clone() };
+        let Some(events) = self.events.as_mut() else {
+            self.state = next;
+            return Ok(None);
+        };
+        on_progress(Progress::Evaluating { epoch });
+        let device = self.options.device;
+        let eval = evaluate(
+            &self.model,
+            self.test_set.clone(),
+            self.recipe.clone(),
+            &self.loader_config,
+            device,
+            &self.class_counts,
+        )?;
+        let record = EpochRecord {
+            epoch,
+            lr,
+            train_ce: sums.ce / taken,
+            train_contrastive: sums.contrastive / taken,
+            train_accuracy: sums.correct / sums.samples.max(1) as f64,
+            eval,
+            seconds: start.elapsed().as_secs_f64(),
+            samples_per_second: (sums.samples - first_samples) as f64 / train_seconds,
+        };
+        log_epoch(self.run, events, &record)?;
+        let improved = self.state.best_top1.is_none_or(|best| record.eval.top1 > best);
+        self.state = next;
+        if improved {
+            (self.state.best_top1, self.state.best_epoch) = (Some(record.eval.top1), Some(epoch));
+        }
+        let paths = if improved { vec![self.run.last(), self.run.best()] } else { vec![self.run.last()] };
+        self.checkpointer.save(&paths, &self.state, &self.vs, &self.optimizer)?;
+        on_progress(Progress::Epoch(&record));
+        Ok(Some(record))
+    }
+
+    /// Whether any rank was asked to stop (every rank learns the same answer).
+    pub fn any_rank_asked_to_stop(&self) -> Result<bool> {
+        let asked = self.options.stop.load(Ordering::SeqCst);
+        let Some(group) = self.group() else { return Ok(asked) };
+        let flags = Tensor::from(asked as i64);
+        group.all_reduce_sum(&flags)?;
+        Ok(flags.int64_value(&[]) > 0)
+    }
+}
+
+/// Every rank starts from rank 0's weights, as DDP does (broadcast in name order on every
+/// rank); rank 0 alone carries a resumed epoch's running sums, as the ranks' shares add up.
+fn start_from_primary(group: &Group, vs: &nn::VarStore, state: &mut TrainState) -> Result<()> {
+    let variables: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+    tch::no_grad(|| variables.values().try_for_each(|t| group.broadcast(t)))?;
+    if !group.is_primary() {
+        state.sums = EpochSums::default();
+    }
+    Ok(())
+}
+
+/// A freshly initialised model. libtorch's random generator is global: the lock keeps
+/// models built in other threads (tests run in parallel) from drawing between the seeding
+/// and the initialisation.
+fn seeded_model(config: &TrainConfig, device: Device) -> (nn::VarStore, BclModel) {
+    static INIT: Mutex<()> = Mutex::new(());
+    let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    tch::manual_seed(config.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let model = BclModel::new(&vs.root(), &config.model);
+    (vs, model)
+}
+
+/// Class counts of the training set, after checking that the data fits the config.
+fn check_data(config: &TrainConfig, train_set: &dyn Dataset) -> Result<Vec<i64>> {
+    let class_counts = train_set.class_counts();
+    ensure!(
+        class_counts.len() as i64 == config.model.num_classes,
+        "the data has {} classes, the model {}",
+        class_counts.len(),
+        config.model.num_classes
+    );
+    if let Some(empty) = class_counts.iter().position(|&n| n == 0) {
+        bail!("class {empty} ({}) has no training images", train_set.class_names()[empty]);
+    }
+    ensure!(
+        train_set.len() >= config.batch_size,
+        "{} training images, fewer than one batch of {}",
+        train_set.len(),
+        config.batch_size
+    );
+    ensure!(
+        train_set.channels() as i64 == config.model.in_channels,
+        "the images have {} channels, the model expects {}",
+        train_set.channels(),
+        config.model.in_channels
+    );
+    Ok(class_counts)
+}
+
+/// NCHW values in NHWC memory order, which cuDNN's tensor-core convolutions prefer, and
+/// oneDNN's on CPU. Convolution weights in this order make every activation NHWC, even
+/// for 1-channel images, whose NHWC and NCHW layouts coincide.
+fn to_channels_last(images: &Tensor) -> Tensor {
+    images.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
+fn log_epoch(run: &RunDir, events: &mut EventWriter, record: &EpochRecord) -> Result<()> {
+    run.append_metrics(record)?;
+    let step = record.epoch as i64 + 1;
+    let eval = &record.eval;
+    let mut scalars = vec![
+        ("train/ce", Some(record.train_ce)),
+        ("train/contrastive", Some(record.train_contrastive)),
+        ("train/accuracy", Some(record.train_accuracy)),
+        ("train/lr", Some(record.lr)),
+        ("val/top1", Some(eval.top1)),
+        ("val/many", eval.many),
+        ("val/medium", eval.medium),
+        ("val/few", eval.few),
+    ];
+    scalars.retain(|(_, v)| v.is_some());
+    for (tag, value) in scalars {
+        events.scalar(tag, step, value.unwrap_or_default())?;
+    }
+    events.flush()
+}

@@ -1,0 +1,84 @@
+//! Where a run stands, and the checkpoints that carry it from one process to the next:
+//! everything `--resume` needs to continue exactly.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use tch::{Tensor, nn};
+
+use crate::amp::LossScaler;
+use crate::checkpoint::{self, Checkpoint};
+use crate::config::TrainConfig;
+use crate::optim::Sgd;
+
+/// Where a run stands: saved in every checkpoint's metadata.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// The epoch in progress (0-based); `epochs` when training is over.
+    pub epoch: usize,
+    /// Steps of `epoch` already taken.
+    pub step: usize,
+    /// Running sums of `epoch`'s steps so far.
+    pub sums: EpochSums,
+    pub best_top1: Option<f64>,
+    pub best_epoch: Option<usize>,
+    /// float16 loss scaling, when in use.
+    pub loss_scaler: Option<LossScaler>,
+}
+
+/// Running sums of an epoch's steps, over every rank.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochSums {
+    pub ce: f64,
+    pub contrastive: f64,
+    pub correct: f64,
+    pub samples: usize,
+}
+
+/// Writes a run's checkpoints; holds what all of them share (format, config, class names).
+pub struct Checkpointer {
+    metadata: HashMap<String, String>,
+}
+
+impl Checkpointer {
+    pub fn new(config: &TrainConfig, class_names: &[String]) -> Result<Self> {
+        let metadata = HashMap::from([
+            ("format".to_string(), "bcl-checkpoint-1".to_string()),
+            ("config".to_string(), config.to_toml()?),
+            ("class_names".to_string(), serde_json::to_string(class_names)?),
+        ]);
+        Ok(Self { metadata })
+    }
+
+    /// Writes a checkpoint of the model, the optimizer and `state` to each of `paths`.
+    pub fn save(&self, paths: &[PathBuf], state: &TrainState, vs: &nn::VarStore, optimizer: &Sgd) -> Result<()> {
+        let mut metadata = self.metadata.clone();
+        metadata.insert("state".into(), serde_json::to_string(state)?);
+        let checkpoint = Checkpoint {
+            weights: vs.variables().into_iter().collect(),
+            optimizer: optimizer.buffers().iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect(),
+            metadata,
+        };
+        let bytes = checkpoint::encode(&checkpoint)?;
+        paths.iter().try_for_each(|path| crate::fs::write_atomic(path, &bytes))
+    }
+}
+
+/// Loads the checkpoint at `path` into the model's variables and the optimizer; returns
+/// where the run stood.
+pub fn restore(
+    path: &Path,
+    vs: &nn::VarStore,
+    optimizer: &mut Sgd,
+    parameters: &[(String, Tensor)],
+) -> Result<TrainState> {
+    let saved = checkpoint::load(path)?;
+    let text =
+        saved.metadata.get("state").with_context(|| format!("{} is not a bcl training checkpoint", path.display()))?;
+    let state =
+        serde_json::from_str(text).with_context(|| format!("{} has a damaged training state", path.display()))?;
+    checkpoint::copy_weights(&vs.variables(), &saved.weights, path)?;
+    optimizer.load_buffers(saved.optimizer, parameters)?;
+    Ok(state)
+}

@@ -1,0 +1,142 @@
+//! The losses of one training step: one forward pass over the 3B images of views 0, 1, 2,
+//! then α · LA-CE(view-0 logits) + β · BCL(views 1–2 features, class prototypes).
+use std::rc::Rc;
+
+use anyhow::Result;
+use tch::{Kind, Tensor};
+
+use crate::config::{LossKind, TrainConfig};
+use crate::distributed::{self, Group};
+use crate::loss::{BalancedContrastiveLoss, cross_entropy, logit_adjusted_cross_entropy};
+use crate::model::{BclModel, BclOutput, norm};
+
+/// The losses of one step.
+pub struct StepLosses {
+    /// The (logit-adjusted) cross-entropy of view 0.
+    pub ce: Tensor,
+    /// The contrastive loss's value and what to call `backward` on (the same tensor on one
+    /// process; see [`distributed::gathered_loss`] for several). None for `la` and `ce`.
+    pub contrastive: Option<(Tensor, Tensor)>,
+    /// View 0's logits.
+    pub logits: Tensor,
+}
+
+impl StepLosses {
+    /// α · cross-entropy + β · contrastive, in float32: what training differentiates.
+    pub fn total(&self, alpha: f64, beta: f64) -> Tensor {
+        let ce = self.ce.to_kind(Kind::Float);
+        match &self.contrastive {
+            Some((_, surrogate)) => &ce * alpha + surrogate.to_kind(Kind::Float) * beta,
+            None => ce,
+        }
+    }
+}
+
+/// What a run's steps compute their losses with; fixed for the run.
+pub struct Objective {
+    kind: LossKind,
+    contrastive: BalancedContrastiveLoss,
+    /// Training images per class (the prior of the logit adjustment), on the device.
+    class_counts: Tensor,
+    logit_adjustment: f64,
+    /// BatchNorm statistics over groups of this many samples; None: the whole batch.
+    bn_group_size: Option<usize>,
+}
+
+impl Objective {
+    pub fn new(config: &TrainConfig, class_counts: Tensor) -> Self {
+        Self {
+            kind: config.loss,
+            contrastive: BalancedContrastiveLoss::from_config(config),
+            class_counts,
+            logit_adjustment: config.logit_adjustment,
+            bn_group_size: config.bn_group_size,
+        }
+    }
+
+    /// The losses of `model` on `images` (3 views × B, view-major) with B `labels`. With a
+    /// `group`, the contrastive loss sees every rank's features; with `sync`, BatchNorm
+    /// statistics are summed over the ranks (SyncBatchNorm).
+    pub fn losses(
+        &self,
+        model: &BclModel,
+        images: &Tensor,
+        labels: &Tensor,
+        group: Option<&Group>,
+        sync: Option<&Rc<norm::SumOverRanks>>,
+    ) -> Result<StepLosses> {
+        let b = labels.size()[0];
+        let bn_group = self.bn_group_size.map_or(b, |g| g as i64);
+        match self.kind {
+            LossKind::Bcl | LossKind::Supcon => {
+                let out = forward(sync, || forward_in_groups(model, images, b, bn_group))?;
+                let logits = out.logits.narrow(0, 0, b);
+                let loss = |views: &Tensor, view_labels: &Tensor, anchors: &Tensor| {
+                    self.contrastive.forward(views, view_labels, anchors, &out.prototypes)
+                };
+                let (z1, z2) = (out.features.narrow(0, b, b), out.features.narrow(0, 2 * b, b));
+                let contrastive = distributed::gathered_loss(group, &z1, &z2, labels, loss)?;
+                Ok(StepLosses { ce: self.classification(&logits, labels), contrastive: Some(contrastive), logits })
+            }
+            LossKind::La | LossKind::Ce => {
+                let view0 = images.narrow(0, 0, b);
+                let logits = forward(sync, || {
+                    let parts: Vec<Tensor> = groups(b, bn_group)
+                        .map(|(start, n)| model.logits_t(&view0.narrow(0, start, n), true))
+                        .collect();
+                    Tensor::cat(&parts, 0)
+                })?;
+                Ok(StepLosses { ce: self.classification(&logits, labels), contrastive: None, logits })
+            }
+        }
+    }
+
+    /// Cross-entropy for `ce`, logit-adjusted cross-entropy for every other loss.
+    fn classification(&self, logits: &Tensor, labels: &Tensor) -> Tensor {
+        match self.kind {
+            LossKind::Ce => cross_entropy(logits, labels),
+            _ => logit_adjusted_cross_entropy(logits, labels, &self.class_counts, self.logit_adjustment),
+        }
+    }
+}
+
+/// Runs the training forward pass `f`, with BatchNorm statistics summed over the ranks by
+/// `sync` (SyncBatchNorm) when given.
+fn forward<T>(sync: Option<&Rc<norm::SumOverRanks>>, f: impl FnOnce() -> T) -> Result<T> {
+    match sync {
+        Some(sum) => norm::with_statistics_over_ranks(Rc::clone(sum), f),
+        None => Ok(f()),
+    }
+}
+
+/// (first sample, samples) of each BatchNorm group of a batch of `b`.
+fn groups(b: i64, group: i64) -> impl Iterator<Item = (i64, i64)> {
+    (0..b).step_by(group.max(1) as usize).map(move |start| (start, group.min(b - start)))
+}
+
+/// The model's training outputs for `images` (3 views × `b` samples, view-major), with
+/// BatchNorm statistics over groups of `group` samples (all their views) at a time, put
+/// back in the batch's order: what ranks with `group` samples each compute together.
+fn forward_in_groups(model: &BclModel, images: &Tensor, b: i64, group: i64) -> BclOutput {
+    if group >= b {
+        return model.forward_t(images, true);
+    }
+    let views = images.size()[0] / b;
+    let outputs: Vec<(i64, BclOutput)> = groups(b, group)
+        .map(|(start, n)| {
+            let rows: Vec<Tensor> = (0..views).map(|v| images.narrow(0, v * b + start, n)).collect();
+            (n, model.forward_t(&Tensor::cat(&rows, 0), true))
+        })
+        .collect();
+    // View v of group g is rows v·n .. (v+1)·n of that group's output.
+    let reassemble = |part: fn(&BclOutput) -> &Tensor| {
+        let rows: Vec<Tensor> =
+            (0..views).flat_map(|v| outputs.iter().map(move |(n, out)| part(out).narrow(0, v * n, *n))).collect();
+        Tensor::cat(&rows, 0)
+    };
+    BclOutput {
+        features: reassemble(|o| &o.features),
+        logits: reassemble(|o| &o.logits),
+        prototypes: outputs[0].1.prototypes.shallow_clone(),
+    }
+}

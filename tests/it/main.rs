@@ -1,0 +1,15 @@
+//! The integration tests, one binary (each test binary links libtorch; one link is much
+//! faster than twelve), a module per area, as cargo's own `tests/testsuite/`.
+mod augment;
+mod checkpoint;
+mod cli;
+mod common;
+mod config;
+mod data_formats;
+mod data_idx;
+mod distributed;
+mod loader;
+mod loss;
+mod model;
+mod parsers_fuzz;
+mod train;
