@@ -1,9 +1,11 @@
 //! The `bcl` binary: a thin command line over the `bcl` library (see `src/cli/`).
 mod cli;
 
+use std::process::ExitCode;
+
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     // Exit quietly when the reader of our output goes away (`bcl data stats | head`), as
     // Unix tools do, instead of panicking inside println!.
     #[cfg(unix)]
@@ -12,7 +14,15 @@ fn main() -> anyhow::Result<()> {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     keep_freed_memory();
-    cli::Cli::parse().exec()
+    match cli::Cli::parse().exec() {
+        Ok(()) => ExitCode::SUCCESS,
+        // A user's mistake (a missing file, a bad number) is one line naming it, whatever
+        // RUST_BACKTRACE says; backtraces are for panics.
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// CPU training allocates and frees the same activations (tens of MB each) at every step.

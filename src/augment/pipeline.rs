@@ -231,27 +231,43 @@ fn flip() -> Step {
     Step::HorizontalFlip { p: 0.5 }
 }
 
-/// RandomResizedCrop (scale 0.08–1), flip, then ColorJitter(0.4, 0.4, 0.4, `hue`) with
+/// The area range of ImageNet's RandomResizedCrop.
+pub const IMAGENET_CROP_SCALE: (f64, f64) = (0.08, 1.0);
+
+/// The area range of the contrastive views of small images (SupCon's CIFAR view): at
+/// least a fifth of a 32 × 32 image, where ImageNet's 0.08 leaves crops of a few pixels.
+pub const SMALL_IMAGE_CROP_SCALE: (f64, f64) = (0.2, 1.0);
+
+/// RandomResizedCrop of area `scale`, flip, then ColorJitter(0.4, 0.4, 0.4, `hue`) with
 /// probability `p`: the start of every ImageNet-style view and of SimCLR's.
-fn crop_flip_jitter(size: usize, hue: f64, p: f64) -> Vec<Step> {
+fn crop_flip_jitter(size: usize, scale: (f64, f64), hue: f64, p: f64) -> Vec<Step> {
     vec![
-        Step::RandomResizedCrop { size, scale: (0.08, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0) },
+        Step::RandomResizedCrop { size, scale, ratio: (3.0 / 4.0, 4.0 / 3.0) },
         flip(),
         Step::ColorJitter { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue, p },
     ]
 }
 
-/// SimCLR's contrastive view: RandomResizedCrop, flip, ColorJitter(0.4, 0.4, 0.4, 0.1)
-/// with p 0.8, grayscale with p 0.2.
-fn sim_steps(size: usize) -> Vec<Step> {
-    let mut steps = crop_flip_jitter(size, 0.1, 0.8);
+/// SimCLR's contrastive view: RandomResizedCrop of area `scale`, flip, ColorJitter(0.4,
+/// 0.4, 0.4, 0.1) with p 0.8, grayscale with p 0.2.
+fn sim_steps(size: usize, scale: (f64, f64)) -> Vec<Step> {
+    let mut steps = crop_flip_jitter(size, scale, 0.1, 0.8);
     steps.push(Step::RandomGrayscale { p: 0.2 });
+    steps
+}
+
+/// The contrastive view of small images, as the BCL-derived CIFAR code has it: SimCLR's
+/// view at [`SMALL_IMAGE_CROP_SCALE`], then a Gaussian blur with p 0.5, σ from [0.1, 2].
+fn small_image_contrastive_steps(size: usize) -> Vec<Step> {
+    let mut steps = sim_steps(size, SMALL_IMAGE_CROP_SCALE);
+    steps.push(Step::GaussianBlur { p: 0.5, sigma: (0.1, 2.0) });
     steps
 }
 
 impl Recipe {
     /// CIFAR (and other small same-size images): view 0 = random crop with 4-pixel padding,
-    /// flip, AutoAugment CIFAR-10 (then Cutout 16 when `cutout`); views 1, 2 = SimCLR.
+    /// flip, AutoAugment CIFAR-10 (then Cutout 16 when `cutout`); views 1, 2 = SimCLR's
+    /// view at crop scale 0.2–1 with Gaussian blur (SPEC section 3).
     pub fn cifar(size: usize, cutout: bool, fill: [u8; 3]) -> Self {
         let mut view0 = vec![Step::RandomCrop { size, padding: 4 }, flip(), Step::AutoAugmentCifar10];
         if cutout {
@@ -259,7 +275,11 @@ impl Recipe {
         }
         let pipeline = |steps| Pipeline { steps, fill };
         Self {
-            views: [pipeline(view0), pipeline(sim_steps(size)), pipeline(sim_steps(size))],
+            views: [
+                pipeline(view0),
+                pipeline(small_image_contrastive_steps(size)),
+                pipeline(small_image_contrastive_steps(size)),
+            ],
             eval: pipeline(Vec::new()),
             size,
         }
@@ -270,10 +290,10 @@ impl Recipe {
     pub fn imagenet(cl_views: ClViews, randaugment: &str, fill: [u8; 3]) -> Result<Self> {
         let size = 224;
         let ra = RandAugment::parse(randaugment)?;
-        let mut randcls = crop_flip_jitter(size, 0.0, 1.0);
+        let mut randcls = crop_flip_jitter(size, IMAGENET_CROP_SCALE, 0.0, 1.0);
         randcls.push(Step::RandAugment(ra.clone()));
-        let sim = sim_steps(size);
-        let mut rand = sim_steps(size);
+        let sim = sim_steps(size, IMAGENET_CROP_SCALE);
+        let mut rand = sim_steps(size, IMAGENET_CROP_SCALE);
         rand.push(Step::RandAugment(ra));
         let (v1, v2) = match cl_views {
             ClViews::SimSim => (sim.clone(), sim),

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Result, bail, ensure};
 use bcl::augment::{ClViews, Recipe, Rng};
 use bcl::data::long_tail::{Profile, imbalance_factor};
 use bcl::data::{DataConfig, Dataset, DatasetKind, Split, indices_by_class};
@@ -35,6 +35,16 @@ pub enum DataCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
         #[arg(long, default_value = "preview.png")]
+        out: PathBuf,
+    },
+    /// Writes the training indices the long-tailed subset keeps (positions in the training
+    /// files, one per line, class by class in the order the LDAM-DRW / BCL code keeps
+    /// them), to compare with that code's split.
+    Subset {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The file to write.
+        #[arg(long)]
         out: PathBuf,
     },
     /// Measures the training loader: augmented views per second, as normalised floats on CPU.
@@ -71,8 +81,10 @@ pub struct DataArgs {
     /// Take a long-tailed subset of the training split with this imbalance factor ρ.
     #[arg(long)]
     imb_factor: Option<f64>,
+    /// How the class sizes fall: exponentially, or in one step halfway.
     #[arg(long, value_enum, default_value = "exp")]
     profile: Profile,
+    /// numpy seed of the shuffle that picks the subset's images (LDAM's `rand_number`).
     #[arg(long, default_value_t = 0)]
     subset_seed: u64,
 }
@@ -119,7 +131,26 @@ pub fn exec(command: DataCommand) -> Result<()> {
         DataCommand::Stats { data, split, out } => {
             let config = data.config()?;
             let dataset = if split == Split::Train { config.train_set()? } else { config.eval_set(split)? };
-            print_stats(dataset.as_ref(), &out)
+            print_stats(dataset.as_ref(), &out)?;
+            if split == Split::Train {
+                print_clamped_classes(&config)?;
+            }
+            Ok(())
+        }
+        DataCommand::Subset { data, out } => {
+            let config = data.config()?;
+            ensure!(config.imb_factor.is_some(), "data subset needs --imb-factor (the subset's imbalance factor ρ)");
+            let full = bcl::data::open(config.dataset, &config.root, Split::Train)?;
+            let indices = config.long_tail_indices(full.as_ref())?.unwrap_or_default();
+            let text: String = indices.iter().map(|i| format!("{i}\n")).collect();
+            bcl::fs::write_atomic(&out, text.as_bytes())?;
+            println!(
+                "wrote {} ({} of {} training images, in the LDAM-DRW order)",
+                out.display(),
+                indices.len(),
+                full.len()
+            );
+            Ok(())
         }
         DataCommand::Preview { data, recipe, samples, seed, out } => {
             let config = data.config()?;
@@ -164,6 +195,22 @@ fn write_preview(dataset: &dyn Dataset, recipe: &Recipe, samples: usize, seed: u
     }
     bcl::plot::image_grid(&rows, recipe.size.max(96), out)?;
     println!("wrote {} ({} samples: image, view 0, view 1, view 2)", out.display(), rows.len());
+    Ok(())
+}
+
+/// The classes of a long-tailed subset that hold fewer images than the profile asks: they
+/// keep all they have, as the LDAM-DRW code does (real MNIST's classes differ in size).
+fn print_clamped_classes(config: &DataConfig) -> Result<()> {
+    if config.imb_factor.is_none() {
+        return Ok(());
+    }
+    let full = bcl::data::open(config.dataset, &config.root, Split::Train)?;
+    let quotas = config.long_tail_quotas(full.as_ref())?.unwrap_or_default();
+    for ((name, &has), &quota) in full.class_names().iter().zip(&full.class_counts()).zip(&quotas) {
+        if (has as usize) < quota {
+            println!("  {name}: the profile asks for {quota} images, the class has {has}: keeps all {has}");
+        }
+    }
     Ok(())
 }
 

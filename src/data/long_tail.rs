@@ -1,12 +1,12 @@
-//! Long-tailed subsets of balanced datasets (SPEC section 4), as in the LDAM / BCL CIFAR-LT
-//! protocol: class i keeps ⌊n_max · ρ^(−i/(C−1))⌋ images ("exp") or, for "step", n_max for
-//! the first half of the classes and ⌊n_max/ρ⌋ for the rest. Images are picked per class by
-//! a seeded shuffle; the test set stays balanced.
-use anyhow::{Result, ensure};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_pcg::Pcg64Mcg;
+//! Long-tailed subsets of balanced datasets (SPEC section 4), exactly as the LDAM-DRW /
+//! BCL CIFAR-LT code picks them, so that results compare with the literature's: with
+//! n_max = N / C (the balanced set's images per class), class i keeps
+//! ⌊n_max · ρ^(−i/(C−1))⌋ images ("exp") or, for "step", ⌊n_max⌋ for the first half of the
+//! classes and ⌊n_max/ρ⌋ for the rest; which images is numpy's legacy `RandomState`
+//! shuffle, seeded once, class by class. The test set stays balanced.
 use serde::{Deserialize, Serialize};
+
+use super::numpy_random::Mt19937;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -15,37 +15,35 @@ pub enum Profile {
     Step,
 }
 
-/// Images kept per class for `num_classes` classes, imbalance factor `rho` ≥ 1.
-pub fn class_counts(profile: Profile, n_max: usize, num_classes: usize, rho: f64) -> Vec<usize> {
+/// The images each of `num_classes` classes keeps for imbalance factor `rho` ≥ 1, where
+/// the balanced set has `n_max` images per class (LDAM's `img_max = len(data) / C`, a float).
+pub fn class_counts(profile: Profile, n_max: f64, num_classes: usize, rho: f64) -> Vec<usize> {
     let ratio = 1.0 / rho;
     (0..num_classes)
         .map(|i| match profile {
             Profile::Exp if num_classes > 1 => {
-                (n_max as f64 * ratio.powf(i as f64 / (num_classes - 1) as f64)).floor() as usize
+                (n_max * ratio.powf(i as f64 / (num_classes - 1) as f64)).floor() as usize
             }
-            Profile::Exp => n_max,
-            Profile::Step if i < num_classes / 2 => n_max,
-            Profile::Step => (n_max as f64 * ratio).floor() as usize,
+            Profile::Exp => n_max.floor() as usize,
+            Profile::Step if i < num_classes / 2 => n_max.floor() as usize,
+            Profile::Step => (n_max * ratio).floor() as usize,
         })
         .collect()
 }
 
-/// Indices (into `labels`) of a subset holding `counts[c]` samples of each class c, chosen
-/// by a shuffle seeded with `seed`; sorted by class, then by shuffle order.
-pub fn subset_indices(labels: &[i64], counts: &[usize], seed: u64) -> Result<Vec<usize>> {
-    let mut by_class = super::indices_by_class(labels, counts.len());
-    let mut rng = Pcg64Mcg::seed_from_u64(seed);
-    let mut indices = Vec::with_capacity(counts.iter().sum());
-    for (class, (members, &want)) in by_class.iter_mut().zip(counts).enumerate() {
-        ensure!(
-            want <= members.len(),
-            "class {class} has {} images, the long-tailed profile asks for {want}",
-            members.len()
-        );
-        members.shuffle(&mut rng);
-        indices.extend_from_slice(&members[..want]);
+/// The indices (into `labels`) of the subset with `quotas[c]` samples of each class c, in
+/// LDAM-DRW's order: `np.random.seed(seed)` once, then for each class in label order its
+/// indices in file order, shuffled by `np.random.shuffle`, the first `quotas[c]` kept. A
+/// class with fewer samples than its quota keeps them all (real MNIST's classes differ in
+/// size), as that code does.
+pub fn subset_indices(labels: &[i64], quotas: &[usize], seed: u32) -> Vec<usize> {
+    let mut rng = Mt19937::new(seed);
+    let mut indices = Vec::with_capacity(quotas.iter().sum());
+    for (mut members, &quota) in super::indices_by_class(labels, quotas.len()).into_iter().zip(quotas) {
+        rng.shuffle(&mut members);
+        indices.extend_from_slice(&members[..quota.min(members.len())]);
     }
-    Ok(indices)
+    indices
 }
 
 /// The imbalance factor of a set of class counts: largest / smallest non-empty class.

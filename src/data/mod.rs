@@ -12,6 +12,7 @@ pub mod files;
 pub mod idx;
 pub mod long_tail;
 pub mod mnist;
+pub mod numpy_random;
 pub mod pickle;
 pub mod sampler;
 
@@ -244,8 +245,8 @@ impl DatasetKind {
         let (mean, std): (&[f64], &[f64]) = match self {
             DatasetKind::Mnist => (&[0.1307], &[0.3081]),
             DatasetKind::FashionMnist => (&[0.2860], &[0.3530]),
-            DatasetKind::Cifar10 => (&[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616]),
-            DatasetKind::Cifar100 => (&[0.5071, 0.4865, 0.4409], &[0.2673, 0.2564, 0.2762]),
+            // The constants of the BCL-derived CIFAR code, for CIFAR-10 and CIFAR-100 alike.
+            DatasetKind::Cifar10 | DatasetKind::Cifar100 => (&[0.4914, 0.4822, 0.4465], &[0.2023, 0.1994, 0.2010]),
             DatasetKind::Inat2018 => (&[0.466, 0.471, 0.380], &[0.195, 0.194, 0.192]),
             DatasetKind::ImagenetLt | DatasetKind::Folder => (&[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225]),
         };
@@ -280,7 +281,7 @@ pub struct DataConfig {
     /// Imbalance factor ρ of the long-tailed training subset; none keeps every image.
     pub imb_factor: Option<f64>,
     pub profile: long_tail::Profile,
-    /// Seed of the per-class shuffle that picks the subset.
+    /// numpy seed of the per-class shuffle that picks the subset (LDAM's `rand_number`).
     pub subset_seed: u64,
 }
 
@@ -288,14 +289,28 @@ impl DataConfig {
     /// The training set, long-tailed when `imb_factor` is set.
     pub fn train_set(&self) -> Result<Arc<dyn Dataset>> {
         let full = open(self.dataset, &self.root, Split::Train)?;
-        let Some(rho) = self.imb_factor else {
-            return Ok(full);
-        };
+        match self.long_tail_indices(full.as_ref())? {
+            Some(indices) => Ok(Arc::new(Subset::new(full, indices))),
+            None => Ok(full),
+        }
+    }
+
+    /// The indices into the full training set `full` that the long-tailed subset keeps, in
+    /// the LDAM-DRW code's order; none without `imb_factor`.
+    pub fn long_tail_indices(&self, full: &dyn Dataset) -> Result<Option<Vec<usize>>> {
+        let Some(quotas) = self.long_tail_quotas(full)? else { return Ok(None) };
+        let seed = u32::try_from(self.subset_seed)
+            .map_err(|_| anyhow::anyhow!("subset_seed = {} must be below 2^32 (a numpy seed)", self.subset_seed))?;
+        Ok(Some(long_tail::subset_indices(full.labels(), &quotas, seed)))
+    }
+
+    /// The images per class the long-tailed profile asks of the full training set `full`
+    /// (n_max = its images / its classes, as LDAM computes it); none without `imb_factor`.
+    pub fn long_tail_quotas(&self, full: &dyn Dataset) -> Result<Option<Vec<usize>>> {
+        let Some(rho) = self.imb_factor else { return Ok(None) };
         anyhow::ensure!(rho >= 1.0, "imbalance factor {rho} must be at least 1");
-        let n_max = full.class_counts().into_iter().max().unwrap_or(0) as usize;
-        let counts = long_tail::class_counts(self.profile, n_max, full.num_classes(), rho);
-        let indices = long_tail::subset_indices(full.labels(), &counts, self.subset_seed)?;
-        Ok(Arc::new(Subset::new(full, indices)))
+        let n_max = full.len() as f64 / full.num_classes().max(1) as f64;
+        Ok(Some(long_tail::class_counts(self.profile, n_max, full.num_classes(), rho)))
     }
 
     /// The balanced evaluation split.

@@ -4,8 +4,8 @@ use bcl::augment::autoaugment::{self, CIFAR10_POLICY};
 use bcl::augment::ops::{self, Interpolation};
 use bcl::augment::pipeline::random_resized_crop_box;
 use bcl::augment::randaugment::{OPS, Op, RandAugment};
-use bcl::augment::{ClViews, Recipe, Rng};
-use bcl::data::Image;
+use bcl::augment::{ClViews, Pipeline, Recipe, Rng, Step};
+use bcl::data::{DatasetKind, Image};
 use rand::SeedableRng;
 
 /// A 3-channel image whose every pixel differs: (x·16, y·16, x + y).
@@ -298,4 +298,75 @@ fn imagenet_recipes_make_224_crops() {
     }
     let err = Recipe::imagenet(ClViews::SimSim, "rand-rand", [0, 0, 0]).unwrap_err().to_string();
     assert!(err.contains("rand-rand"), "{err}");
+}
+
+/// A `size × size` checkerboard of 0 and 255 in 1-pixel cells, on 3 channels.
+fn checkerboard(size: usize) -> Image {
+    let pixels =
+        (0..size * size).flat_map(|i| [if (i / size + i % size).is_multiple_of(2) { 0 } else { 255 }; 3]).collect();
+    Image::new(size, size, 3, pixels)
+}
+
+/// SPEC section 3: the contrastive views of CIFAR-style data crop 0.2–1 of the area (not
+/// ImageNet's 0.08–1, which leaves a few pixels of a 32 × 32 image) and blur with p 0.5.
+#[test]
+fn small_image_contrastive_views_keep_a_fifth_of_the_image_and_blur_half_the_time() {
+    for (size, recipe) in [(32, Recipe::cifar(32, false, [125, 123, 114])), (28, Recipe::cifar(28, false, [73; 3]))] {
+        for view in &recipe.views[1..] {
+            let Step::RandomResizedCrop { scale, ratio, .. } = view.steps[0] else { panic!("{view:?}") };
+            let mut r = rng(3);
+            let areas: Vec<f64> = (0..20_000)
+                .map(|_| {
+                    let (_, _, w, h) = random_resized_crop_box(size, size, scale, ratio, &mut r);
+                    (w * h) as f64 / (size * size) as f64
+                })
+                .collect();
+            let smallest = areas.iter().copied().fold(1.0, f64::min);
+            let mean = areas.iter().sum::<f64>() / areas.len() as f64;
+            assert!(smallest > 0.17, "crops down to {smallest:.3} of the area (scale {scale:?})");
+            assert!((0.5..0.7).contains(&mean), "mean crop area {mean:.3}");
+            assert!(view.steps.contains(&Step::GaussianBlur { p: 0.5, sigma: (0.1, 2.0) }), "{view:?}");
+        }
+    }
+}
+
+#[test]
+fn gaussian_blur_draws_its_sigma_from_the_range_and_applies_with_its_probability() {
+    let board = checkerboard(32);
+    // Max − min over the centre, which edge replication does not reach for σ ≤ 2.
+    let contrast = |img: &Image| {
+        let values: Vec<f64> =
+            (8..24).flat_map(|y| (8..24).map(move |x| (x, y))).map(|(x, y)| img.pixel(x, y)[0] as f64).collect();
+        values.iter().copied().fold(0.0, f64::max) - values.iter().copied().fold(255.0, f64::min)
+    };
+    // σ = 0.1 leaves 1-pixel cells alone; σ = 2 all but erases them.
+    assert_eq!(ops::gaussian_blur(&board, 0.1), board);
+    assert!(contrast(&ops::gaussian_blur(&board, 2.0)) < 20.0);
+    let always = Pipeline { steps: vec![Step::GaussianBlur { p: 1.0, sigma: (0.1, 2.0) }], fill: [0; 3] };
+    let mut r = rng(11);
+    let contrasts: Vec<f64> = (0..400).map(|_| contrast(&always.apply(board.clone(), &mut r))).collect();
+    let untouched = contrasts.iter().filter(|&&c| c == 255.0).count();
+    let flattened = contrasts.iter().filter(|&&c| c < 20.0).count();
+    // σ below ~0.2 changes no 8-bit value (about 5% of [0.1, 2]); above ~1 the cells fade.
+    assert!((5..60).contains(&untouched), "{untouched} of 400 unblurred");
+    assert!(flattened > 100, "{flattened} of 400 strongly blurred");
+    let half = Pipeline { steps: vec![Step::GaussianBlur { p: 0.5, sigma: (1.0, 2.0) }], fill: [0; 3] };
+    let blurred = (0..1000).filter(|_| half.apply(board.clone(), &mut r) != board).count();
+    assert!((440..560).contains(&blurred), "{blurred} of 1000 blurred at p 0.5");
+}
+
+#[test]
+fn normalisation_constants_are_the_recipes() {
+    let cifar = (vec![0.4914, 0.4822, 0.4465], vec![0.2023, 0.1994, 0.2010]);
+    for (kind, (mean, std)) in [
+        (DatasetKind::Cifar10, cifar.clone()),
+        (DatasetKind::Cifar100, cifar),
+        (DatasetKind::FashionMnist, (vec![0.2860], vec![0.3530])),
+        (DatasetKind::Mnist, (vec![0.1307], vec![0.3081])),
+        (DatasetKind::ImagenetLt, (vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225])),
+        (DatasetKind::Inat2018, (vec![0.466, 0.471, 0.380], vec![0.195, 0.194, 0.192])),
+    ] {
+        let n = kind.normalization();
+        assert_eq!((n.mean, n.std), (mean, std), "{kind:?}");
+    }
 }

@@ -1,5 +1,6 @@
 //! The `bcl` binary as a user runs it.
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::common::{path, tiny_fashion_mnist};
@@ -69,6 +70,89 @@ fn data_stats_prints_the_long_tailed_counts_and_writes_a_histogram() {
     assert!(text.contains("Ankle boot           60"), "{text}");
     let img = image::open(&png).unwrap();
     assert_eq!((img.width(), img.height()), (800, 400));
+}
+
+/// `bcl data subset` against LDAM-DRW's own code (tests/support/ldam_subset.py, numpy from
+/// the venv) on the labels of `labels_file`, with `classes` classes.
+fn assert_subset_is_ldams(args: &[&str], labels_file: &Path, classes: usize, rho: &str) -> Vec<usize> {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("kept.txt");
+    let out = bcl(&[args, &["--imb-factor", rho, "--out", path(&out_file)]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ours: Vec<usize> = std::fs::read_to_string(&out_file).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let numpy = Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("tests/support/ldam_subset.py"))
+        .args([path(labels_file), &classes.to_string(), rho, "0"])
+        .output()
+        .expect("the venv's python (scripts/setup.sh installs numpy there)");
+    assert!(numpy.status.success(), "{}", stderr(&numpy));
+    let theirs: Vec<usize> = stdout(&numpy).lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(ours, theirs, "{args:?}: the kept indices, in order");
+    ours
+}
+
+#[test]
+fn data_subset_keeps_the_images_ldams_code_keeps() {
+    let (fashion, _) = bcl::data::fashion_mnist_dir();
+    let kept = assert_subset_is_ldams(
+        &["data", "subset", "--dataset", "fashion-mnist"],
+        &fashion.join("train-labels-idx1-ubyte.gz"),
+        10,
+        "100",
+    );
+    assert_eq!(kept.len(), 14_886);
+
+    // Classes of different sizes, as in real MNIST: each keeps min(its size, its quota).
+    let dir = tempfile::tempdir().unwrap();
+    let sizes = [40usize, 20, 25, 30, 29, 35, 28, 27, 26, 40];
+    let labels: Vec<u8> = (0..40).flat_map(|i| (0..10u8).filter(move |&c| i < sizes[c as usize])).collect();
+    let idx = |magic: u8, dims: &[u32], payload: Vec<u8>| {
+        let mut bytes = vec![0, 0, 8, magic];
+        dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
+        bytes.extend(payload);
+        bytes
+    };
+    let n = labels.len() as u32;
+    std::fs::write(dir.path().join("train-images-idx3-ubyte"), idx(3, &[n, 28, 28], vec![7; 784 * n as usize]))
+        .unwrap();
+    std::fs::write(dir.path().join("train-labels-idx1-ubyte"), idx(1, &[n], labels.clone())).unwrap();
+    let root = path(dir.path());
+    let args = ["data", "subset", "--dataset", "mnist", "--root", root];
+    assert_subset_is_ldams(&args, &dir.path().join("train-labels-idx1-ubyte"), 10, "2");
+    // n_max = 300 / 10 = 30: class 1 (20 images) falls short of its quota of ⌊30 · 0.5^(1/9)⌋ = 27.
+    let out = bcl(&[
+        "data",
+        "stats",
+        "--dataset",
+        "mnist",
+        "--root",
+        root,
+        "--imb-factor",
+        "2",
+        "--out",
+        &format!("{root}/c.png"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1: the profile asks for 27 images, the class has 20: keeps all 20"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_user_error_is_one_line_and_exit_code_1_without_a_backtrace() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bcl"))
+        .args(["train", "--preset", "cifar10-lt", "--root", "/nonexistent/cifar"])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: ") && err.contains("/nonexistent/cifar"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!err.to_lowercase().contains("backtrace"), "{err}");
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod data_formats;
 mod data_idx;
 mod distributed;
 mod loader;
+mod long_tail;
 mod loss;
 mod model;
 mod parsers_fuzz;
