@@ -45,6 +45,45 @@ fn scalar_type(kind: Kind) -> i8 {
     }
 }
 
+/// The precision training on `device` uses when `requested` is asked for, and why it
+/// differs when it does: on a CPU, bfloat16 only where the CPU has bf16 instructions
+/// (elsewhere libtorch emulates it, slower than float32), and float16 not at all (its
+/// autocast is for GPUs).
+pub fn resolve(requested: Amp, device: Device) -> (Amp, Option<&'static str>) {
+    match (requested, device) {
+        (Amp::Bf16, Device::Cpu) if !cpu_has_bf16() => (Amp::Off, Some("this CPU has no bf16 instructions")),
+        (Amp::Fp16, Device::Cpu) => (Amp::Off, Some("float16 autocast is for GPUs")),
+        _ => (requested, None),
+    }
+}
+
+/// Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX on x86, BF16 on Arm),
+/// as its flags in /proc/cpuinfo say.
+pub fn cpu_has_bf16() -> bool {
+    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    flags
+        .lines()
+        .filter(|line| line.starts_with("flags") || line.starts_with("Features"))
+        .flat_map(str::split_whitespace)
+        .any(|flag| matches!(flag, "avx512_bf16" | "amx_bf16" | "bf16"))
+}
+
+/// Runs `f` with autocast off on `device`'s type (full precision inside an autocast
+/// region), restoring the previous state afterwards.
+pub fn without_autocast<T>(device: Device, f: impl FnOnce() -> T) -> T {
+    let device_type = device_type(device);
+    // SAFETY: plain getter/setter of libtorch's thread-local autocast state.
+    let was_enabled = unsafe {
+        let was_enabled = ffi::is_autocast_enabled(device_type);
+        ffi::set_autocast_enabled(device_type, false);
+        was_enabled
+    };
+    let result = f();
+    // SAFETY: as above.
+    unsafe { ffi::set_autocast_enabled(device_type, was_enabled) };
+    result
+}
+
 /// The reduced precision `amp` computes in, if any.
 pub fn autocast_kind(amp: Amp) -> Option<Kind> {
     match amp {

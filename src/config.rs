@@ -26,7 +26,8 @@ pub enum LossKind {
     Ce,
 }
 
-/// Mixed precision on CUDA (`--amp`); CPU runs always compute in float32.
+/// Mixed precision (`--amp`): autocast on GPUs, and bfloat16 on CPUs with bf16
+/// instructions ([`crate::amp::resolve`] says what a device uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Amp {
@@ -66,7 +67,7 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Loader threads; none means one per core.
     pub workers: Option<usize>,
-    /// Mixed precision on CUDA.
+    /// Mixed precision: what the run used (a new run's config says what its device took).
     pub amp: Amp,
     /// NHWC activations (faster convolutions: cuDNN's tensor cores, oneDNN on CPU).
     pub channels_last: bool,

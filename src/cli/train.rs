@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, ensure};
+use bcl::amp;
 use bcl::config::{Amp, LossKind, Preset, TrainConfig};
 use bcl::distributed::{self, Group};
 use bcl::run::RunDir;
@@ -43,7 +44,8 @@ pub struct TrainArgs {
     imb_factor: Option<f64>,
     #[arg(long)]
     seed: Option<u64>,
-    /// Mixed precision on CUDA.
+    /// Mixed precision: bf16 (the presets'; used on GPUs and on CPUs with bf16 instructions,
+    /// float32 elsewhere), fp16 (GPUs, with loss scaling) or off (float32).
     #[arg(long, value_enum)]
     amp: Option<Amp>,
     /// Loader threads (default: the number of cores).
@@ -132,7 +134,14 @@ pub fn exec(args: &TrainArgs) -> Result<()> {
             (config, run, has_checkpoint)
         }
         None => {
-            let config = args.config()?;
+            let mut config = args.config()?;
+            // The saved config says what the run uses.
+            if let (used, Some(why)) = amp::resolve(config.amp, device) {
+                if is_primary {
+                    println!("amp = {:?} is not used on {device:?} ({why}): training in float32", config.amp);
+                }
+                config.amp = used;
+            }
             let folder = args.out.clone().unwrap_or_else(|| RunDir::default_path(&args.run_name()));
             let run = RunDir::create_shared(&folder, &config, group.as_deref())?;
             (config, run, false)
@@ -155,7 +164,7 @@ pub fn exec(args: &TrainArgs) -> Result<()> {
         .as_ref()
         .map_or(String::new(), |g| format!(" × {} processes ({} collectives)", g.world_size(), g.backend_name()));
     println!(
-        "{} {} on {device:?}{processes}: {:?} loss, {:?}, {} epochs of batch {}, lr {}",
+        "{} {} on {device:?}{processes}: {:?} loss, {:?}, {} epochs of batch {}, lr {}, amp {:?}",
         if resume { "resuming" } else { "run" },
         run.path.display(),
         config.loss,
@@ -163,6 +172,7 @@ pub fn exec(args: &TrainArgs) -> Result<()> {
         config.epochs,
         config.batch_size,
         config.schedule.base_lr,
+        amp::resolve(config.amp, device).0,
     );
     let mut progress = ProgressView::new();
     let outcome = train::train(&config, &run, &options, |p| progress.show(p))?;

@@ -205,7 +205,7 @@ impl<'a> Trainer<'a> {
         Ok(Self {
             checkpointer: Checkpointer::new(config, train_set.class_names())?,
             objective: Objective::new(config, Tensor::from_slice(&class_counts).to_device(device)),
-            autocast_kind: if cuda { amp::autocast_kind(config.amp) } else { None },
+            autocast_kind: amp::autocast_kind(amp::resolve(config.amp, device).0),
             config,
             run,
             options,

@@ -5,6 +5,7 @@ use std::rc::Rc;
 use anyhow::Result;
 use tch::{Kind, Tensor};
 
+use crate::amp;
 use crate::config::{LossKind, TrainConfig};
 use crate::distributed::{self, Group};
 use crate::loss::{BalancedContrastiveLoss, cross_entropy, logit_adjusted_cross_entropy};
@@ -70,23 +71,27 @@ impl Objective {
         match self.kind {
             LossKind::Bcl | LossKind::Supcon => {
                 let out = forward(sync, || forward_in_groups(model, images, b, bn_group))?;
-                let logits = out.logits.narrow(0, 0, b);
-                let loss = |views: &Tensor, view_labels: &Tensor, anchors: &Tensor| {
-                    self.contrastive.forward(views, view_labels, anchors, &out.prototypes)
-                };
-                let (z1, z2) = (out.features.narrow(0, b, b), out.features.narrow(0, 2 * b, b));
-                let contrastive = distributed::gathered_loss(group, &z1, &z2, labels, loss)?;
-                Ok(StepLosses { ce: self.classification(&logits, labels), contrastive: Some(contrastive), logits })
+                let (features, prototypes) = (float32(&out.features), float32(&out.prototypes));
+                let logits = float32(&out.logits.narrow(0, 0, b));
+                amp::without_autocast(images.device(), || {
+                    let loss = |views: &Tensor, view_labels: &Tensor, anchors: &Tensor| {
+                        self.contrastive.forward(views, view_labels, anchors, &prototypes)
+                    };
+                    let (z1, z2) = (features.narrow(0, b, b), features.narrow(0, 2 * b, b));
+                    let contrastive = distributed::gathered_loss(group, &z1, &z2, labels, loss)?;
+                    Ok(StepLosses { ce: self.classification(&logits, labels), contrastive: Some(contrastive), logits })
+                })
             }
             LossKind::La | LossKind::Ce => {
                 let view0 = images.narrow(0, 0, b);
-                let logits = forward(sync, || {
+                let logits = float32(&forward(sync, || {
                     let parts: Vec<Tensor> = groups(b, bn_group)
                         .map(|(start, n)| model.logits_t(&view0.narrow(0, start, n), true))
                         .collect();
                     Tensor::cat(&parts, 0)
-                })?;
-                Ok(StepLosses { ce: self.classification(&logits, labels), contrastive: None, logits })
+                })?);
+                let ce = amp::without_autocast(images.device(), || self.classification(&logits, labels));
+                Ok(StepLosses { ce, contrastive: None, logits })
             }
         }
     }
@@ -98,6 +103,13 @@ impl Objective {
             _ => logit_adjusted_cross_entropy(logits, labels, &self.class_counts, self.logit_adjustment),
         }
     }
+}
+
+/// `t` in float32: the losses are computed in full precision under autocast too, since
+/// the exponentials of similarities up to 1/τ lose several percent in bfloat16. A no-op
+/// without autocast.
+fn float32(t: &Tensor) -> Tensor {
+    t.to_kind(Kind::Float)
 }
 
 /// Runs the training forward pass `f`, with BatchNorm statistics summed over the ranks by
@@ -138,5 +150,36 @@ fn forward_in_groups(model: &BclModel, images: &Tensor, b: i64, group: i64) -> B
         features: reassemble(|o| &o.features),
         logits: reassemble(|o| &o.logits),
         prototypes: outputs[0].1.prototypes.shallow_clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tch::{Device, nn};
+
+    use super::*;
+    use crate::config::Preset;
+
+    /// Under bfloat16 autocast the network computes in bfloat16, the losses in float32.
+    #[test]
+    fn losses_are_float32_under_bf16_autocast() {
+        let config = TrainConfig::preset(Preset::Cifar10Lt, "/data".into());
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = BclModel::new(&vs.root(), &config.model);
+        let objective = Objective::new(&config, Tensor::from_slice(&[500i64, 300, 200, 100, 50, 30, 20, 10, 5, 5]));
+        let images = Tensor::randn([12, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let labels = Tensor::from_slice(&[0i64, 1, 9, 9]);
+        let (features, losses) = amp::autocast(Device::Cpu, Some(Kind::BFloat16), || {
+            let features = model.forward_t(&images, true).features.kind();
+            (features, objective.losses(&model, &images, &labels, None, None).unwrap())
+        });
+        assert_eq!(features, Kind::BFloat16, "the network runs in bfloat16");
+        let (value, surrogate) = losses.contrastive.as_ref().unwrap();
+        for (name, t) in
+            [("ce", &losses.ce), ("contrastive", value), ("surrogate", surrogate), ("logits", &losses.logits)]
+        {
+            assert_eq!(t.kind(), Kind::Float, "{name}");
+            assert!(t.isfinite().all().int64_value(&[]) == 1, "{name}");
+        }
     }
 }

@@ -59,6 +59,20 @@ fn autocast_runs_matmuls_in_the_chosen_precision_and_restores_float32() {
 }
 
 #[test]
+fn precision_follows_the_device_and_full_precision_regions_nest_inside_autocast() {
+    let a = Tensor::ones([4, 4], (Kind::Float, Device::Cpu));
+    let inner = amp::autocast(Device::Cpu, Some(Kind::BFloat16), || {
+        (amp::without_autocast(Device::Cpu, || a.matmul(&a)).kind(), a.matmul(&a).kind())
+    });
+    assert_eq!(inner, (Kind::Float, Kind::BFloat16), "off inside, back on after");
+    assert_eq!(amp::resolve(Amp::Fp16, Device::Cpu), (Amp::Off, Some("float16 autocast is for GPUs")));
+    assert_eq!(amp::resolve(Amp::Bf16, Device::Cuda(0)), (Amp::Bf16, None));
+    assert_eq!(amp::resolve(Amp::Off, Device::Cpu), (Amp::Off, None));
+    let bf16_cpu = amp::resolve(Amp::Bf16, Device::Cpu).0;
+    assert_eq!(bf16_cpu == Amp::Bf16, amp::cpu_has_bf16(), "bf16 on a CPU exactly when it has bf16 instructions");
+}
+
+#[test]
 fn the_loss_scaler_skips_overflowing_steps_and_unscales_the_rest() {
     let p = Tensor::zeros([3], (Kind::Float, Device::Cpu)).set_requires_grad(true);
     let parameters = vec![("p".to_string(), p.shallow_clone())];

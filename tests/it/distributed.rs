@@ -248,11 +248,25 @@ impl TinyRuns {
         file
     }
 
-    /// The arguments of `bcl` for `steps` steps, without `--out`.
+    /// The arguments of `bcl` for `steps` steps, without `--out`; in float32, whose rounding
+    /// the comparisons' tolerances are made for.
     fn train_args(&self, steps: usize) -> Vec<String> {
         let data = path(self.data.path());
-        let args =
-            ["train", "--root", data, "--imb-factor", "5", "--batch-size", "16", "--lr", "0.01", "--epochs", "2"];
+        let args = [
+            "train",
+            "--root",
+            data,
+            "--imb-factor",
+            "5",
+            "--batch-size",
+            "16",
+            "--lr",
+            "0.01",
+            "--epochs",
+            "2",
+            "--amp",
+            "off",
+        ];
         let more = ["--device", "cpu", "--workers", "1", "--max-steps", &steps.to_string()].map(String::from);
         args.map(String::from).into_iter().chain(more).collect()
     }
