@@ -4,7 +4,8 @@
 # warm-up run of each, and prints samples/s, peak RSS of the process tree, and the ratio
 # bcl/torch per pair with the median.
 #   bench/compare.sh [PAIRS]     (default 3; STEPS=60 timed after 10 warm-up steps)
-# Environment: DEVICE (cpu), BATCH (128), WORKERS (cores), ROOT (Fashion-MNIST), AMP (bf16),
+# Environment: DEVICE (cpu), BATCH (128), WORKERS (cores), ROOT (Fashion-MNIST), AMP (auto:
+# bcl's default; the peer gets bf16, which it uses on GPUs only),
 # TORCH_ARGS (extra flags for the peer, e.g. --channels-last) and TORCH_ENV (environment for
 # the peer, e.g. the glibc malloc settings bcl makes itself).
 set -euo pipefail
@@ -14,7 +15,7 @@ STEPS=${STEPS:-60}
 DEVICE=${DEVICE:-cpu}
 BATCH=${BATCH:-128}
 WORKERS=${WORKERS:-$(nproc)}
-AMP=${AMP:-bf16}
+AMP=${AMP:-auto}
 ROOT=${ROOT:-${BCL_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}}
 BCL=${BCL:-target/release/bcl}
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -33,7 +34,7 @@ run_bcl() {  # → samples/s, peak MB
 run_torch() {
   # shellcheck disable=SC2086  # TORCH_ENV and TORCH_ARGS are lists
   env ${TORCH_ENV:-} $PYTHON bench/peak_rss.py "$out/rss.json" $PYTHON bench/reference/train_bcl_torch.py --root "$ROOT" \
-    --batch-size "$BATCH" --workers "$WORKERS" --device "$DEVICE" --amp "$AMP" --steps $((STEPS + 10)) --warmup-steps 10 \
+    --batch-size "$BATCH" --workers "$WORKERS" --device "$DEVICE" --amp "${AMP/auto/bf16}" --steps $((STEPS + 10)) --warmup-steps 10 \
     ${TORCH_ARGS:-} > "$out/torch.log" 2>&1 \
     || { cat "$out/torch.log"; exit 1; }
   rate=$($PYTHON -c "import json; print(json.loads(open('$out/torch.log').read().strip().splitlines()[-1])['samples_per_second'])")

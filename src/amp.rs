@@ -46,26 +46,32 @@ fn scalar_type(kind: Kind) -> i8 {
 }
 
 /// The precision training on `device` uses when `requested` is asked for, and why it
-/// differs when it does: on a CPU, bfloat16 only where the CPU has bf16 instructions
-/// (elsewhere libtorch emulates it, slower than float32), and float16 not at all (its
-/// autocast is for GPUs).
+/// differs when it does. `auto` is bfloat16 on GPUs and on CPUs with AMX, float32 on other
+/// CPUs: with AVX512-BF16 alone, bfloat16 measured slower than float32 (bench/RESULTS.md).
+/// An explicit `bf16` is honoured wherever the CPU has bf16 instructions (elsewhere
+/// libtorch would emulate it); float16 autocast is for GPUs.
 pub fn resolve(requested: Amp, device: Device) -> (Amp, Option<&'static str>) {
+    let flags = cpu_flags();
     match (requested, device) {
-        (Amp::Bf16, Device::Cpu) if !cpu_has_bf16() => (Amp::Off, Some("this CPU has no bf16 instructions")),
+        (Amp::Auto, Device::Cpu) if flags.iter().any(|f| f == "amx_bf16") => (Amp::Bf16, None),
+        (Amp::Auto, Device::Cpu) => (Amp::Off, None),
+        (Amp::Auto, _) => (Amp::Bf16, None),
+        (Amp::Bf16, Device::Cpu)
+            if !flags.iter().any(|f| matches!(f.as_str(), "avx512_bf16" | "amx_bf16" | "bf16")) =>
+        {
+            (Amp::Off, Some("this CPU has no bf16 instructions"))
+        }
         (Amp::Fp16, Device::Cpu) => (Amp::Off, Some("float16 autocast is for GPUs")),
         _ => (requested, None),
     }
 }
 
-/// Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX on x86, BF16 on Arm),
-/// as its flags in /proc/cpuinfo say.
-pub fn cpu_has_bf16() -> bool {
-    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    flags
-        .lines()
-        .filter(|line| line.starts_with("flags") || line.starts_with("Features"))
-        .flat_map(str::split_whitespace)
-        .any(|flag| matches!(flag, "avx512_bf16" | "amx_bf16" | "bf16"))
+/// This CPU's feature flags, from /proc/cpuinfo (x86 `flags`, Arm `Features`).
+pub fn cpu_flags() -> Vec<String> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let line = cpuinfo.lines().find(|line| line.starts_with("flags") || line.starts_with("Features"));
+    line.and_then(|l| l.split_once(':'))
+        .map_or(Vec::new(), |(_, flags)| flags.split_whitespace().map(String::from).collect())
 }
 
 /// Runs `f` with autocast off on `device`'s type (full precision inside an autocast
@@ -87,7 +93,7 @@ pub fn without_autocast<T>(device: Device, f: impl FnOnce() -> T) -> T {
 /// The reduced precision `amp` computes in, if any.
 pub fn autocast_kind(amp: Amp) -> Option<Kind> {
     match amp {
-        Amp::Off => None,
+        Amp::Auto | Amp::Off => None,
         Amp::Fp16 => Some(Kind::Half),
         Amp::Bf16 => Some(Kind::BFloat16),
     }

@@ -26,11 +26,13 @@ pub enum LossKind {
     Ce,
 }
 
-/// Mixed precision (`--amp`): autocast on GPUs, and bfloat16 on CPUs with bf16
-/// instructions ([`crate::amp::resolve`] says what a device uses).
+/// Mixed precision (`--amp`); [`crate::amp::resolve`] says what a device uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Amp {
+    /// bfloat16 where it is faster: GPUs, and CPUs with AMX; float32 elsewhere.
+    Auto,
+    /// float32.
     Off,
     /// float16 autocast with dynamic loss scaling.
     Fp16,
@@ -142,7 +144,7 @@ impl TrainConfig {
             cutout: false,
             seed: 0,
             workers: None,
-            amp: Amp::Bf16,
+            amp: Amp::Auto,
             channels_last: true,
             bn_group_size: None,
             sync_batch_norm: false,

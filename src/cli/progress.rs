@@ -30,7 +30,12 @@ impl ProgressView {
         let ((first, t0), (last, t1)) = (self.timing?, self.latest?);
         (last > first).then(|| {
             let rate = ((last - first) * batch_size) as f64 / (t1 - t0).as_secs_f64();
-            format!("throughput: {rate:.1} samples/s over steps {}–{last} (after {first} warm-up steps)", first + 1)
+            // Three significant figures: ImageNet-sized models on a CPU train a few samples/s.
+            let decimals = (2 - rate.log10().floor() as i32).max(0) as usize;
+            format!(
+                "throughput: {rate:.decimals$} samples/s over steps {}–{last} (after {first} warm-up steps)",
+                first + 1
+            )
         })
     }
 

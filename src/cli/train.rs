@@ -44,8 +44,8 @@ pub struct TrainArgs {
     imb_factor: Option<f64>,
     #[arg(long)]
     seed: Option<u64>,
-    /// Mixed precision: bf16 (the presets'; used on GPUs and on CPUs with bf16 instructions,
-    /// float32 elsewhere), fp16 (GPUs, with loss scaling) or off (float32).
+    /// Mixed precision: auto (the presets': bf16 on GPUs and on CPUs with AMX, float32 on
+    /// other CPUs, where bf16 measured slower), bf16, fp16 (GPUs, with loss scaling) or off.
     #[arg(long, value_enum)]
     amp: Option<Amp>,
     /// Loader threads (default: the number of cores).
@@ -136,12 +136,11 @@ pub fn exec(args: &TrainArgs) -> Result<()> {
         None => {
             let mut config = args.config()?;
             // The saved config says what the run uses.
-            if let (used, Some(why)) = amp::resolve(config.amp, device) {
-                if is_primary {
-                    println!("amp = {:?} is not used on {device:?} ({why}): training in float32", config.amp);
-                }
-                config.amp = used;
+            let (used, why) = amp::resolve(config.amp, device);
+            if let Some(why) = why.filter(|_| is_primary) {
+                println!("amp = {:?} is not used on {device:?} ({why}): training in float32", config.amp);
             }
+            config.amp = used;
             let folder = args.out.clone().unwrap_or_else(|| RunDir::default_path(&args.run_name()));
             let run = RunDir::create_shared(&folder, &config, group.as_deref())?;
             (config, run, false)

@@ -68,8 +68,17 @@ fn precision_follows_the_device_and_full_precision_regions_nest_inside_autocast(
     assert_eq!(amp::resolve(Amp::Fp16, Device::Cpu), (Amp::Off, Some("float16 autocast is for GPUs")));
     assert_eq!(amp::resolve(Amp::Bf16, Device::Cuda(0)), (Amp::Bf16, None));
     assert_eq!(amp::resolve(Amp::Off, Device::Cpu), (Amp::Off, None));
+    assert_eq!(amp::resolve(Amp::Auto, Device::Cuda(0)), (Amp::Bf16, None));
+    let flags = amp::cpu_flags();
+    let has = |flag: &str| flags.iter().any(|f| f == flag);
+    let auto_cpu = amp::resolve(Amp::Auto, Device::Cpu).0;
+    assert_eq!(auto_cpu == Amp::Bf16, has("amx_bf16"), "auto: bf16 on a CPU with AMX only");
     let bf16_cpu = amp::resolve(Amp::Bf16, Device::Cpu).0;
-    assert_eq!(bf16_cpu == Amp::Bf16, amp::cpu_has_bf16(), "bf16 on a CPU exactly when it has bf16 instructions");
+    assert_eq!(
+        bf16_cpu == Amp::Bf16,
+        has("avx512_bf16") || has("amx_bf16") || has("bf16"),
+        "bf16 where the CPU has it"
+    );
 }
 
 #[test]
