@@ -68,6 +68,23 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     parse(&bytes, path)
 }
 
+/// The metadata of a checkpoint (config, progress), read from its header alone: a few
+/// kilobytes, whatever the size of the weights.
+pub fn metadata(path: &Path) -> Result<HashMap<String, String>> {
+    refuse_pickle(path)?;
+    let mut file = File::open(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let mut length = [0u8; 8];
+    std::io::Read::read_exact(&mut file, &mut length).with_context(|| format!("{} is too short", path.display()))?;
+    let length = u64::from_le_bytes(length);
+    ensure!(length <= 100 << 20, "{} is not a valid safetensors file: a {length}-byte header", path.display());
+    let mut header = vec![0u8; length as usize];
+    std::io::Read::read_exact(&mut file, &mut header).with_context(|| format!("{} is cut short", path.display()))?;
+    let header: serde_json::Value = serde_json::from_slice(&header)
+        .with_context(|| format!("{} is not a valid safetensors file: its header is not JSON", path.display()))?;
+    let metadata = header.get("__metadata__").cloned().unwrap_or_default();
+    Ok(serde_json::from_value(metadata).unwrap_or_default())
+}
+
 /// Decodes the bytes of a safetensors checkpoint; `path` names it in errors.
 pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
     let bad =

@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use signal_hook::consts::{SIGINT, SIGTERM};
 use tch::{Device, Kind, Tensor};
 
 use crate::c10d::{NcclGroup, Store, SumInPlace};
@@ -48,24 +47,32 @@ pub struct World {
 }
 
 impl World {
-    /// The world `torchrun` (or `bcl train --nproc-per-node`, SLURM or Kubernetes wrappers)
-    /// describes in `RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR` and `MASTER_PORT`;
-    /// `None` when `WORLD_SIZE` is not set.
+    /// The world `torchrun` (or `bcl train --nproc-per-node`, Kubernetes wrappers)
+    /// describes in `RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR` and `MASTER_PORT`, or,
+    /// when `WORLD_SIZE` is not set, SLURM's `srun` in `SLURM_PROCID`,
+    /// `SLURM_STEP_NUM_TASKS` and `SLURM_LOCALID`; `None` for a single process.
     pub fn from_env() -> Result<Option<World>> {
         let var = |name: &str| std::env::var(name).ok();
-        let Some(world_size) = var("WORLD_SIZE") else { return Ok(None) };
+        // SLURM's srun describes its tasks itself: SLURM_STEP_NUM_TASKS is set for the
+        // tasks of a job step only (not for a batch script that runs bcl once).
+        let slurm = var("SLURM_STEP_NUM_TASKS").filter(|n| n.trim() != "1");
+        let (size_var, rank_var, local_var) = match (var("WORLD_SIZE"), slurm) {
+            (None, Some(_)) => ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "SLURM_LOCALID"),
+            _ => ("WORLD_SIZE", "RANK", "LOCAL_RANK"),
+        };
+        let Some(world_size) = var(size_var) else { return Ok(None) };
         let number = |name: &str, value: Option<String>, default: Option<&str>| -> Result<usize> {
             let text = value
                 .or(default.map(str::to_string))
-                .with_context(|| format!("WORLD_SIZE is set but {name} is not"))?;
+                .with_context(|| format!("{size_var} is set but {name} is not"))?;
             text.trim().parse().with_context(|| format!("{name}={text:?} is not a number"))
         };
-        let world_size = number("WORLD_SIZE", Some(world_size), None)?;
-        let rank = number("RANK", var("RANK"), None)?;
-        let local_rank = number("LOCAL_RANK", var("LOCAL_RANK"), Some("0"))?;
+        let world_size = number(size_var, Some(world_size), None)?;
+        let rank = number(rank_var, var(rank_var), None)?;
+        let local_rank = number(local_var, var(local_var), Some("0"))?;
         let master_port = number("MASTER_PORT", var("MASTER_PORT"), Some("29500"))?;
-        ensure!(world_size >= 1, "WORLD_SIZE must be at least 1");
-        ensure!(rank < world_size, "RANK={rank} is not below WORLD_SIZE={world_size}");
+        ensure!(world_size >= 1, "{size_var} must be at least 1");
+        ensure!(rank < world_size, "{rank_var}={rank} is not below {size_var}={world_size}");
         ensure!(master_port <= u16::MAX as usize, "MASTER_PORT={master_port} is not a port");
         let launcher_store_prefix = (var("TORCHELASTIC_USE_AGENT_STORE").as_deref() == Some("True")).then(|| {
             let run = var("TORCHELASTIC_RUN_ID").unwrap_or_default();
@@ -323,10 +330,11 @@ pub fn join_from_env(device: Device) -> Result<(Device, Option<Arc<Group>>)> {
 
 /// Runs this program as `processes` ranks of one data-parallel job on this machine, as
 /// `torchrun --nproc-per-node` does: the same arguments less `--nproc-per-node`, and the
-/// launcher's environment variables. Waits for them all. SIGINT and SIGTERM are passed on
-/// to every rank (each saves and stops, as one process does); when a rank fails, the
-/// others, which would wait for it until the timeout, are killed.
-pub fn launch_local(processes: usize) -> Result<()> {
+/// launcher's environment variables. Waits for them all. The `stop_signals` are passed on
+/// to every rank (each saves and stops, as one process does, exiting with 128 + the
+/// signal's number); when a rank fails, the others, which would wait for it until the
+/// timeout, are killed. Returns the ranks' exit code: 0, or 128 + a stop signal.
+pub fn launch_local(processes: usize, stop_signals: &[i32]) -> Result<u8> {
     ensure!(processes >= 1, "--nproc-per-node must be at least 1");
     ensure!(
         std::env::var_os("WORLD_SIZE").is_none(),
@@ -361,7 +369,7 @@ pub fn launch_local(processes: usize) -> Result<()> {
         children.push(child);
     }
     let pids: Vec<libc::pid_t> = children.iter().map(|c| c.id() as libc::pid_t).collect();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let mut signals = signal_hook::iterator::Signals::new(stop_signals)?;
     let signals_handle = signals.handle();
     let forwarder = std::thread::spawn(move || {
         for signal in signals.forever() {
@@ -372,24 +380,31 @@ pub fn launch_local(processes: usize) -> Result<()> {
             }
         }
     });
-    let failure = wait_all(children);
+    let stopped_codes: Vec<i32> = stop_signals.iter().map(|s| 128 + s).collect();
+    let outcome = wait_all(children, &stopped_codes);
     signals_handle.close();
     let _ = forwarder.join();
-    match failure? {
-        Some((rank, status)) => bail!("rank {rank} of {processes} failed ({status}); the other ranks were stopped"),
-        None => Ok(()),
+    match outcome? {
+        Err((rank, status)) => bail!("rank {rank} of {processes} failed ({status}); the other ranks were stopped"),
+        Ok(code) => Ok(code),
     }
 }
 
 /// Waits for every child; the first that fails has the others killed. Returns it.
-fn wait_all(children: Vec<Child>) -> Result<Option<(usize, std::process::ExitStatus)>> {
+/// Waits for every rank. A rank that exits with a code other than 0 or one of
+/// `stopped_codes` (a clean stop on a signal) has failed: the others are killed and the first
+/// failure is returned. Otherwise returns the highest exit code (0 when all finished).
+fn wait_all(children: Vec<Child>, stopped_codes: &[i32]) -> Result<Result<u8, (usize, std::process::ExitStatus)>> {
     let mut running: Vec<Option<Child>> = children.into_iter().map(Some).collect();
-    let mut failure = None;
+    let (mut failure, mut code) = (None, 0);
     while running.iter().any(Option::is_some) {
         for (rank, slot) in running.iter_mut().enumerate() {
             if let Some(status) = slot.as_mut().map(Child::try_wait).transpose()?.flatten() {
-                if !status.success() && failure.is_none() {
-                    failure = Some((rank, status));
+                match status.code() {
+                    Some(0) => {}
+                    Some(c) if stopped_codes.contains(&c) => code = code.max(c as u8),
+                    _ if failure.is_none() => failure = Some((rank, status)),
+                    _ => {}
                 }
                 *slot = None;
             }
@@ -399,7 +414,7 @@ fn wait_all(children: Vec<Child>) -> Result<Option<(usize, std::process::ExitSta
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(failure)
+    Ok(failure.map_or(Ok(code), Err))
 }
 
 /// `args` without `--nproc-per-node N` or `--nproc-per-node=N`.

@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     }
     keep_freed_memory();
     match cli::Cli::parse().exec() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         // A user's mistake (a missing file, a bad number) is one line naming it, whatever
         // RUST_BACKTRACE says; backtraces are for panics.
         Err(e) => {

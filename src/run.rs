@@ -39,8 +39,13 @@ impl RunDir {
             path.display()
         );
         std::fs::create_dir_all(path).with_context(|| format!("cannot create run folder {}", path.display()))?;
-        write_atomic(&run.config_path(), config.to_toml()?.as_bytes())?;
+        run.write_config(config)?;
         Ok(run)
+    }
+
+    /// Saves `config` as the run's config (what `--resume` continues).
+    pub fn write_config(&self, config: &TrainConfig) -> Result<()> {
+        write_atomic(&self.config_path(), config.to_toml()?.as_bytes())
     }
 
     /// [`Self::create`] for a run of several processes: the primary creates the folder

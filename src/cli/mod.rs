@@ -10,6 +10,7 @@ mod train;
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Result;
 use bcl::config::Preset;
@@ -42,15 +43,17 @@ enum Command {
 }
 
 impl Cli {
-    pub fn exec(self) -> Result<()> {
+    /// Runs the command; its exit code (`train` stopped by a signal exits 128 + its number).
+    pub fn exec(self) -> Result<ExitCode> {
         match self.command {
             Command::Doctor => doctor::exec(),
             Command::OverfitBatch(args) => overfit::exec(&args),
             Command::Data(command) => data::exec(command),
-            Command::Train(args) => train::exec(&args),
+            Command::Train(args) => return train::exec(&args),
             Command::Eval(args) => eval::exec(&args),
             Command::Predict(args) => predict::exec(&args),
         }
+        .map(|()| ExitCode::SUCCESS)
     }
 }
 

@@ -1,8 +1,9 @@
 //! `bcl train`: a preset, changed by flags or a TOML file, trained in a run folder; or a
 //! run folder resumed.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, ensure};
 use bcl::amp;
@@ -11,7 +12,8 @@ use bcl::distributed::{self, Group};
 use bcl::run::RunDir;
 use bcl::train::{self, Outcome, TrainOptions};
 use clap::Args;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGALRM, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGXCPU};
+use tch::Device;
 
 use super::progress::ProgressView;
 
@@ -66,10 +68,19 @@ pub struct TrainArgs {
     /// RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT) leave it out.
     #[arg(long)]
     nproc_per_node: Option<usize>,
-    /// Continue the run in this folder from its last checkpoint, with its saved config.
-    #[arg(long, conflicts_with_all = ["config", "root", "epochs", "batch_size", "lr", "loss", "no_class_averaging",
+    /// Continue the run in this folder from its last checkpoint, with its saved config;
+    /// `--epochs N` extends it to N epochs (the schedule is recomputed for N).
+    #[arg(long, conflicts_with_all = ["config", "root", "batch_size", "lr", "loss", "no_class_averaging",
         "no_class_complement", "imb_factor", "seed", "amp"])]
     resume: Option<PathBuf>,
+    /// If the --out folder already holds this run, continue it instead of refusing: the
+    /// same command line works for the first start and for every requeue.
+    #[arg(long, requires = "out")]
+    auto_resume: bool,
+    /// Another signal on which to save and exit, besides SIGINT, SIGTERM and SIGUSR1 (for
+    /// schedulers that warn with another one), e.g. USR2.
+    #[arg(long, value_parser = parse_signal)]
+    stop_signal: Option<i32>,
 }
 
 impl TrainArgs {
@@ -105,6 +116,13 @@ impl TrainArgs {
         Ok(config)
     }
 
+    /// The run folder to continue: `--resume`'s, or `--out` under `--auto-resume` when it
+    /// holds a run.
+    fn folder_to_resume(&self) -> Option<&Path> {
+        let auto = self.out.as_deref().filter(|out| self.auto_resume && out.join("config.toml").is_file());
+        self.resume.as_deref().or(auto)
+    }
+
     /// The run folder's name when `--out` is not given: the preset, and the config file's.
     fn run_name(&self) -> String {
         let preset = self.preset.name();
@@ -115,48 +133,24 @@ impl TrainArgs {
     }
 }
 
-pub fn exec(args: &TrainArgs) -> Result<()> {
+pub fn exec(args: &TrainArgs) -> Result<ExitCode> {
+    let stop_signals: Vec<i32> = STOP_SIGNALS.iter().copied().chain(args.stop_signal).collect();
     if let Some(processes) = args.nproc_per_node {
-        return distributed::launch_local(processes);
+        return Ok(ExitCode::from(distributed::launch_local(processes, &stop_signals)?));
     }
     let (device, group) = distributed::join_from_env(bcl::parse_device(&args.device)?)?;
     let is_primary = group.as_deref().is_none_or(Group::is_primary);
-    let (config, run, resume) = match &args.resume {
-        Some(folder) => {
-            let run = RunDir::open(folder)?;
-            let mut config = run.config()?;
-            config.workers = args.workers.or(config.workers);
-            // Stopped before its first checkpoint: nothing to lose by starting over.
-            let has_checkpoint = run.last().is_file();
-            if !has_checkpoint && is_primary {
-                println!("{} has no checkpoint yet: starting its config from the first epoch", folder.display());
-            }
-            (config, run, has_checkpoint)
-        }
-        None => {
-            let mut config = args.config()?;
-            // The saved config says what the run uses.
-            let (used, why) = amp::resolve(config.amp, device);
-            if let Some(why) = why.filter(|_| is_primary) {
-                println!("amp = {:?} is not used on {device:?} ({why}): training in float32", config.amp);
-            }
-            config.amp = used;
-            let folder = args.out.clone().unwrap_or_else(|| RunDir::default_path(&args.run_name()));
-            let run = RunDir::create_shared(&folder, &config, group.as_deref())?;
-            (config, run, false)
-        }
+    let (config, run, resume) = match args.folder_to_resume() {
+        Some(folder) => resumed_run(args, folder, device, is_primary)?,
+        None => new_run(args, device, group.as_deref(), is_primary)?,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
-        // A second signal while the first is being handled ends the process at once.
-        signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone())?;
-        signal_hook::flag::register(signal, stop.clone())?;
-    }
-    let options = TrainOptions { device, resume, stop, max_steps: args.max_steps, group };
+    let signals = StopSignals::register(&stop_signals)?;
+    let options = TrainOptions { device, resume, stop: signals.flag.clone(), max_steps: args.max_steps, group };
     if !is_primary {
         // The other ranks train in silence; rank 0 reports and writes.
-        train::train(&config, &run, &options, |_| ())?;
-        return options.group.as_deref().map_or(Ok(()), Group::finish);
+        let outcome = train::train(&config, &run, &options, |_| ())?;
+        options.group.as_deref().map_or(Ok(()), Group::finish)?;
+        return Ok(signals.exit_code(&outcome));
     }
     let processes = options
         .group
@@ -180,7 +174,140 @@ pub fn exec(args: &TrainArgs) -> Result<()> {
     if let Some(line) = progress.throughput(config.batch_size) {
         println!("{line}");
     }
-    report_outcome(&config, &run, &outcome)
+    report_outcome(&config, &run, &outcome)?;
+    Ok(signals.exit_code(&outcome))
+}
+
+/// A new run: the config from the preset and flags, with the precision the device will use
+/// (so that the saved config says it), in a new run folder.
+fn new_run(
+    args: &TrainArgs,
+    device: Device,
+    group: Option<&Group>,
+    is_primary: bool,
+) -> Result<(TrainConfig, RunDir, bool)> {
+    let mut config = args.config()?;
+    let (used, why) = amp::resolve(config.amp, device);
+    if let Some(why) = why.filter(|_| is_primary) {
+        println!("amp = {:?} is not used on {device:?} ({why}): training in float32", config.amp);
+    }
+    config.amp = used;
+    let folder = args.out.clone().unwrap_or_else(|| RunDir::default_path(&args.run_name()));
+    Ok((config.clone(), RunDir::create_shared(&folder, &config, group)?, false))
+}
+
+/// A run continued from its folder with its saved config (`--resume`, or `--auto-resume`
+/// finding one), given more (or fewer) epochs by `--epochs`.
+fn resumed_run(
+    args: &TrainArgs,
+    folder: &Path,
+    device: Device,
+    is_primary: bool,
+) -> Result<(TrainConfig, RunDir, bool)> {
+    let run = RunDir::open(folder)?;
+    let mut config = run.config()?;
+    config.workers = args.workers.or(config.workers);
+    if args.resume.is_none() {
+        // --auto-resume: the same command line again (a requeued job); it must describe
+        // this run, epochs aside.
+        let mut asked = args.config()?;
+        asked.amp = amp::resolve(asked.amp, device).0;
+        (asked.workers, asked.epochs) = (config.workers, config.epochs);
+        let changed = changed_keys(&asked, &config)?;
+        ensure!(
+            changed.is_empty(),
+            "--auto-resume: {} holds a run with another config ({} differ); give another --out, or --resume {} to \
+             continue it as it is",
+            folder.display(),
+            changed.join(", "),
+            folder.display()
+        );
+    }
+    if let Some(epochs) = args.epochs.filter(|&e| e != config.epochs) {
+        let done = train::progress(&run)?.map_or(0, |state| state.epoch);
+        ensure!(
+            epochs >= done.max(1),
+            "--epochs {epochs}: {} has trained {done} epochs already; a run can be extended, not cut below that",
+            folder.display()
+        );
+        config.epochs = epochs;
+        config.validate()?;
+        if is_primary {
+            run.write_config(&config)?;
+            println!("{}: {epochs} epochs now; the learning-rate schedule is recomputed for them", folder.display());
+        }
+    }
+    // Stopped before its first checkpoint: nothing to lose by starting over.
+    let has_checkpoint = run.last().is_file();
+    if !has_checkpoint && is_primary {
+        println!("{} has no checkpoint yet: starting its config from the first epoch", folder.display());
+    }
+    Ok((config, run, has_checkpoint))
+}
+
+/// The top-level config keys whose values differ between `a` and `b`.
+fn changed_keys(a: &TrainConfig, b: &TrainConfig) -> Result<Vec<String>> {
+    let (a, b) = (toml::Table::try_from(a)?, toml::Table::try_from(b)?);
+    Ok(a.keys().filter(|key| a.get(*key) != b.get(*key)).cloned().collect())
+}
+
+/// Signals on which a run saves a checkpoint at the next step and exits with 128 + the
+/// signal's number, ready for `--resume`: Ctrl-C, `kill`, and SIGUSR1, which batch
+/// schedulers send ahead of preemption (SLURM: `#SBATCH --signal=B:USR1@120`).
+const STOP_SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGUSR1];
+
+/// The stop signals, registered: `flag` asks training to stop; `received` is the last one.
+struct StopSignals {
+    flag: Arc<AtomicBool>,
+    received: Arc<AtomicUsize>,
+}
+
+impl StopSignals {
+    fn register(signals: &[i32]) -> Result<Self> {
+        let (flag, received) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+        for &signal in signals {
+            // A second signal while the first is being handled ends the process at once.
+            signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, flag.clone())?;
+            signal_hook::flag::register(signal, flag.clone())?;
+            signal_hook::flag::register_usize(signal, received.clone(), signal as usize)?;
+        }
+        Ok(Self { flag, received })
+    }
+
+    /// 0 for a run that finished (or stopped at `--max-steps`); 128 + the signal's number for
+    /// one a signal stopped, as a shell reports a process that signal ended, so that
+    /// schedulers and scripts do not take it for a finished run.
+    fn exit_code(&self, outcome: &Outcome) -> ExitCode {
+        match self.received.load(Ordering::SeqCst) {
+            signal if signal > 0 && outcome.stopped_at.is_some() => ExitCode::from(128 + signal as u8),
+            _ => ExitCode::SUCCESS,
+        }
+    }
+}
+
+/// `--stop-signal`: a signal's name (`USR2`, `SIGHUP`) or number.
+fn parse_signal(text: &str) -> Result<i32, String> {
+    const NAMES: [(&str, i32); 8] = [
+        ("HUP", SIGHUP),
+        ("INT", SIGINT),
+        ("QUIT", SIGQUIT),
+        ("USR1", SIGUSR1),
+        ("USR2", SIGUSR2),
+        ("ALRM", SIGALRM),
+        ("TERM", SIGTERM),
+        ("XCPU", SIGXCPU),
+    ];
+    let name = text.trim().to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, signal)| signal)
+        .or_else(|| name.parse().ok().filter(|n| NAMES.iter().any(|&(_, s)| s == *n)))
+        .ok_or_else(|| {
+            let names: Vec<&str> = NAMES.iter().map(|(n, _)| *n).collect();
+            format!("{text:?} is not a signal a run can stop on; one of {}", names.join(", "))
+        })
 }
 
 /// How the run ended: where it stopped, or the last epoch's evaluation and the report.

@@ -20,7 +20,7 @@ use std::time::Instant;
 use anyhow::{Result, bail, ensure};
 use tch::{Device, Kind, Tensor, nn};
 
-pub use self::state::{Checkpointer, EpochSums, TrainState};
+pub use self::state::{Checkpointer, EpochSums, TrainState, progress};
 use self::step::Objective;
 use self::window::StepWindow;
 use crate::amp::{self, LossScaler};

@@ -11,6 +11,7 @@ use crate::amp::LossScaler;
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::TrainConfig;
 use crate::optim::Sgd;
+use crate::run::RunDir;
 
 /// Where a run stands: saved in every checkpoint's metadata.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -74,11 +75,23 @@ pub fn restore(
     parameters: &[(String, Tensor)],
 ) -> Result<TrainState> {
     let saved = checkpoint::load(path)?;
-    let text =
-        saved.metadata.get("state").with_context(|| format!("{} is not a bcl training checkpoint", path.display()))?;
-    let state =
-        serde_json::from_str(text).with_context(|| format!("{} has a damaged training state", path.display()))?;
+    let state = saved_state(&saved.metadata, path)?;
     checkpoint::copy_weights(&vs.variables(), &saved.weights, path)?;
     optimizer.load_buffers(saved.optimizer, parameters)?;
     Ok(state)
+}
+
+/// Where the run in `run` stands by its `last` checkpoint, read from the checkpoint's header
+/// alone; none before its first checkpoint.
+pub fn progress(run: &RunDir) -> Result<Option<TrainState>> {
+    let path = run.last();
+    if !path.is_file() {
+        return Ok(None);
+    }
+    saved_state(&checkpoint::metadata(&path)?, &path).map(Some)
+}
+
+fn saved_state(metadata: &HashMap<String, String>, path: &Path) -> Result<TrainState> {
+    let text = metadata.get("state").with_context(|| format!("{} is not a bcl training checkpoint", path.display()))?;
+    serde_json::from_str(text).with_context(|| format!("{} has a damaged training state", path.display()))
 }

@@ -276,7 +276,9 @@ fn training_and_evaluation_reject_bad_input_clearly() {
         (vec!["train", "--config", &nan_lr], "schedule.base_lr = NaN"),
         (vec!["train", "--resume", "/nonexistent/run"], "run folder /nonexistent/run does not exist"),
         (vec!["train", "--resume", path(&not_a_run)], "not a bcl run folder"),
-        (vec!["train", "--resume", path(&not_a_run), "--epochs", "3"], "cannot be used with"),
+        (vec!["train", "--resume", path(&not_a_run), "--lr", "0.1"], "cannot be used with"),
+        (vec!["train", "--auto-resume"], "--out <OUT>"),
+        (vec!["train", "--stop-signal", "KILL"], "not a signal a run can stop on"),
         (vec!["eval", "--checkpoint", &pickle], "PyTorch pickle checkpoint"),
         (vec!["eval", "--checkpoint", &garbage], "not a valid safetensors file"),
         (vec!["eval", "--checkpoint", "/nonexistent/best"], "/nonexistent/best.safetensors"),
@@ -334,7 +336,7 @@ fn a_checkpoint_that_cannot_be_written_leaves_the_previous_one_intact() {
 /// SIGTERM and SIGINT checkpoint the step reached and exit successfully, saying how to
 /// continue; the run then resumes from there.
 #[test]
-fn sigterm_and_sigint_save_and_exit_cleanly() {
+fn stop_signals_save_and_exit_with_128_plus_the_signal() {
     use std::process::Stdio;
     let data = tiny_fashion_mnist(30, 10);
     let out = tempfile::tempdir().unwrap();
@@ -352,7 +354,7 @@ fn sigterm_and_sigint_save_and_exit_cleanly() {
         ["train", "--root", root, "--imb-factor", "5", "--batch-size", "8", "--epochs", "500", "--device", "cpu"];
     let mut args = first.to_vec();
     args.extend(["--out", path(&run)]);
-    for (signal, resume) in [(libc::SIGTERM, false), (libc::SIGINT, true)] {
+    for (signal, resume) in [(libc::SIGTERM, false), (libc::SIGINT, true), (libc::SIGUSR1, true)] {
         let child = if resume { spawn(&["train", "--resume", path(&run), "--device", "cpu"]) } else { spawn(&args) };
         // Signal once the run has begun training (after a first epoch when starting anew).
         let began = std::time::Instant::now();
@@ -364,9 +366,60 @@ fn sigterm_and_sigint_save_and_exit_cleanly() {
         unsafe { libc::kill(child.id() as i32, signal) };
         let o = child.wait_with_output().unwrap();
         let text = stdout(&o);
-        assert!(o.status.success(), "signal {signal}: {}\n{}", text, stderr(&o));
+        assert_eq!(o.status.code(), Some(128 + signal), "signal {signal}: {}\n{}", text, stderr(&o));
         assert!(text.contains("stopped at epoch") && text.contains("Continue with: bcl train --resume"), "{text}");
     }
     let saved = bcl::checkpoint::load(&run.join("last.safetensors")).unwrap();
     assert!(saved.metadata["state"].contains("\"epoch\":"), "{}", saved.metadata["state"]);
+}
+
+/// The requeue pattern of batch schedulers: the same command line every time. The first
+/// start trains; a later one continues the run; a changed command is refused.
+#[test]
+fn auto_resume_continues_the_run_its_folder_holds() {
+    let data = tiny_fashion_mnist(10, 5);
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let args = |epochs: &str, lr: &str| {
+        let (root, run) = (path(data.path()).to_string(), path(&run).to_string());
+        let fixed = ["train", "--root", &root, "--imb-factor", "2", "--batch-size", "8", "--device", "cpu"];
+        let mut all: Vec<String> = fixed.iter().map(|s| s.to_string()).collect();
+        all.extend(
+            ["--epochs", epochs, "--lr", lr, "--out", &run, "--auto-resume", "--max-steps", "3"].map(String::from),
+        );
+        all
+    };
+    let bcl_owned = |args: Vec<String>| bcl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let first = bcl_owned(args("2", "0.05"));
+    assert!(first.status.success() && stdout(&first).starts_with("run "), "{}", stderr(&first));
+    let again = bcl_owned(args("2", "0.05"));
+    assert!(again.status.success() && stdout(&again).starts_with("resuming "), "{}{}", stdout(&again), stderr(&again));
+    let progress = bcl::train::progress(&bcl::run::RunDir::open(&run).unwrap()).unwrap().unwrap();
+    assert_eq!((progress.epoch, progress.step), (0, 6), "3 steps, then 3 more");
+    let changed = bcl_owned(args("2", "0.1"));
+    assert!(!changed.status.success() && stderr(&changed).contains("schedule differ"), "{}", stderr(&changed));
+}
+
+/// A finished run given more epochs continues; its schedule is recomputed for them, as
+/// timm does; it cannot be cut below what it trained.
+#[test]
+fn a_finished_run_can_be_extended_with_more_epochs() {
+    let data = tiny_fashion_mnist(10, 5);
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let root = path(data.path());
+    let first = ["train", "--root", root, "--imb-factor", "2", "--batch-size", "8", "--epochs", "2", "--device", "cpu"];
+    let o = bcl(&[&first[..], &["--out", path(&run)]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = bcl(&["train", "--resume", path(&run), "--epochs", "3", "--device", "cpu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dir = bcl::run::RunDir::open(&run).unwrap();
+    let config = dir.config().unwrap();
+    assert_eq!(config.epochs, 3, "the run folder's config says 3 epochs now");
+    let records = dir.read_metrics().unwrap();
+    assert_eq!(records.iter().map(|r| r.epoch).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(records[2].lr, config.schedule.lr(2, 3), "epoch 3's lr is the 3-epoch schedule's");
+    let o = bcl(&["train", "--resume", path(&run), "--epochs", "1", "--device", "cpu"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("has trained 3 epochs already"), "{}", stderr(&o));
 }

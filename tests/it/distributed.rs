@@ -411,8 +411,14 @@ fn launcher_mistakes_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("run");
     let train = ["train", "--root", path(data.path()), "--imb-factor", "5", "--device", "cpu", "--max-steps", "1"];
-    let cases: [Mistake; 4] = [
+    let cases: [Mistake; 5] = [
         (&[("WORLD_SIZE", "2")], &[], "WORLD_SIZE is set but RANK is not"),
+        // Under srun, SLURM's own variables describe the ranks.
+        (
+            &[("SLURM_STEP_NUM_TASKS", "2"), ("SLURM_PROCID", "2")],
+            &[],
+            "SLURM_PROCID=2 is not below SLURM_STEP_NUM_TASKS=2",
+        ),
         (&[("WORLD_SIZE", "2"), ("RANK", "2")], &[], "RANK=2 is not below WORLD_SIZE=2"),
         (
             &[("WORLD_SIZE", "1"), ("RANK", "0")],
@@ -428,7 +434,9 @@ fn launcher_mistakes_are_clear_errors() {
     for (env, extra, expected) in cases {
         let mut command = Command::new(env!("CARGO_BIN_EXE_bcl"));
         command.args(train).args(extra).args(["--out", path(&out_dir)]).env("RUST_BACKTRACE", "0");
-        for name in ["WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"] {
+        for name in
+            ["WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_STEP_NUM_TASKS", "SLURM_PROCID"]
+        {
             command.env_remove(name);
         }
         let out = command.envs(env.iter().copied()).output().unwrap();
