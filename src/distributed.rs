@@ -320,12 +320,22 @@ pub fn gathered_loss(
 }
 
 /// Joins the job a launcher describes in the environment ([`World::from_env`]), if any.
-/// Returns the device this process trains on (rank k takes GPU `LOCAL_RANK` when `device`
-/// is a GPU) and the group, `None` for a run without a launcher.
+/// Returns the device this process trains on (when `device` is a GPU, [`gpu_of`] its local
+/// rank) and the group, `None` for a run without a launcher.
 pub fn join_from_env(device: Device) -> Result<(Device, Option<Arc<Group>>)> {
     let Some(world) = World::from_env()? else { return Ok((device, None)) };
-    let device = if device.is_cuda() { crate::parse_device(&format!("cuda:{}", world.local_rank))? } else { device };
+    let device = match device {
+        Device::Cuda(_) => Device::Cuda(gpu_of(world.local_rank, tch::Cuda::device_count() as usize)),
+        other => other,
+    };
     Ok((device, Some(Arc::new(Group::join(world, device)?))))
+}
+
+/// The GPU of the rank with `local_rank` among `visible` GPUs: its own when it sees them
+/// all, the one it sees when a launcher gives each process one (SLURM `--gpus-per-task`
+/// sets `CUDA_VISIBLE_DEVICES` per task), and in general `local_rank mod visible`.
+pub fn gpu_of(local_rank: usize, visible: usize) -> usize {
+    local_rank % visible.max(1)
 }
 
 /// Runs this program as `processes` ranks of one data-parallel job on this machine, as

@@ -1,8 +1,9 @@
 //! Cross-entropy and its logit-adjusted form (Menon et al., 2021), the classifier branch's loss.
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
-/// Mean cross-entropy of `logits` (B × C) against integer `labels` (B).
+/// Mean cross-entropy of `logits` (B × C) against integer `labels` (B), in float32 at least.
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
+    let logits = at_least_float32(logits);
     logits.log_softmax(-1, logits.kind()).nll_loss(labels)
 }
 
@@ -12,7 +13,15 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
 /// The adjustment raises the logits of head classes during training only, so the
 /// classifier learns to give tail classes a larger margin; prediction uses raw logits.
 pub fn logit_adjusted_cross_entropy(logits: &Tensor, labels: &Tensor, class_counts: &Tensor, tau: f64) -> Tensor {
+    let logits = at_least_float32(logits);
     let counts = class_counts.to_device(logits.device()).to_kind(logits.kind());
     let log_prior = (&counts / counts.sum(logits.kind())).log();
     cross_entropy(&(logits + log_prior * tau), labels)
+}
+
+/// `t` in float32, or as it is in float64: under float16 autocast the class counts of
+/// ImageNet-LT (115,846 images) or iNaturalist (437,513) would overflow float16's 65,504,
+/// and log-softmax in a 16-bit type loses precision.
+fn at_least_float32(t: &Tensor) -> Tensor {
+    if t.kind() == Kind::Double { t.shallow_clone() } else { t.to_kind(Kind::Float) }
 }

@@ -447,3 +447,14 @@ fn launcher_mistakes_are_clear_errors() {
         let _ = std::fs::remove_dir_all(&out_dir);
     }
 }
+
+/// Rank k takes GPU k when it sees every GPU, and the GPU it sees when a launcher gives each
+/// process its own (CUDA_VISIBLE_DEVICES per task).
+#[test]
+fn each_rank_takes_the_gpu_it_can_see() {
+    use bcl::distributed::gpu_of;
+    assert_eq!((0..4).map(|rank| gpu_of(rank, 4)).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    assert_eq!((0..4).map(|rank| gpu_of(rank, 1)).collect::<Vec<_>>(), [0, 0, 0, 0]);
+    assert_eq!((0..4).map(|rank| gpu_of(rank, 2)).collect::<Vec<_>>(), [0, 1, 0, 1]);
+    assert_eq!(gpu_of(3, 0), 0, "no GPU counted: the first");
+}

@@ -232,3 +232,17 @@ fn bcl_prefers_class_aligned_features() {
     };
     assert!(loss(&aligned) < loss(&random) - 1.0, "aligned {} vs random {}", loss(&aligned), loss(&random));
 }
+
+/// ImageNet-LT has 115,846 training images, iNaturalist 2018 437,513: more than float16's
+/// largest number (65,504). The log-prior must not overflow with float16 logits (autocast).
+#[test]
+fn logit_adjustment_is_float32_and_finite_for_large_class_counts_and_float16_logits() {
+    let counts: Vec<i64> = (0..8142).map(|k| if k < 1000 { 400 } else { 7 }).collect();
+    assert!(counts.iter().sum::<i64>() > 437_000);
+    let logits = Tensor::randn([4, 8142], (Kind::Float, tch::Device::Cpu)).to_kind(Kind::Half);
+    let labels = Tensor::from_slice(&[0i64, 5, 1000, 8141]);
+    let loss = logit_adjusted_cross_entropy(&logits, &labels, &Tensor::from_slice(&counts), 1.0);
+    assert_eq!(loss.kind(), Kind::Float);
+    assert!(loss.double_value(&[]).is_finite(), "{}", loss.double_value(&[]));
+    assert_eq!(cross_entropy(&logits, &labels).kind(), Kind::Float);
+}
