@@ -6,12 +6,12 @@
 # write would leave it), resumes after each kill, and checks that every checkpoint on disk
 # is whole after every kill and that the final weights and the logged epochs equal an
 # uninterrupted run's. RUNS killed runs in a row are checked against one uninterrupted run.
-#   scripts/crash_test.sh         (RUNS=1 KILLS=24 EPOCHS=12; BCL=target/release/bcl)
+#   scripts/crash_test.sh         (RUNS=1 KILLS=24 EPOCHS=20; BCL=target/release/bcl)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-1}
 KILLS=${KILLS:-24}
-EPOCHS=${EPOCHS:-12}
+EPOCHS=${EPOCHS:-20}
 BCL=${BCL:-target/release/bcl}
 [ -x "$BCL" ] || make build
 work=$(mktemp -d)
@@ -31,6 +31,9 @@ killed_run() {  # $1: the run's number
   kills=0 during_write=0 during_append=0 torn=0 attempts=0
   while [ "$kills" -lt "$KILLS" ]; do
     attempts=$((attempts + 1))
+    # A kill during a write leaves its temporary file; the next write replaces it. Remove it
+    # so that only a write under way now counts below.
+    rm -f "$run"/.*.partial
     if [ -f "$run/config.toml" ]; then cmd=("$BCL" train --resume "$run" --device cpu --workers 2); else cmd=("${train[@]}" --out "$run"); fi
     "${cmd[@]}" > "$work/attempt.log" 2>&1 &
     pid=$!
@@ -38,7 +41,7 @@ killed_run() {  # $1: the run's number
       # Wait for a checkpoint write to be under way (its temporary file exists), then kill.
       target=""
       while kill -0 "$pid" 2>/dev/null; do
-        if compgen -G "$run/.*.partial" > /dev/null; then target=write; break; fi
+        if compgen -G "$run/.*.safetensors.partial" > /dev/null; then target=write; break; fi
         sleep 0.002
       done
     elif [ $((attempts % 3)) -eq 1 ]; then

@@ -46,8 +46,10 @@ fn scalar_type(kind: Kind) -> i8 {
 }
 
 /// The precision training on `device` uses when `requested` is asked for, and why it
-/// differs when it does. `auto` is bfloat16 on GPUs and on CPUs with AMX, float32 on other
-/// CPUs: with AVX512-BF16 alone, bfloat16 measured slower than float32 (bench/RESULTS.md).
+/// differs when it does. `auto` is bfloat16 on GPUs that compute in it (compute capability
+/// 8.0 and later), float16 with loss scaling on older ones, bfloat16 on CPUs with AMX and
+/// float32 on other CPUs: with AVX512-BF16 alone, bfloat16 measured slower than float32
+/// (bench/RESULTS.md).
 /// An explicit `bf16` is honoured wherever the CPU has bf16 instructions (elsewhere
 /// libtorch would emulate it); float16 autocast is for GPUs.
 pub fn resolve(requested: Amp, device: Device) -> (Amp, Option<&'static str>) {
@@ -55,6 +57,10 @@ pub fn resolve(requested: Amp, device: Device) -> (Amp, Option<&'static str>) {
     match (requested, device) {
         (Amp::Auto, Device::Cpu) if flags.iter().any(|f| f == "amx_bf16") => (Amp::Bf16, None),
         (Amp::Auto, Device::Cpu) => (Amp::Off, None),
+        (Amp::Auto, Device::Cuda(i)) => {
+            let ampere = crate::doctor::cuda_device(i as i32).is_none_or(|d| d.compute_capability.0 >= 8);
+            (if ampere { Amp::Bf16 } else { Amp::Fp16 }, None)
+        }
         (Amp::Auto, _) => (Amp::Bf16, None),
         (Amp::Bf16, Device::Cpu)
             if !flags.iter().any(|f| matches!(f.as_str(), "avx512_bf16" | "amx_bf16" | "bf16")) =>

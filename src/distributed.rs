@@ -57,7 +57,15 @@ impl World {
         // tasks of a job step only (not for a batch script that runs bcl once).
         let slurm = var("SLURM_STEP_NUM_TASKS").filter(|n| n.trim() != "1");
         let (size_var, rank_var, local_var) = match (var("WORLD_SIZE"), slurm) {
-            (None, Some(_)) => ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "SLURM_LOCALID"),
+            (None, Some(_)) => {
+                let nodes = var("SLURM_STEP_NUM_NODES").and_then(|n| n.trim().parse::<usize>().ok()).unwrap_or(1);
+                ensure!(
+                    nodes == 1 || var("MASTER_ADDR").is_some(),
+                    "srun started this step on {nodes} nodes: set MASTER_ADDR to the first one's address \
+                     (and MASTER_PORT), e.g. MASTER_ADDR=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1)"
+                );
+                ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "SLURM_LOCALID")
+            }
             _ => ("WORLD_SIZE", "RANK", "LOCAL_RANK"),
         };
         let Some(world_size) = var(size_var) else { return Ok(None) };
@@ -359,6 +367,8 @@ pub fn launch_local(processes: usize, stop_signals: &[i32]) -> Result<u8> {
     // One process per core share of libtorch threads, unless the user chose (torchrun sets 1).
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = std::env::var("OMP_NUM_THREADS").unwrap_or_else(|_| (cores / processes).max(1).to_string());
+    // Listening before the ranks start: a signal in between must not orphan them.
+    let mut signals = signal_hook::iterator::Signals::new(stop_signals)?;
     let mut children = Vec::with_capacity(processes);
     for rank in 0..processes {
         let child = Command::new(&program)
@@ -379,7 +389,6 @@ pub fn launch_local(processes: usize, stop_signals: &[i32]) -> Result<u8> {
         children.push(child);
     }
     let pids: Vec<libc::pid_t> = children.iter().map(|c| c.id() as libc::pid_t).collect();
-    let mut signals = signal_hook::iterator::Signals::new(stop_signals)?;
     let signals_handle = signals.handle();
     let forwarder = std::thread::spawn(move || {
         for signal in signals.forever() {

@@ -131,6 +131,8 @@ fn loaded_libraries() -> Vec<PathBuf> {
     libs
 }
 
+pub use self::cuda_driver::device as cuda_device;
+
 /// Device facts libtorch does not expose, from the CUDA driver API (`libcuda.so.1`, already
 /// loaded by libtorch when a GPU is usable).
 mod cuda_driver {

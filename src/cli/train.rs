@@ -134,13 +134,17 @@ impl TrainArgs {
 }
 
 pub fn exec(args: &TrainArgs) -> Result<ExitCode> {
-    let stop_signals: Vec<i32> = STOP_SIGNALS.iter().copied().chain(args.stop_signal).collect();
+    let mut stop_signals = STOP_SIGNALS.to_vec();
+    // Registered once each: a second registration would end the process at the first signal.
+    stop_signals.extend(args.stop_signal.filter(|s| !STOP_SIGNALS.contains(s)));
     if let Some(processes) = args.nproc_per_node {
         return Ok(ExitCode::from(distributed::launch_local(processes, &stop_signals)?));
     }
+    // Decided before the ranks meet, while rank 0 has not created the folder yet.
+    let folder_to_resume = args.folder_to_resume().map(Path::to_path_buf);
     let (device, group) = distributed::join_from_env(bcl::parse_device(&args.device)?)?;
     let is_primary = group.as_deref().is_none_or(Group::is_primary);
-    let (config, run, resume) = match args.folder_to_resume() {
+    let (config, run, resume) = match folder_to_resume.as_deref() {
         Some(folder) => resumed_run(args, folder, device, is_primary)?,
         None => new_run(args, device, group.as_deref(), is_primary)?,
     };
@@ -211,7 +215,8 @@ fn resumed_run(
         // --auto-resume: the same command line again (a requeued job); it must describe
         // this run, epochs aside.
         let mut asked = args.config()?;
-        asked.amp = amp::resolve(asked.amp, device).0;
+        // `auto` resolves by machine: a job requeued onto another kind of node is the same run.
+        asked.amp = if asked.amp == Amp::Auto { config.amp } else { amp::resolve(asked.amp, device).0 };
         (asked.workers, asked.epochs) = (config.workers, config.epochs);
         let changed = changed_keys(&asked, &config)?;
         ensure!(
@@ -224,11 +229,12 @@ fn resumed_run(
         );
     }
     if let Some(epochs) = args.epochs.filter(|&e| e != config.epochs) {
-        let done = train::progress(&run)?.map_or(0, |state| state.epoch);
+        let (done, in_epoch) = train::progress(&run)?.map_or((0, false), |state| (state.epoch, state.step > 0));
         ensure!(
-            epochs >= done.max(1),
-            "--epochs {epochs}: {} has trained {done} epochs already; a run can be extended, not cut below that",
-            folder.display()
+            epochs >= done.max(1) && !(in_epoch && epochs == done),
+            "--epochs {epochs}: {} has trained {done} epochs{} already; a run can be extended, not cut below that",
+            folder.display(),
+            if in_epoch { " and part of the next" } else { "" }
         );
         config.epochs = epochs;
         config.validate()?;
@@ -245,10 +251,12 @@ fn resumed_run(
     Ok((config, run, has_checkpoint))
 }
 
-/// The top-level config keys whose values differ between `a` and `b`.
+/// The top-level config keys whose values differ between `a` and `b` (unset in one of them
+/// included).
 fn changed_keys(a: &TrainConfig, b: &TrainConfig) -> Result<Vec<String>> {
     let (a, b) = (toml::Table::try_from(a)?, toml::Table::try_from(b)?);
-    Ok(a.keys().filter(|key| a.get(*key) != b.get(*key)).cloned().collect())
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    Ok(keys.into_iter().filter(|key| a.get(*key) != b.get(*key)).cloned().collect())
 }
 
 /// Signals on which a run saves a checkpoint at the next step and exits with 128 + the

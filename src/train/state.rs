@@ -37,6 +37,11 @@ pub struct EpochSums {
     pub samples: usize,
 }
 
+/// The format of training checkpoints: 2 since the long-tailed subset became LDAM's and the
+/// CIFAR normalisation the recipe's, so that a run from before cannot be resumed on other
+/// data. (Their weights still load for `eval` and `predict`.)
+const FORMAT: &str = "bcl-checkpoint-2";
+
 /// Writes a run's checkpoints; holds what all of them share (format, config, class names).
 pub struct Checkpointer {
     metadata: HashMap<String, String>,
@@ -45,7 +50,7 @@ pub struct Checkpointer {
 impl Checkpointer {
     pub fn new(config: &TrainConfig, class_names: &[String]) -> Result<Self> {
         let metadata = HashMap::from([
-            ("format".to_string(), "bcl-checkpoint-1".to_string()),
+            ("format".to_string(), FORMAT.to_string()),
             ("config".to_string(), config.to_toml()?),
             ("class_names".to_string(), serde_json::to_string(class_names)?),
         ]);
@@ -93,5 +98,12 @@ pub fn progress(run: &RunDir) -> Result<Option<TrainState>> {
 
 fn saved_state(metadata: &HashMap<String, String>, path: &Path) -> Result<TrainState> {
     let text = metadata.get("state").with_context(|| format!("{} is not a bcl training checkpoint", path.display()))?;
+    let format = metadata.get("format").map_or("none", String::as_str);
+    anyhow::ensure!(
+        format == FORMAT,
+        "{} is a {format} checkpoint, from a bcl whose long-tailed subset and CIFAR normalisation differ from this \
+         one's: it cannot be resumed here (its weights still work with bcl eval and predict); start a new run",
+        path.display()
+    );
     serde_json::from_str(text).with_context(|| format!("{} has a damaged training state", path.display()))
 }
