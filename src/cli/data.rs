@@ -130,12 +130,13 @@ pub fn exec(command: DataCommand) -> Result<()> {
     match command {
         DataCommand::Stats { data, split, out } => {
             let config = data.config()?;
-            let dataset = if split == Split::Train { config.train_set()? } else { config.eval_set(split)? };
-            print_stats(dataset.as_ref(), &out)?;
-            if split == Split::Train {
-                print_clamped_classes(&config)?;
+            if split != Split::Train {
+                return print_stats(config.eval_set(split)?.as_ref(), &out);
             }
-            Ok(())
+            // The files are read once: the subset and the classes it had to clamp.
+            let full = bcl::data::open(config.dataset, &config.root, Split::Train)?;
+            print_stats(config.long_tail_of(full.clone())?.as_ref(), &out)?;
+            print_clamped_classes(&config, full.as_ref())
         }
         DataCommand::Subset { data, out } => {
             let config = data.config()?;
@@ -200,12 +201,8 @@ fn write_preview(dataset: &dyn Dataset, recipe: &Recipe, samples: usize, seed: u
 
 /// The classes of a long-tailed subset that hold fewer images than the profile asks: they
 /// keep all they have, as the LDAM-DRW code does (real MNIST's classes differ in size).
-fn print_clamped_classes(config: &DataConfig) -> Result<()> {
-    if config.imb_factor.is_none() {
-        return Ok(());
-    }
-    let full = bcl::data::open(config.dataset, &config.root, Split::Train)?;
-    let quotas = config.long_tail_quotas(full.as_ref())?.unwrap_or_default();
+fn print_clamped_classes(config: &DataConfig, full: &dyn Dataset) -> Result<()> {
+    let quotas = config.long_tail_quotas(full)?.unwrap_or_default();
     for ((name, &has), &quota) in full.class_names().iter().zip(&full.class_counts()).zip(&quotas) {
         if (has as usize) < quota {
             println!("  {name}: the profile asks for {quota} images, the class has {has}: keeps all {has}");

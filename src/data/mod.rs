@@ -288,7 +288,11 @@ pub struct DataConfig {
 impl DataConfig {
     /// The training set, long-tailed when `imb_factor` is set.
     pub fn train_set(&self) -> Result<Arc<dyn Dataset>> {
-        let full = open(self.dataset, &self.root, Split::Train)?;
+        self.long_tail_of(open(self.dataset, &self.root, Split::Train)?)
+    }
+
+    /// The long-tailed subset of the full training set `full` (itself without `imb_factor`).
+    pub fn long_tail_of(&self, full: Arc<dyn Dataset>) -> Result<Arc<dyn Dataset>> {
         match self.long_tail_indices(full.as_ref())? {
             Some(indices) => Ok(Arc::new(Subset::new(full, indices))),
             None => Ok(full),

@@ -73,6 +73,7 @@ impl Objective {
                 let out = forward(sync, || forward_in_groups(model, images, b, bn_group))?;
                 let (features, prototypes) = (float32(&out.features), float32(&out.prototypes));
                 let logits = float32(&out.logits.narrow(0, 0, b));
+                // The similarity matmul would run in 16 bits under autocast.
                 amp::without_autocast(images.device(), || {
                     let loss = |views: &Tensor, view_labels: &Tensor, anchors: &Tensor| {
                         self.contrastive.forward(views, view_labels, anchors, &prototypes)
@@ -90,8 +91,7 @@ impl Objective {
                         .collect();
                     Tensor::cat(&parts, 0)
                 })?);
-                let ce = amp::without_autocast(images.device(), || self.classification(&logits, labels));
-                Ok(StepLosses { ce, contrastive: None, logits })
+                Ok(StepLosses { ce: self.classification(&logits, labels), contrastive: None, logits })
             }
         }
     }
