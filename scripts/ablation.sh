@@ -5,11 +5,12 @@
 # for the others. Resumable: run it again after an interruption and it continues each run
 # from its last checkpoint and skips finished ones. The table (mean ± std over seeds) is
 # written by scripts/ablation_table.py into OUT/table.md after every run.
-#   scripts/ablation.sh [OUT]      (default runs/ablation; EPOCHS=30, BCL=target/release/bcl,
+#   scripts/ablation.sh [OUT]      (default results/ablation, kept in git but for checkpoints;
+#                                   EPOCHS=30, BCL=target/release/bcl,
 #                                   ONLY="la-seed0 bcl-seed0" to run just those)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-runs/ablation}
+OUT=${1:-results/ablation}
 EPOCHS=${EPOCHS:-30}
 BCL=${BCL:-target/release/bcl}
 [ -x "$BCL" ] || make build
