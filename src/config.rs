@@ -6,9 +6,8 @@ use anyhow::{Context, Result, ensure};
 use serde::{Deserialize, Serialize};
 
 use crate::augment::randaugment::RandAugment;
-use crate::augment::{ClViews, Recipe};
-use crate::data::long_tail::Profile;
-use crate::data::{DataConfig, Dataset, DatasetKind};
+use crate::augment::{ClViews, Recipe, RecipeStyle};
+use crate::data::{DataConfig, Dataset, DatasetKind, Split};
 use crate::model::{Arch, ModelConfig};
 use crate::schedule::{Decay, LrSchedule};
 
@@ -63,6 +62,14 @@ pub struct TrainConfig {
     pub momentum: f64,
     pub weight_decay: f64,
     pub nesterov: bool,
+    /// CIFAR-style or ImageNet-style views; `auto` goes by the dataset.
+    #[serde(default)]
+    pub recipe_style: RecipeStyle,
+    /// Side of the images a CIFAR-style recipe trains on, for inputs of other sizes at
+    /// prediction (set from the data by `--dataset`; by default 28 for MNIST-like data,
+    /// 32 otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<usize>,
     pub cl_views: ClViews,
     pub randaugment: String,
     pub cutout: bool,
@@ -107,6 +114,17 @@ impl Preset {
         clap::ValueEnum::to_possible_value(&self).map_or_else(String::new, |v| v.get_name().to_string())
     }
 
+    /// The dataset the preset trains on.
+    pub fn dataset(self) -> DatasetKind {
+        match self {
+            Preset::FashionMnistLt => DatasetKind::FashionMnist,
+            Preset::Cifar10Lt => DatasetKind::Cifar10,
+            Preset::Cifar100Lt => DatasetKind::Cifar100,
+            Preset::ImagenetLt => DatasetKind::ImagenetLt,
+            Preset::Inat2018 => DatasetKind::Inat2018,
+        }
+    }
+
     pub fn all() -> &'static [Preset] {
         <Preset as clap::ValueEnum>::value_variants()
     }
@@ -115,13 +133,7 @@ impl Preset {
 impl TrainConfig {
     /// The recipe of SPEC section 3 for `preset`, reading its data from `root`.
     pub fn preset(preset: Preset, root: PathBuf) -> Self {
-        let data = |dataset, imb_factor| DataConfig {
-            dataset,
-            root: root.clone(),
-            imb_factor,
-            profile: Profile::Exp,
-            subset_seed: 0,
-        };
+        let data = |imb_factor| DataConfig { imb_factor, ..DataConfig::new(preset.dataset(), root.clone()) };
         // The CIFAR-LT recipe; the other presets change what differs.
         let cifar_lt = |data, model| Self {
             data,
@@ -139,6 +151,8 @@ impl TrainConfig {
             momentum: 0.9,
             weight_decay: 5e-4,
             nesterov: false,
+            recipe_style: RecipeStyle::Auto,
+            image_size: None,
             cl_views: ClViews::SimSim,
             randaugment: "rand-n2-m10-mstd0.5".into(),
             cutout: false,
@@ -155,19 +169,18 @@ impl TrainConfig {
             beta: 0.35,
             epochs: 90,
             schedule: LrSchedule { base_lr: 0.1, warmup_epochs: 0, decay: Decay::Cosine },
-            ..cifar_lt(data(DatasetKind::ImagenetLt, None), ModelConfig::imagenet(Arch::Resnext50_32x4d, 1000))
+            ..cifar_lt(data(None), ModelConfig::imagenet(Arch::Resnext50_32x4d, 1000))
         };
         match preset {
             Preset::FashionMnistLt => Self {
                 epochs: 4,
                 batch_size: 128,
                 schedule: LrSchedule { base_lr: 0.1, warmup_epochs: 1, decay: Decay::Cosine },
-                ..cifar_lt(data(DatasetKind::FashionMnist, Some(100.0)), ModelConfig::cifar(1, 10))
+                ..cifar_lt(data(Some(100.0)), ModelConfig::cifar(1, 10))
             },
-            Preset::Cifar10Lt => cifar_lt(data(DatasetKind::Cifar10, Some(100.0)), ModelConfig::cifar(3, 10)),
-            Preset::Cifar100Lt => cifar_lt(data(DatasetKind::Cifar100, Some(100.0)), ModelConfig::cifar(3, 100)),
+            Preset::Cifar10Lt => cifar_lt(data(Some(100.0)), ModelConfig::cifar(3, 10)),
+            Preset::Cifar100Lt => cifar_lt(data(Some(100.0)), ModelConfig::cifar(3, 100)),
             Preset::Inat2018 => Self {
-                data: data(DatasetKind::Inat2018, None),
                 model: ModelConfig::imagenet(Arch::Resnet50, 8142),
                 epochs: 100,
                 schedule: LrSchedule { base_lr: 0.2, ..imagenet_lt.schedule.clone() },
@@ -180,7 +193,51 @@ impl TrainConfig {
 
     /// The views and evaluation transform of this run, sized from `train_set`'s first image.
     pub fn recipe(&self, train_set: &dyn Dataset) -> Result<Recipe> {
-        Recipe::for_dataset(self.data.dataset, train_set, self.cl_views, &self.randaugment, self.cutout)
+        let kind = self.data.dataset;
+        Recipe::for_dataset(kind, self.recipe_style, train_set, self.cl_views, &self.randaugment, self.cutout)
+    }
+
+    /// This recipe trained on other data (`--dataset`). What the data decide replaces what
+    /// the preset says: the class count and channels; the long-tailed subset (a balanced
+    /// benchmark gets the preset's ρ, or 100; a user's folder or list, ImageNet-LT and
+    /// iNaturalist are long-tailed already and used as they are); and, under `recipe_style
+    /// = auto`, the views: CIFAR-style (resnet32) for small square images of one size,
+    /// ImageNet-style (a ResNet-50-class encoder) otherwise. Returns the config with a line
+    /// per decision, for the user.
+    pub fn on_data(&self, data: DataConfig) -> Result<(Self, Vec<String>)> {
+        let mut config = self.clone();
+        let imb_factor = data.dataset.is_balanced().then(|| self.data.imb_factor.unwrap_or(100.0));
+        config.data = DataConfig { imb_factor, profile: self.data.profile, subset_seed: self.data.subset_seed, ..data };
+        let full = config.data.open(Split::Train)?;
+        let mut decisions = vec![format!(
+            "{} classes, {} training images{}",
+            full.num_classes(),
+            full.len(),
+            match imb_factor {
+                Some(rho) => format!(", long-tailed subset ρ = {rho}"),
+                None => " used as they are".into(),
+            }
+        )];
+        let style = self.recipe_style.for_data(config.data.dataset, full.as_ref())?;
+        let side = full.image(0)?.width;
+        if self.recipe_style == RecipeStyle::Auto {
+            decisions.push(format!("{style:?}-style views for images {side} px wide (change with --recipe)"));
+        }
+        config.image_size = (style == RecipeStyle::Cifar).then_some(side);
+        let (channels, classes) = (full.channels() as i64, full.num_classes() as i64);
+        config.recipe_style = style;
+        config.model = match (style, config.model.arch) {
+            (RecipeStyle::Cifar, Arch::Resnet32) | (RecipeStyle::Imagenet, Arch::Resnet50 | Arch::Resnext50_32x4d) => {
+                ModelConfig { in_channels: channels, num_classes: classes, ..config.model }
+            }
+            (RecipeStyle::Cifar, _) => ModelConfig::cifar(channels, classes),
+            _ => ModelConfig::imagenet(Arch::Resnet50, classes),
+        };
+        if config.model.arch != self.model.arch {
+            decisions.push(format!("model {:?} for {style:?}-style images", config.model.arch));
+        }
+        config.validate()?;
+        Ok((config, decisions))
     }
 }
 

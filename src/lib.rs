@@ -21,6 +21,7 @@ pub mod data;
 pub mod distributed;
 pub mod doctor;
 pub mod evaluation;
+pub mod export;
 pub mod fs;
 pub mod loader;
 pub mod loss;

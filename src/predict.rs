@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use tch::{Device, Kind, Tensor, nn};
 
-use crate::augment::{Recipe, ops};
+use crate::augment::{Recipe, RecipeStyle, ops};
 use crate::checkpoint;
 use crate::config::TrainConfig;
 use crate::data::{DatasetKind, Image, files};
@@ -31,9 +31,11 @@ pub fn load_model(path: &Path, fallback: Option<&TrainConfig>, device: Device) -
         (Some(text), None) => TrainConfig::from_toml(text, &format!("the config in {}", path.display()))?,
         (None, None) => bail!("{} holds weights only; say which model it is with --preset", path.display()),
     };
-    let vs = nn::VarStore::new(device);
+    let mut vs = nn::VarStore::new(device);
     let model = BclModel::new(&vs.root(), &config.model);
     checkpoint::copy_weights(&vs.variables(), &saved.weights, path)?;
+    // For inference only (and so that tracing takes the weights as constants).
+    vs.freeze();
     let class_names = class_names(saved.metadata.get("class_names"), config.model.num_classes)?;
     Ok(LoadedModel { config, model, class_names, vs })
 }
@@ -46,11 +48,21 @@ fn class_names(metadata: Option<&String>, num_classes: i64) -> Result<Vec<String
     }
 }
 
+/// Side of the model's input images: 224 for ImageNet-style models, the training images'
+/// for CIFAR-style ones.
+pub fn input_size(config: &TrainConfig) -> usize {
+    match config.recipe_style.or_by_kind(config.data.dataset) {
+        RecipeStyle::Imagenet => 224,
+        _ => small_image_size(config),
+    }
+}
+
 /// Side of the images a CIFAR-style model was trained on.
-fn small_image_size(kind: DatasetKind) -> usize {
-    match kind {
-        DatasetKind::Mnist | DatasetKind::FashionMnist => 28,
-        _ => 32,
+fn small_image_size(config: &TrainConfig) -> usize {
+    match (config.image_size, config.data.dataset) {
+        (Some(size), _) => size,
+        (None, DatasetKind::Mnist | DatasetKind::FashionMnist) => 28,
+        (None, _) => 32,
     }
 }
 
@@ -59,10 +71,11 @@ fn small_image_size(kind: DatasetKind) -> usize {
 /// channels, normalised; 1 × C × H × W.
 pub fn input(path: &Path, config: &TrainConfig) -> Result<Tensor> {
     let kind = config.data.dataset;
-    let size = small_image_size(kind);
-    let recipe = Recipe::for_kind(kind, size, config.cl_views, &config.randaugment, config.cutout)?;
+    let size = small_image_size(config);
+    let style = config.recipe_style.or_by_kind(kind);
+    let recipe = Recipe::for_style(kind, style, size, config.cl_views, &config.randaugment, config.cutout)?;
     let mut image = files::decode_rgb(path)?;
-    if !kind.uses_imagenet_recipe() {
+    if style == RecipeStyle::Cifar {
         image = ops::resize(&image, size, size);
     }
     let image = recipe.eval.apply(image, &mut rand::SeedableRng::seed_from_u64(0));

@@ -11,7 +11,7 @@ use super::Rng;
 use super::autoaugment;
 use super::ops;
 use super::randaugment::RandAugment;
-use crate::data::Image;
+use crate::data::{Dataset, DatasetKind, Image, indices_by_class};
 
 /// One random transform.
 #[derive(Debug, Clone, PartialEq)]
@@ -219,6 +219,66 @@ pub enum ClViews {
     RandRand,
 }
 
+/// Which family of views a run trains with (`recipe_style`, `--recipe`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecipeStyle {
+    /// By the dataset: ImageNet-style for ImageNet-LT, iNaturalist, folders and lists,
+    /// CIFAR-style for the rest (`--dataset` with own data sets it from the images).
+    #[default]
+    Auto,
+    /// Small same-size images: padded random crops of the whole image, resnet32.
+    Cifar,
+    /// Photos of any size: 224 crops, RandAugment, ResNet-50-class encoders.
+    Imagenet,
+}
+
+/// Images at most this many pixels on a side, all of one size, get the CIFAR-style recipe.
+pub const SMALL_IMAGE_MAX_SIDE: usize = 64;
+
+impl RecipeStyle {
+    /// The style `auto` stands for with data of `kind`; other styles as they are.
+    pub fn or_by_kind(self, kind: DatasetKind) -> Self {
+        match (self, kind) {
+            (Self::Auto, DatasetKind::ImagenetLt | DatasetKind::Inat2018 | DatasetKind::Folder | DatasetKind::List) => {
+                Self::Imagenet
+            }
+            (Self::Auto, _) => Self::Cifar,
+            (style, _) => style,
+        }
+    }
+
+    /// The style for `dataset`, of `kind`: with a user's own data (folder, list) `auto`
+    /// becomes what the images call for ([`Self::of_images`]); otherwise [`Self::or_by_kind`].
+    pub fn for_data(self, kind: DatasetKind, dataset: &dyn Dataset) -> Result<Self> {
+        if self == Self::Auto && matches!(kind, DatasetKind::Folder | DatasetKind::List) {
+            Self::of_images(dataset)
+        } else {
+            Ok(self.or_by_kind(kind))
+        }
+    }
+
+    /// The style the images of `dataset` call for: CIFAR-style when the first image of each
+    /// class (32 classes at most, spread over them) is square, at most
+    /// [`SMALL_IMAGE_MAX_SIDE`] and of one size; ImageNet-style otherwise.
+    pub fn of_images(dataset: &dyn Dataset) -> Result<Self> {
+        anyhow::ensure!(!dataset.is_empty(), "the dataset is empty");
+        let firsts: Vec<usize> = indices_by_class(dataset.labels(), dataset.num_classes())
+            .iter()
+            .filter_map(|members| members.first().copied())
+            .collect();
+        let stride = firsts.len().div_ceil(32).max(1);
+        let mut sizes = Vec::new();
+        for &index in firsts.iter().step_by(stride) {
+            let image = dataset.image(index)?;
+            sizes.push((image.width, image.height));
+        }
+        let (width, height) = sizes[0];
+        let small = width == height && width <= SMALL_IMAGE_MAX_SIDE && sizes.iter().all(|&s| s == (width, height));
+        Ok(if small { Self::Cifar } else { Self::Imagenet })
+    }
+}
+
 /// The three training views and the evaluation transform, all giving `size × size` images.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recipe {
@@ -308,32 +368,34 @@ impl Recipe {
         })
     }
 
-    /// The recipe of `dataset`, of kind `kind`: [`Self::for_kind`] at the size of its first
-    /// image.
+    /// The recipe of `style` for `dataset` (see [`RecipeStyle::for_data`]), CIFAR-style at
+    /// the size of its first image.
     pub fn for_dataset(
-        kind: crate::data::DatasetKind,
-        dataset: &dyn crate::data::Dataset,
+        kind: DatasetKind,
+        style: RecipeStyle,
+        dataset: &dyn Dataset,
         cl_views: ClViews,
         randaugment: &str,
         cutout: bool,
     ) -> Result<Self> {
         anyhow::ensure!(!dataset.is_empty(), "the dataset is empty");
-        Self::for_kind(kind, dataset.image(0)?.width, cl_views, randaugment, cutout)
+        let style = style.for_data(kind, dataset)?;
+        Self::for_style(kind, style, dataset.image(0)?.width, cl_views, randaugment, cutout)
     }
 
-    /// The recipe of a kind of dataset: ImageNet-style (224 crops) for photo datasets,
-    /// CIFAR-style otherwise, at the size of its images (`image_size`).
-    pub fn for_kind(
-        kind: crate::data::DatasetKind,
+    /// The recipe of `style` (`auto`: by `kind`): ImageNet-style (224 crops), or
+    /// CIFAR-style at the size of the images (`image_size`); the fill is `kind`'s mean.
+    pub fn for_style(
+        kind: DatasetKind,
+        style: RecipeStyle,
         image_size: usize,
         cl_views: ClViews,
         randaugment: &str,
         cutout: bool,
     ) -> Result<Self> {
-        if kind.uses_imagenet_recipe() {
-            Self::imagenet(cl_views, randaugment, kind.fill())
-        } else {
-            Ok(Self::cifar(image_size, cutout, kind.fill()))
+        match style.or_by_kind(kind) {
+            RecipeStyle::Imagenet => Self::imagenet(cl_views, randaugment, kind.fill()),
+            _ => Ok(Self::cifar(image_size, cutout, kind.fill())),
         }
     }
 

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Result, bail, ensure};
-use bcl::augment::{ClViews, Recipe, Rng};
+use bcl::augment::{ClViews, Recipe, RecipeStyle, Rng};
 use bcl::data::long_tail::{Profile, imbalance_factor};
 use bcl::data::{DataConfig, Dataset, DatasetKind, Split, indices_by_class};
 use bcl::loader::{LoaderConfig, views_per_second};
@@ -87,6 +87,15 @@ pub struct DataArgs {
     /// numpy seed of the shuffle that picks the subset's images (LDAM's `rand_number`).
     #[arg(long, default_value_t = 0)]
     subset_seed: u64,
+    /// `--dataset list`: the training list, `path label` per line, paths relative to --root.
+    #[arg(long)]
+    train_list: Option<PathBuf>,
+    /// `--dataset list`: the validation list.
+    #[arg(long)]
+    val_list: Option<PathBuf>,
+    /// `--dataset list`: the test list.
+    #[arg(long)]
+    test_list: Option<PathBuf>,
 }
 
 impl DataArgs {
@@ -97,11 +106,13 @@ impl DataArgs {
             (None, kind) => bail!("--root is required for --dataset {kind:?}"),
         };
         Ok(DataConfig {
-            dataset: self.dataset,
-            root,
             imb_factor: self.imb_factor,
             profile: self.profile,
             subset_seed: self.subset_seed,
+            train_list: self.train_list.clone(),
+            val_list: self.val_list.clone(),
+            test_list: self.test_list.clone(),
+            ..DataConfig::new(self.dataset, root)
         })
     }
 }
@@ -109,6 +120,9 @@ impl DataArgs {
 /// Which views: the recipe follows the dataset (CIFAR-style or ImageNet-style).
 #[derive(Args, Clone)]
 pub struct RecipeArgs {
+    /// cifar or imagenet views (default: by the dataset; a folder or list by its images).
+    #[arg(long, value_enum, default_value = "auto")]
+    recipe: RecipeStyle,
     /// ImageNet-style contrastive views.
     #[arg(long, value_enum, default_value = "sim-sim")]
     cl_views: ClViews,
@@ -122,7 +136,7 @@ pub struct RecipeArgs {
 
 impl RecipeArgs {
     fn recipe(&self, kind: DatasetKind, dataset: &dyn Dataset) -> Result<Recipe> {
-        Recipe::for_dataset(kind, dataset, self.cl_views, &self.randaugment, self.cutout)
+        Recipe::for_dataset(kind, self.recipe, dataset, self.cl_views, &self.randaugment, self.cutout)
     }
 }
 
@@ -131,17 +145,17 @@ pub fn exec(command: DataCommand) -> Result<()> {
         DataCommand::Stats { data, split, out } => {
             let config = data.config()?;
             if split != Split::Train {
-                return print_stats(config.eval_set(split)?.as_ref(), &out);
+                return print_stats(config.open(split)?.as_ref(), &out);
             }
             // The files are read once: the subset and the classes it had to clamp.
-            let full = bcl::data::open(config.dataset, &config.root, Split::Train)?;
+            let full = config.open(Split::Train)?;
             print_stats(config.long_tail_of(full.clone())?.as_ref(), &out)?;
             print_clamped_classes(&config, full.as_ref())
         }
         DataCommand::Subset { data, out } => {
             let config = data.config()?;
             ensure!(config.imb_factor.is_some(), "data subset needs --imb-factor (the subset's imbalance factor ρ)");
-            let full = bcl::data::open(config.dataset, &config.root, Split::Train)?;
+            let full = config.open(Split::Train)?;
             let indices = config.long_tail_indices(full.as_ref())?.unwrap_or_default();
             let text: String = indices.iter().map(|i| format!("{i}\n")).collect();
             bcl::fs::write_atomic(&out, text.as_bytes())?;

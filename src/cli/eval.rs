@@ -2,9 +2,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use bcl::checkpoint;
 use bcl::config::{Preset, TrainConfig};
+use bcl::data::{DataConfig, DatasetKind};
 use bcl::evaluation::evaluate;
 use bcl::loader::LoaderConfig;
 use bcl::predict::load_model;
@@ -17,9 +18,20 @@ pub struct EvalArgs {
     /// A checkpoint (RUN/best, RUN/last, a run folder) or plain safetensors weights.
     #[arg(long)]
     checkpoint: PathBuf,
+    /// Evaluate on this data instead of the model's (with --root): it must have the
+    /// model's classes, in the same order.
+    #[arg(long, value_enum, requires = "root")]
+    dataset: Option<DatasetKind>,
     /// Dataset folder (default: the one the model was trained on).
     #[arg(long)]
     root: Option<PathBuf>,
+    /// `--dataset list`: the training list (its class counts group classes into many,
+    /// medium and few).
+    #[arg(long, requires = "dataset")]
+    train_list: Option<PathBuf>,
+    /// `--dataset list`: the list to evaluate on.
+    #[arg(long, requires = "dataset")]
+    test_list: Option<PathBuf>,
     /// The preset describing plain weights that carry no bcl config (such as the reference's).
     #[arg(long, value_parser = super::PresetParser)]
     preset: Option<Preset>,
@@ -45,11 +57,14 @@ pub fn exec(args: &EvalArgs) -> Result<()> {
     if let Some(root) = &args.root {
         loaded.config.data.root = root.clone();
     }
+    if let Some(kind) = args.dataset {
+        loaded.config.data = other_data(&loaded.config, kind, args)?;
+    }
     let config = &loaded.config;
     let train_set = config.data.train_set()?;
     let counts = train_set.class_counts();
-    let split = config.data.dataset.eval_split();
-    let test_set = config.data.eval_set(split)?;
+    let split = config.data.eval_split();
+    let test_set = config.data.eval_set(split, train_set.as_ref())?;
     let recipe = Arc::new(config.recipe(train_set.as_ref())?);
     println!(
         "evaluating {} on the {split:?} split of {} ({} images)",
@@ -66,4 +81,25 @@ pub fn exec(args: &EvalArgs) -> Result<()> {
     let history = RunDir { path: checkpoint_folder }.read_metrics()?;
     super::print_written(&report::write(&folder, train_set.class_names(), &counts, &eval, &history)?);
     Ok(())
+}
+
+/// The data of `--dataset`, checked to have the classes of the model `config` describes.
+fn other_data(config: &TrainConfig, kind: DatasetKind, args: &EvalArgs) -> Result<DataConfig> {
+    let root = args.root.clone().unwrap_or_default();
+    let data = DataConfig {
+        train_list: args.train_list.clone(),
+        test_list: args.test_list.clone(),
+        ..DataConfig::new(kind, root.clone())
+    };
+    let (other, _) = config.on_data(data)?;
+    ensure!(
+        other.model.num_classes == config.model.num_classes && other.model.in_channels == config.model.in_channels,
+        "{} has {} classes of {}-channel images; the model was trained on {} classes of {}-channel images",
+        root.display(),
+        other.model.num_classes,
+        other.model.in_channels,
+        config.model.num_classes,
+        config.model.in_channels
+    );
+    Ok(other.data)
 }

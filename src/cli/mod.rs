@@ -1,8 +1,10 @@
 //! The command line: one module per command, each an args struct and an `exec` that
 //! parses, calls the library and prints (as cargo's `src/bin/cargo/commands/`).
+mod config;
 mod data;
 mod doctor;
 mod eval;
+mod export;
 mod overfit;
 mod predict;
 mod progress;
@@ -31,6 +33,9 @@ enum Command {
     Doctor,
     /// Train the Fashion-MNIST BCL model on one fixed batch and show both losses fall.
     OverfitBatch(overfit::OverfitArgs),
+    /// Show the config a run would use.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Inspect datasets and the augmentation pipeline.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -38,6 +43,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a checkpoint: top-1, Many/Medium/Few, per-class accuracy and plots.
     Eval(eval::EvalArgs),
+    /// Write a checkpoint's model for PyTorch: its state_dict as safetensors, or TorchScript.
+    Export(export::ExportArgs),
     /// Print the most probable classes of image files.
     Predict(predict::PredictArgs),
 }
@@ -48,9 +55,11 @@ impl Cli {
         match self.command {
             Command::Doctor => doctor::exec(),
             Command::OverfitBatch(args) => overfit::exec(&args),
+            Command::Config(command) => config::exec(&command),
             Command::Data(command) => data::exec(command),
             Command::Train(args) => return train::exec(&args),
             Command::Eval(args) => eval::exec(&args),
+            Command::Export(args) => export::exec(&args),
             Command::Predict(args) => predict::exec(&args),
         }
         .map(|()| ExitCode::SUCCESS)

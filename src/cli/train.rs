@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use bcl::amp;
-use bcl::config::{Amp, LossKind, Preset, TrainConfig};
+use bcl::config::{Amp, TrainConfig};
 use bcl::distributed::{self, Group};
 use bcl::run::RunDir;
 use bcl::train::{self, Outcome, TrainOptions};
@@ -15,44 +15,13 @@ use clap::Args;
 use signal_hook::consts::{SIGALRM, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGXCPU};
 use tch::Device;
 
+use super::config::ConfigArgs;
 use super::progress::ProgressView;
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// The benchmark recipe to start from.
-    #[arg(long, default_value = "fashion-mnist-lt", value_parser = super::PresetParser)]
-    preset: Preset,
-    /// TOML file of config keys to change after the preset (see a run's config.toml).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Dataset folder (default for Fashion-MNIST: $BCL_FASHION_MNIST, else Debian's location).
-    #[arg(long)]
-    root: Option<PathBuf>,
-    #[arg(long)]
-    epochs: Option<usize>,
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Base learning rate.
-    #[arg(long)]
-    lr: Option<f64>,
-    #[arg(long, value_enum)]
-    loss: Option<LossKind>,
-    #[arg(long)]
-    no_class_averaging: bool,
-    #[arg(long)]
-    no_class_complement: bool,
-    /// Imbalance factor of the long-tailed subset (balanced datasets only).
-    #[arg(long)]
-    imb_factor: Option<f64>,
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Mixed precision: auto (the presets': bf16 on GPUs and on CPUs with AMX, float32 on
-    /// other CPUs, where bf16 measured slower), bf16, fp16 (GPUs, with loss scaling) or off.
-    #[arg(long, value_enum)]
-    amp: Option<Amp>,
-    /// Loader threads (default: the number of cores).
-    #[arg(long)]
-    workers: Option<usize>,
+    #[command(flatten)]
+    settings: ConfigArgs,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -70,8 +39,8 @@ pub struct TrainArgs {
     nproc_per_node: Option<usize>,
     /// Continue the run in this folder from its last checkpoint, with its saved config;
     /// `--epochs N` extends it to N epochs (the schedule is recomputed for N).
-    #[arg(long, conflicts_with_all = ["config", "root", "batch_size", "lr", "loss", "no_class_averaging",
-        "no_class_complement", "imb_factor", "seed", "amp"])]
+    #[arg(long, conflicts_with_all = ["config", "dataset", "root", "train_list", "val_list", "test_list", "recipe",
+        "batch_size", "lr", "loss", "no_class_averaging", "no_class_complement", "imb_factor", "seed", "amp"])]
     resume: Option<PathBuf>,
     /// If the --out folder already holds this run, continue it instead of refusing: the
     /// same command line works for the first start and for every requeue.
@@ -84,52 +53,11 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// The preset, changed by `--config`, then by the flags.
-    fn config(&self) -> Result<TrainConfig> {
-        let root = match (&self.root, self.preset) {
-            (None, Preset::FashionMnistLt) => bcl::data::fashion_mnist_dir().0,
-            (root, _) => root.clone().unwrap_or_default(),
-        };
-        let mut config = TrainConfig::preset(self.preset, root);
-        if let Some(path) = &self.config {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            config = config.with_overrides(&text, &path.display().to_string())?;
-        }
-        ensure!(
-            !config.data.root.as_os_str().is_empty(),
-            "--root is required for --preset {} (or data.root in --config)",
-            self.preset.name()
-        );
-        config.epochs = self.epochs.unwrap_or(config.epochs);
-        config.batch_size = self.batch_size.unwrap_or(config.batch_size);
-        config.schedule.base_lr = self.lr.unwrap_or(config.schedule.base_lr);
-        config.loss = self.loss.unwrap_or(config.loss);
-        config.class_averaging &= !self.no_class_averaging;
-        config.class_complement &= !self.no_class_complement;
-        if self.imb_factor.is_some() {
-            config.data.imb_factor = self.imb_factor;
-        }
-        config.seed = self.seed.unwrap_or(config.seed);
-        config.amp = self.amp.unwrap_or(config.amp);
-        config.workers = self.workers.or(config.workers);
-        config.validate().context("the options")?;
-        Ok(config)
-    }
-
     /// The run folder to continue: `--resume`'s, or `--out` under `--auto-resume` when it
     /// holds a run.
     fn folder_to_resume(&self) -> Option<&Path> {
         let auto = self.out.as_deref().filter(|out| self.auto_resume && out.join("config.toml").is_file());
         self.resume.as_deref().or(auto)
-    }
-
-    /// The run folder's name when `--out` is not given: the preset, and the config file's.
-    fn run_name(&self) -> String {
-        let preset = self.preset.name();
-        match self.config.as_ref().and_then(|p| p.file_stem()) {
-            Some(stem) => format!("{preset}-{}", stem.to_string_lossy()),
-            None => preset,
-        }
     }
 }
 
@@ -190,13 +118,16 @@ fn new_run(
     group: Option<&Group>,
     is_primary: bool,
 ) -> Result<(TrainConfig, RunDir, bool)> {
-    let mut config = args.config()?;
+    let (mut config, decisions) = args.settings.resolve()?;
+    if is_primary {
+        decisions.iter().for_each(|line| println!("{line}"));
+    }
     let (used, why) = amp::resolve(config.amp, device);
     if let Some(why) = why.filter(|_| is_primary) {
         println!("amp = {:?} is not used on {device:?} ({why}): training in float32", config.amp);
     }
     config.amp = used;
-    let folder = args.out.clone().unwrap_or_else(|| RunDir::default_path(&args.run_name()));
+    let folder = args.out.clone().unwrap_or_else(|| RunDir::default_path(&args.settings.run_name()));
     Ok((config.clone(), RunDir::create_shared(&folder, &config, group)?, false))
 }
 
@@ -210,11 +141,11 @@ fn resumed_run(
 ) -> Result<(TrainConfig, RunDir, bool)> {
     let run = RunDir::open(folder)?;
     let mut config = run.config()?;
-    config.workers = args.workers.or(config.workers);
+    config.workers = args.settings.workers.or(config.workers);
     if args.resume.is_none() {
         // --auto-resume: the same command line again (a requeued job); it must describe
         // this run, epochs aside.
-        let mut asked = args.config()?;
+        let (mut asked, _) = args.settings.resolve()?;
         // `auto` resolves by machine: a job requeued onto another kind of node is the same run.
         asked.amp = if asked.amp == Amp::Auto { config.amp } else { amp::resolve(asked.amp, device).0 };
         (asked.workers, asked.epochs) = (config.workers, config.epochs);
@@ -228,7 +159,7 @@ fn resumed_run(
             folder.display()
         );
     }
-    if let Some(epochs) = args.epochs.filter(|&e| e != config.epochs) {
+    if let Some(epochs) = args.settings.epochs.filter(|&e| e != config.epochs) {
         let (done, in_epoch) = train::progress(&run)?.map_or((0, false), |state| (state.epoch, state.step > 0));
         ensure!(
             epochs >= done.max(1) && !(in_epoch && epochs == done),

@@ -6,8 +6,13 @@ use anyhow::{Context, Result, bail, ensure};
 
 use super::{Dataset, Image};
 
-/// File extensions read as images in class folders (case-insensitive).
-pub const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
+/// File extensions read as images in class folders (case-insensitive): torchvision's
+/// ImageFolder list.
+pub const IMAGE_EXTENSIONS: [&str; 9] = ["jpg", "jpeg", "png", "ppm", "bmp", "pgm", "tif", "tiff", "webp"];
+
+/// How deep class folders are searched for images (symbolic links are followed, so a
+/// link back up would otherwise never end).
+const MAX_FOLDER_DEPTH: usize = 16;
 
 /// Image files with their labels.
 #[derive(Debug, Clone)]
@@ -77,23 +82,46 @@ pub fn read_list(list: &Path, root: &Path, num_classes: Option<usize>) -> Result
     Ok(FileDataset { paths, labels, class_names })
 }
 
-/// Reads `root/<class name>/<image>`: classes are the sub-folders in name order, images the
-/// files with an image extension (others are skipped). An empty class folder is an error.
+/// Checks that every class below the largest label of a list `data` read from `list` has
+/// images: a label with none is a gap in the list, not a class to train.
+pub fn check_every_class_listed(data: &FileDataset, list: &Path) -> Result<()> {
+    let counts = super::Dataset::class_counts(data);
+    if let Some(empty) = counts.iter().position(|&n| n == 0) {
+        bail!(
+            "{}: class {empty} has no images (the labels run from 0 to {}, so every label in between needs one)",
+            list.display(),
+            counts.len() - 1
+        );
+    }
+    Ok(())
+}
+
+/// Reads `root/<class name>/…/<image>` as torchvision's ImageFolder does: classes are the
+/// sub-folders in name order, images the files with an image extension anywhere below
+/// them (others are skipped). No class folder, a single one, or one without images is an
+/// error.
 pub fn read_class_folders(root: &Path) -> Result<FileDataset> {
-    let mut classes: Vec<PathBuf> = std::fs::read_dir(root)
+    let classes = visible_entries(root)
         .with_context(|| format!("cannot list class folders in {}", root.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir() && !is_hidden(p))
-        .collect();
-    classes.sort();
-    ensure!(!classes.is_empty(), "{}: no class folders found", root.display());
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .collect::<Vec<_>>();
+    ensure!(
+        !classes.is_empty(),
+        "{}: no class folders found (expected {}/<class>/<image>)",
+        root.display(),
+        root.display()
+    );
+    ensure!(
+        classes.len() > 1,
+        "{}: only one class folder ({}); a classifier needs at least two",
+        root.display(),
+        classes[0].display()
+    );
     let (mut paths, mut labels, mut class_names) = (Vec::new(), Vec::new(), Vec::new());
     for (label, class_dir) in classes.iter().enumerate() {
-        let mut images: Vec<PathBuf> = std::fs::read_dir(class_dir)
-            .with_context(|| format!("cannot list {}", class_dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && !is_hidden(p) && has_image_extension(p))
-            .collect();
+        let mut images = Vec::new();
+        collect_images(class_dir, MAX_FOLDER_DEPTH, &mut images)?;
         if images.is_empty() {
             bail!("class folder {} holds no images (.{})", class_dir.display(), IMAGE_EXTENSIONS.join(", ."));
         }
@@ -103,6 +131,28 @@ pub fn read_class_folders(root: &Path) -> Result<FileDataset> {
         class_names.push(class_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     }
     Ok(FileDataset { paths, labels, class_names })
+}
+
+/// The image files in `dir` and its sub-folders, `depth` levels down at most.
+fn collect_images(dir: &Path, depth: usize, images: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = visible_entries(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+    for path in entries {
+        if path.is_dir() {
+            ensure!(depth > 0, "{}: folders nested more than {MAX_FOLDER_DEPTH} deep (a link loop?)", path.display());
+            collect_images(&path, depth - 1, images)?;
+        } else if path.is_file() && has_image_extension(&path) {
+            images.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The paths in `dir` whose names do not start with a dot, sorted.
+fn visible_entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut paths =
+        std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| !is_hidden(p)).collect::<Vec<_>>();
+    paths.sort();
+    Ok(paths)
 }
 
 fn is_hidden(path: &Path) -> bool {

@@ -64,6 +64,18 @@ pub fn load(dir: &Path, train: bool, class_names: Vec<String>) -> Result<InMemor
     })
 }
 
+/// The folder holding the IDX files under `root`: `root` itself, or torchvision's
+/// download layout `root/<name>/raw` (`name` = `MNIST` or `FashionMNIST`) when only that has
+/// them.
+pub fn release_dir(root: &Path, name: &str) -> PathBuf {
+    let torchvision = root.join(name).join("raw");
+    if !missing_files(root).is_empty() && missing_files(&torchvision).is_empty() {
+        torchvision
+    } else {
+        root.to_path_buf()
+    }
+}
+
 /// `dir/name.gz` or `dir/name`, whichever exists.
 fn find(dir: &Path, name: &str) -> Result<PathBuf> {
     for candidate in [dir.join(format!("{name}.gz")), dir.join(name)] {

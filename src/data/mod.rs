@@ -5,8 +5,8 @@
 //! |---|---|
 //! | MNIST / Fashion-MNIST IDX files, gzipped or not | [`mnist`] |
 //! | CIFAR-10/100 "binary" and "python" releases | [`cifar`] |
-//! | ImageNet-LT / iNaturalist 2018 `path label` lists | [`files::read_list`] |
-//! | a folder per class | [`files::read_class_folders`] |
+//! | ImageNet-LT / iNaturalist 2018 / any `path label` lists | [`files::read_list`] |
+//! | a folder per class (torchvision's ImageFolder) | [`files::read_class_folders`] |
 pub mod cifar;
 pub mod files;
 pub mod idx;
@@ -16,10 +16,10 @@ pub mod numpy_random;
 pub mod pickle;
 pub mod sampler;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 
 /// An 8-bit image, rows of interleaved channels (1 = gray, 3 = RGB).
@@ -165,8 +165,12 @@ pub enum DatasetKind {
     ImagenetLt,
     /// iNaturalist 2018: `iNaturalist18_{train,val}.txt` lists under its root.
     Inat2018,
-    /// A folder per class: `root/<class>/<image>`.
+    /// A folder per class: `root/<class>/<image>` (torchvision's ImageFolder), with
+    /// `train/`, `val/`, `test/` splits or the root as the training set.
     Folder,
+    /// `path label` files (e.g. Places-LT): `train_list`, `test_list` and optionally
+    /// `val_list`, paths relative to the root.
+    List,
 }
 
 /// Which part of a dataset.
@@ -179,46 +183,15 @@ pub enum Split {
     Test,
 }
 
-/// Opens `split` of a dataset of `kind` stored under `root`.
-///
-/// For `Folder`, `root` holds `train/`, `val/` and/or `test/` class folders, or is itself
-/// the class folder root of the training split.
-pub fn open(kind: DatasetKind, root: &Path, split: Split) -> Result<Arc<dyn Dataset>> {
-    if !root.exists() {
-        bail!("dataset root {} does not exist", root.display());
+impl Split {
+    /// `train`, `val` or `test`: the split's folder (and flag) name.
+    pub fn folder_name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Val => "val",
+            Split::Test => "test",
+        }
     }
-    let train = split == Split::Train;
-    Ok(match kind {
-        DatasetKind::Mnist => Arc::new(mnist::load(root, train, mnist::digit_names())?),
-        DatasetKind::FashionMnist => Arc::new(mnist::load(root, train, mnist::fashion_names())?),
-        DatasetKind::Cifar10 => Arc::new(cifar::load(root, cifar::Variant::Cifar10, train)?),
-        DatasetKind::Cifar100 => Arc::new(cifar::load(root, cifar::Variant::Cifar100, train)?),
-        DatasetKind::ImagenetLt => {
-            let name = match split {
-                Split::Train => "ImageNet_LT_train.txt",
-                Split::Val => "ImageNet_LT_val.txt",
-                Split::Test => "ImageNet_LT_test.txt",
-            };
-            Arc::new(files::read_list(&root.join(name), root, Some(1000))?)
-        }
-        DatasetKind::Inat2018 => {
-            let name = if train { "iNaturalist18_train.txt" } else { "iNaturalist18_val.txt" };
-            Arc::new(files::read_list(&root.join(name), root, Some(8142))?)
-        }
-        DatasetKind::Folder => {
-            let name = match split {
-                Split::Train => "train",
-                Split::Val => "val",
-                Split::Test => "test",
-            };
-            let sub = root.join(name);
-            // Without split folders the root is the training set; evaluation needs its own.
-            if !sub.is_dir() && split != Split::Train {
-                bail!("{}: no {name}/ folder of classes to evaluate on", root.display());
-            }
-            Arc::new(files::read_class_folders(if sub.is_dir() { &sub } else { root })?)
-        }
-    })
 }
 
 /// Per-channel mean and standard deviation of inputs scaled to [0, 1].
@@ -248,20 +221,22 @@ impl DatasetKind {
             // The constants of the BCL-derived CIFAR code, for CIFAR-10 and CIFAR-100 alike.
             DatasetKind::Cifar10 | DatasetKind::Cifar100 => (&[0.4914, 0.4822, 0.4465], &[0.2023, 0.1994, 0.2010]),
             DatasetKind::Inat2018 => (&[0.466, 0.471, 0.380], &[0.195, 0.194, 0.192]),
-            DatasetKind::ImagenetLt | DatasetKind::Folder => (&[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225]),
+            DatasetKind::ImagenetLt | DatasetKind::Folder | DatasetKind::List => {
+                (&[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225])
+            }
         };
         Normalization { mean: mean.to_vec(), std: std.to_vec() }
     }
 
-    /// Whether the data are photos of any size, trained on 224 crops (ImageNet-style
-    /// recipe), rather than small same-size images (CIFAR-style recipe).
-    pub fn uses_imagenet_recipe(self) -> bool {
-        matches!(self, DatasetKind::ImagenetLt | DatasetKind::Inat2018 | DatasetKind::Folder)
+    /// Whether this is a balanced benchmark (MNIST, Fashion-MNIST, CIFAR), trained on a
+    /// long-tailed subset; the others are used as they are.
+    pub fn is_balanced(self) -> bool {
+        matches!(self, DatasetKind::Mnist | DatasetKind::FashionMnist | DatasetKind::Cifar10 | DatasetKind::Cifar100)
     }
 
-    /// The split that evaluation uses: iNaturalist 2018 has no test list, only val.
-    pub fn eval_split(self) -> Split {
-        if self == DatasetKind::Inat2018 { Split::Val } else { Split::Test }
+    /// The name `--dataset` takes, such as `fashion-mnist`.
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self).map_or_else(String::new, |v| v.get_name().to_string())
     }
 
     /// The mean colour as 8-bit RGB: the fill of geometric augmentations.
@@ -283,12 +258,111 @@ pub struct DataConfig {
     pub profile: long_tail::Profile,
     /// numpy seed of the per-class shuffle that picks the subset (LDAM's `rand_number`).
     pub subset_seed: u64,
+    /// The `list` dataset's files, relative to `root` (or absolute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_list: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_list: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_list: Option<PathBuf>,
 }
 
 impl DataConfig {
+    /// All of the data of `kind` under `root`: no long-tailed subset, no lists.
+    pub fn new(dataset: DatasetKind, root: PathBuf) -> Self {
+        Self {
+            dataset,
+            root,
+            imb_factor: None,
+            profile: long_tail::Profile::Exp,
+            subset_seed: 0,
+            train_list: None,
+            val_list: None,
+            test_list: None,
+        }
+    }
+
+    /// Opens `split` of the data, whole (see [`Self::train_set`] for the long-tailed
+    /// subset).
+    ///
+    /// For `Folder`, `root` holds `train/`, `val/` and/or `test/` class folders, or is itself
+    /// the class folder root of the training split.
+    pub fn open(&self, split: Split) -> Result<Arc<dyn Dataset>> {
+        let root = &self.root;
+        if !root.exists() {
+            bail!("dataset root {} does not exist", root.display());
+        }
+        let train = split == Split::Train;
+        Ok(match self.dataset {
+            DatasetKind::Mnist => {
+                Arc::new(mnist::load(&mnist::release_dir(root, "MNIST"), train, mnist::digit_names())?)
+            }
+            DatasetKind::FashionMnist => {
+                Arc::new(mnist::load(&mnist::release_dir(root, "FashionMNIST"), train, mnist::fashion_names())?)
+            }
+            DatasetKind::Cifar10 => Arc::new(cifar::load(root, cifar::Variant::Cifar10, train)?),
+            DatasetKind::Cifar100 => Arc::new(cifar::load(root, cifar::Variant::Cifar100, train)?),
+            DatasetKind::ImagenetLt => {
+                let name = match split {
+                    Split::Train => "ImageNet_LT_train.txt",
+                    Split::Val => "ImageNet_LT_val.txt",
+                    Split::Test => "ImageNet_LT_test.txt",
+                };
+                Arc::new(files::read_list(&root.join(name), root, Some(1000))?)
+            }
+            DatasetKind::Inat2018 => {
+                let name = if train { "iNaturalist18_train.txt" } else { "iNaturalist18_val.txt" };
+                Arc::new(files::read_list(&root.join(name), root, Some(8142))?)
+            }
+            DatasetKind::Folder => {
+                let sub = root.join(split.folder_name());
+                // Without split folders the root is the training set; evaluation needs its own.
+                if !sub.is_dir() && !train {
+                    bail!("{}: no {}/ folder of classes to evaluate on", root.display(), split.folder_name());
+                }
+                Arc::new(files::read_class_folders(if sub.is_dir() { &sub } else { root })?)
+            }
+            DatasetKind::List => {
+                let list = self.list(split)?;
+                let data = files::read_list(&root.join(list), root, None)?;
+                if train {
+                    files::check_every_class_listed(&data, &root.join(list))?;
+                }
+                Arc::new(data)
+            }
+        })
+    }
+
+    /// The list file of `split` (a `list` dataset).
+    fn list(&self, split: Split) -> Result<&PathBuf> {
+        let list = match split {
+            Split::Train => &self.train_list,
+            Split::Val => &self.val_list,
+            Split::Test => &self.test_list,
+        };
+        list.as_ref().with_context(|| {
+            format!(
+                "a list dataset needs --{}-list (data.{}_list): the `path label` file",
+                split.folder_name(),
+                split.folder_name()
+            )
+        })
+    }
+
+    /// The split that evaluation uses: the test split, or val where there is no test split
+    /// (iNaturalist 2018; a list dataset given only a val list).
+    pub fn eval_split(&self) -> Split {
+        let no_test = match self.dataset {
+            DatasetKind::Inat2018 => true,
+            DatasetKind::List => self.test_list.is_none() && self.val_list.is_some(),
+            _ => false,
+        };
+        if no_test { Split::Val } else { Split::Test }
+    }
+
     /// The training set, long-tailed when `imb_factor` is set.
     pub fn train_set(&self) -> Result<Arc<dyn Dataset>> {
-        self.long_tail_of(open(self.dataset, &self.root, Split::Train)?)
+        self.long_tail_of(self.open(Split::Train)?)
     }
 
     /// The long-tailed subset of the full training set `full` (itself without `imb_factor`).
@@ -317,9 +391,26 @@ impl DataConfig {
         Ok(Some(long_tail::class_counts(self.profile, n_max, full.num_classes(), rho)))
     }
 
-    /// The balanced evaluation split.
-    pub fn eval_set(&self, split: Split) -> Result<Arc<dyn Dataset>> {
-        open(self.dataset, &self.root, split)
+    /// The evaluation split `split`, checked against the training set `train_set`: labels
+    /// within its classes, and a folder's classes the same folders.
+    pub fn eval_set(&self, split: Split, train_set: &dyn Dataset) -> Result<Arc<dyn Dataset>> {
+        let eval = self.open(split)?;
+        let what = format!("the {} split of {}", split.folder_name(), self.root.display());
+        if self.dataset == DatasetKind::Folder {
+            ensure!(
+                eval.class_names() == train_set.class_names(),
+                "{what} has the classes {:?}, the training split {:?}: they must be the same folders",
+                eval.class_names(),
+                train_set.class_names()
+            );
+        }
+        ensure!(
+            eval.num_classes() <= train_set.num_classes(),
+            "{what} has labels up to {}, the training split only {} classes",
+            eval.num_classes() - 1,
+            train_set.num_classes()
+        );
+        Ok(eval)
     }
 }
 

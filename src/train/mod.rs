@@ -158,7 +158,7 @@ impl<'a> Trainer<'a> {
             config.batch_size
         );
         let train_set = config.data.train_set()?;
-        let test_set = config.data.eval_set(config.data.dataset.eval_split())?;
+        let test_set = config.data.eval_set(config.data.eval_split(), train_set.as_ref())?;
         let class_counts = check_data(config, train_set.as_ref())?;
         let recipe = Arc::new(config.recipe(train_set.as_ref())?);
         let mut loader_config = LoaderConfig::for_run(config, device);
@@ -272,7 +272,7 @@ impl<'a> Trainer<'a> {
             }
             if stop {
                 if self.is_primary() {
-                    self.checkpointer.save(&[self.run.last()], &self.state, &self.vs, &self.optimizer)?;
+                    self.checkpointer.save(&self.run.last(), &self.state, &self.vs, Some(&self.optimizer))?;
                 }
                 return Ok(None);
             }
@@ -352,8 +352,10 @@ impl<'a> Trainer<'a> {
         if improved {
             (self.state.best_top1, self.state.best_epoch) = (Some(record.eval.top1), Some(epoch));
         }
-        let paths = if improved { vec![self.run.last(), self.run.best()] } else { vec![self.run.last()] };
-        self.checkpointer.save(&paths, &self.state, &self.vs, &self.optimizer)?;
+        self.checkpointer.save(&self.run.last(), &self.state, &self.vs, Some(&self.optimizer))?;
+        if improved {
+            self.checkpointer.save(&self.run.best(), &self.state, &self.vs, None)?;
+        }
         on_progress(Progress::Epoch(&record));
         Ok(Some(record))
     }

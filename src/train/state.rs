@@ -1,7 +1,7 @@
 //! Where a run stands, and the checkpoints that carry it from one process to the next:
 //! everything `--resume` needs to continue exactly.
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -57,17 +57,19 @@ impl Checkpointer {
         Ok(Self { metadata })
     }
 
-    /// Writes a checkpoint of the model, the optimizer and `state` to each of `paths`.
-    pub fn save(&self, paths: &[PathBuf], state: &TrainState, vs: &nn::VarStore, optimizer: &Sgd) -> Result<()> {
+    /// Writes a checkpoint of the model and `state` to `path`, with the optimizer's
+    /// momentum when given (`last`, to resume from) or without (`best`, for deployment:
+    /// weights only, half the size).
+    pub fn save(&self, path: &Path, state: &TrainState, vs: &nn::VarStore, optimizer: Option<&Sgd>) -> Result<()> {
         let mut metadata = self.metadata.clone();
         metadata.insert("state".into(), serde_json::to_string(state)?);
+        let optimizer = optimizer.map(|o| o.buffers().iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect());
         let checkpoint = Checkpoint {
             weights: vs.variables().into_iter().collect(),
-            optimizer: optimizer.buffers().iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect(),
+            optimizer: optimizer.unwrap_or_default(),
             metadata,
         };
-        let bytes = checkpoint::encode(&checkpoint)?;
-        paths.iter().try_for_each(|path| crate::fs::write_atomic(path, &bytes))
+        checkpoint::save(path, &checkpoint)
     }
 }
 

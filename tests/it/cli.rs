@@ -1,21 +1,9 @@
 //! The `bcl` binary as a user runs it.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use crate::common::{path, tiny_fashion_mnist};
-
-fn bcl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bcl")).args(args).env_remove("LD_LIBRARY_PATH").output().expect("bcl runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use crate::common::{bcl, path, stderr, stdout, tiny_fashion_mnist};
 
 /// Runs without LD_LIBRARY_PATH (RUNPATH) and has libtorch_cuda linked in (so a GPU is
 /// used when present); libtorch is the pinned 2.11.0.
@@ -169,8 +157,10 @@ fn data_preview_writes_a_grid_of_views() {
 #[test]
 fn data_commands_reject_bad_input_clearly() {
     let folder = tempfile::tempdir().unwrap();
-    std::fs::create_dir(folder.path().join("cats")).unwrap();
-    image::RgbImage::new(40, 30).save(folder.path().join("cats/a.png")).unwrap();
+    for class in ["cats", "dogs"] {
+        std::fs::create_dir(folder.path().join(class)).unwrap();
+        image::RgbImage::new(40, 30).save(folder.path().join(class).join("a.png")).unwrap();
+    }
     let root = folder.path().to_str().unwrap();
     for (args, expected) in [
         (vec!["data", "stats", "--dataset", "cifar10"], "--root is required"),

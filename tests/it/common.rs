@@ -1,6 +1,19 @@
 //! Helpers shared by the test files that run the `bcl` binary.
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
+
+/// Runs the `bcl` binary as a user would (without LD_LIBRARY_PATH).
+pub fn bcl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bcl")).args(args).env_remove("LD_LIBRARY_PATH").output().expect("bcl runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
 
 /// The first `train` training and `test` test images of each class of the real
 /// Fashion-MNIST, as IDX files in a temporary folder (tests/support/tiny_fashion_mnist.py): a

@@ -7,7 +7,7 @@ use bcl::data::files::{read_class_folders, read_list};
 use bcl::data::long_tail::{Profile, class_counts};
 use bcl::data::pickle;
 use bcl::data::sampler::{SamplerKind, epoch_order};
-use bcl::data::{Dataset, DatasetKind, Split};
+use bcl::data::{DataConfig, Dataset, DatasetKind, Split};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
@@ -182,13 +182,20 @@ fn class_folders() {
             write_png(&root.join(class).join(format!("{i}.PNG")), 6, 6, i);
         }
     }
+    // ImageFolder's other extensions, and images in sub-folders of a class folder.
+    std::fs::create_dir_all(root.join("ant/nested/deeper")).unwrap();
+    image::RgbImage::from_pixel(6, 6, image::Rgb([9, 9, 9])).save(root.join("ant/nested/deeper/z.bmp")).unwrap();
+    image::GrayImage::from_pixel(6, 6, image::Luma([7])).save(root.join("ant/nested/y.pgm")).unwrap();
     std::fs::write(root.join("cat/notes.txt"), "skipped").unwrap();
     std::fs::write(root.join("cat/.hidden.png"), "skipped").unwrap();
     let data = read_class_folders(root).unwrap();
     assert_eq!(data.class_names, vec!["ant", "cat"]);
-    assert_eq!(data.labels, vec![0, 0, 1, 1, 1]);
-    assert_eq!(data.class_counts(), vec![2, 3]);
-    assert_eq!(data.image(4).unwrap().pixel(0, 0)[0], 2);
+    assert_eq!(data.labels, vec![0, 0, 0, 0, 1, 1, 1]);
+    assert_eq!(data.class_counts(), vec![4, 3]);
+    assert_eq!(data.image(6).unwrap().pixel(0, 0)[0], 2);
+    assert!(data.paths[2].ends_with("ant/nested/deeper/z.bmp") && data.paths[3].ends_with("ant/nested/y.pgm"));
+    assert_eq!(data.image(2).unwrap().pixel(0, 0), [9, 9, 9]);
+    assert_eq!(data.image(3).unwrap().pixel(0, 0), [7, 7, 7]);
 
     std::fs::create_dir(root.join("empty")).unwrap();
     assert_error(read_class_folders(root), &["empty", "holds no images"]);
@@ -196,19 +203,21 @@ fn class_folders() {
     let only_files = tempfile::tempdir().unwrap();
     std::fs::write(only_files.path().join("x.png"), "x").unwrap();
     assert_error(read_class_folders(only_files.path()), &["no class folders"]);
+    std::fs::create_dir(only_files.path().join("lonely")).unwrap();
+    write_png(&only_files.path().join("lonely/a.png"), 4, 4, 0);
+    assert_error(read_class_folders(only_files.path()), &["only one class folder", "lonely", "at least two"]);
 }
 
 #[test]
 fn open_dispatches_and_checks_the_root() {
-    assert_error(
-        bcl::data::open(DatasetKind::Cifar10, Path::new("/nonexistent/c10"), Split::Train),
-        &["/nonexistent/c10"],
-    );
+    let open = |kind, root: &Path, split| DataConfig::new(kind, root.to_path_buf()).open(split);
+    assert_error(open(DatasetKind::Cifar10, Path::new("/nonexistent/c10"), Split::Train), &["/nonexistent/c10"]);
     let empty = tempfile::tempdir().unwrap();
-    assert_error(bcl::data::open(DatasetKind::Cifar100, empty.path(), Split::Train), &["no CIFAR release found"]);
-    assert_error(bcl::data::open(DatasetKind::ImagenetLt, empty.path(), Split::Train), &["ImageNet_LT_train.txt"]);
+    assert_error(open(DatasetKind::Cifar100, empty.path(), Split::Train), &["no CIFAR release found"]);
+    assert_error(open(DatasetKind::ImagenetLt, empty.path(), Split::Train), &["ImageNet_LT_train.txt"]);
+    assert_error(open(DatasetKind::List, empty.path(), Split::Train), &["--train-list"]);
     let (dir, _) = bcl::data::fashion_mnist_dir();
-    let test = bcl::data::open(DatasetKind::FashionMnist, &dir, Split::Test).unwrap();
+    let test = open(DatasetKind::FashionMnist, &dir, Split::Test).unwrap();
     assert_eq!((test.len(), test.channels()), (10_000, 1));
     assert_eq!(test.class_names()[9], "Ankle boot");
 }

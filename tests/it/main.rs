@@ -12,5 +12,6 @@ mod loader;
 mod long_tail;
 mod loss;
 mod model;
+mod own_data;
 mod parsers_fuzz;
 mod train;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bcl::checkpoint;
 use bcl::config::{LossKind, Preset, TrainConfig};
-use bcl::data::DatasetKind;
+use bcl::data::{DatasetKind, Split};
 use bcl::metrics::EpochRecord;
 use bcl::run::RunDir;
 use bcl::schedule::{Decay, LrSchedule};
@@ -99,7 +99,8 @@ fn assert_same_tensors(a: &[(String, Tensor)], b: &[(String, Tensor)]) {
 #[test]
 fn training_learns_and_reports_long_tailed_metrics() {
     let dir = synthetic_cifar();
-    assert_eq!(DatasetKind::Cifar10.eval_split(), bcl::data::Split::Test);
+    let split = |kind| bcl::data::DataConfig::new(kind, dir.path().to_path_buf()).eval_split();
+    assert_eq!((split(DatasetKind::Cifar10), split(DatasetKind::Inat2018)), (Split::Test, Split::Val));
 
     let (epochs, run_dir) = run(&config(dir.path(), LossKind::Bcl), dir.path(), "bcl");
     assert_eq!(epochs.len(), 5);

@@ -1,0 +1,149 @@
+//! The flags that make a run's config (shared by `train` and `config show`), and
+//! `bcl config show`: the resolved TOML, without training.
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, ensure};
+use bcl::augment::RecipeStyle;
+use bcl::config::{Amp, LossKind, Preset, TrainConfig};
+use bcl::data::{DataConfig, DatasetKind};
+use clap::{Args, Subcommand};
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Print the config a `bcl train` with these flags would use, as TOML (what the run's
+    /// config.toml would hold), without training.
+    Show(ConfigArgs),
+}
+
+pub fn exec(command: &ConfigCommand) -> Result<()> {
+    let ConfigCommand::Show(args) = command;
+    let (config, decisions) = args.resolve()?;
+    for line in decisions {
+        eprintln!("{line}");
+    }
+    print!("{}", config.to_toml()?);
+    Ok(())
+}
+
+/// A preset, changed by a TOML file, then by other data (`--dataset`), then by the flags.
+#[derive(Args)]
+pub struct ConfigArgs {
+    /// The benchmark recipe to start from.
+    #[arg(long, default_value = "fashion-mnist-lt", value_parser = super::PresetParser)]
+    pub preset: Preset,
+    /// TOML file of config keys to change after the preset (see a run's config.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Train on this data instead of the preset's (with --root): a folder per class
+    /// (`folder`), `path label` lists (`list`) or a benchmark. Class count, names and
+    /// channels come from the data; a folder or list is used as it is (no long-tailed
+    /// subset unless --imb-factor), balanced benchmarks get the preset's subset.
+    #[arg(long, value_enum, requires = "root")]
+    pub dataset: Option<DatasetKind>,
+    /// Dataset folder (default for Fashion-MNIST: $BCL_FASHION_MNIST, else Debian's location).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// `--dataset list`: the training list, `path label` per line, paths relative to --root.
+    #[arg(long, requires = "dataset")]
+    pub train_list: Option<PathBuf>,
+    /// `--dataset list`: the validation list (optional).
+    #[arg(long, requires = "dataset")]
+    pub val_list: Option<PathBuf>,
+    /// `--dataset list`: the test list (evaluation; without it, the val list).
+    #[arg(long, requires = "dataset")]
+    pub test_list: Option<PathBuf>,
+    /// The views: cifar (small same-size images, resnet32) or imagenet (224 crops, ResNet-50).
+    /// Default: the preset's, or with --dataset folder|list what the images call for.
+    #[arg(long, value_enum)]
+    pub recipe: Option<RecipeStyle>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Base learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long, value_enum)]
+    pub loss: Option<LossKind>,
+    #[arg(long)]
+    pub no_class_averaging: bool,
+    #[arg(long)]
+    pub no_class_complement: bool,
+    /// Imbalance factor ρ of a long-tailed subset of the training data.
+    #[arg(long)]
+    pub imb_factor: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Mixed precision: auto (the presets': bf16 on GPUs and on CPUs with AMX, float32 on
+    /// other CPUs, where bf16 measured slower), bf16, fp16 (GPUs, with loss scaling) or off.
+    #[arg(long, value_enum)]
+    pub amp: Option<Amp>,
+    /// Loader threads (default: the number of cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+impl ConfigArgs {
+    /// The config these flags make, with a line for each thing the data decided.
+    pub fn resolve(&self) -> Result<(TrainConfig, Vec<String>)> {
+        let mut config = TrainConfig::preset(self.preset, self.root_for(self.preset.dataset()));
+        if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            config = config.with_overrides(&text, &path.display().to_string())?;
+        }
+        config.recipe_style = self.recipe.unwrap_or(config.recipe_style);
+        let mut decisions = Vec::new();
+        if let Some(kind) = self.dataset {
+            let data = DataConfig {
+                train_list: self.train_list.clone(),
+                val_list: self.val_list.clone(),
+                test_list: self.test_list.clone(),
+                ..DataConfig::new(kind, self.root_for(kind))
+            };
+            (config, decisions) = config.on_data(data)?;
+        }
+        ensure!(
+            !config.data.root.as_os_str().is_empty(),
+            "--root is required for --preset {} (or data.root in --config)",
+            self.preset.name()
+        );
+        self.apply_flags(&mut config);
+        config.validate().context("the options")?;
+        Ok((config, decisions))
+    }
+
+    /// The data folder: --root, or Fashion-MNIST's default folder for that dataset.
+    fn root_for(&self, kind: DatasetKind) -> PathBuf {
+        match (&self.root, kind) {
+            (Some(root), _) => root.clone(),
+            (None, DatasetKind::FashionMnist) => bcl::data::fashion_mnist_dir().0,
+            (None, _) => PathBuf::new(),
+        }
+    }
+
+    fn apply_flags(&self, config: &mut TrainConfig) {
+        config.epochs = self.epochs.unwrap_or(config.epochs);
+        config.batch_size = self.batch_size.unwrap_or(config.batch_size);
+        config.schedule.base_lr = self.lr.unwrap_or(config.schedule.base_lr);
+        config.loss = self.loss.unwrap_or(config.loss);
+        config.class_averaging &= !self.no_class_averaging;
+        config.class_complement &= !self.no_class_complement;
+        if self.imb_factor.is_some() {
+            config.data.imb_factor = self.imb_factor;
+        }
+        config.seed = self.seed.unwrap_or(config.seed);
+        config.amp = self.amp.unwrap_or(config.amp);
+        config.workers = self.workers.or(config.workers);
+    }
+
+    /// A run folder's name when none is given: the preset, and the config file's or the
+    /// dataset's.
+    pub fn run_name(&self) -> String {
+        let preset = self.preset.name();
+        match (self.config.as_ref().and_then(|p| p.file_stem()), self.dataset) {
+            (Some(stem), _) => format!("{preset}-{}", stem.to_string_lossy()),
+            (None, Some(kind)) => format!("{preset}-{}", kind.name()),
+            (None, None) => preset,
+        }
+    }
+}

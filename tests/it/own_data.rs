@@ -1,0 +1,203 @@
+//! A user's own data in one line: `--dataset folder|list|<benchmark> --root DIR` on any
+//! preset, for `train`, `eval` and `config show`.
+
+use std::path::Path;
+
+use bcl::data::{DataConfig, DatasetKind, Split};
+
+use crate::common::{bcl, path, stderr, stdout, tiny_fashion_mnist};
+
+/// Writes the images of `classes` (with at most `per_class[k]` images each) of Fashion-MNIST
+/// `split` under `folder/<class name>/`, as grayscale PNGs; returns the file paths by class.
+fn write_class_folders(idx: &Path, split: Split, per_class: &[usize], folder: &Path) -> Vec<Vec<String>> {
+    let data = DataConfig::new(DatasetKind::FashionMnist, idx.to_path_buf()).open(split).unwrap();
+    let mut written = vec![Vec::new(); per_class.len()];
+    for i in 0..data.len() {
+        let label = data.labels()[i] as usize;
+        if label >= per_class.len() || written[label].len() == per_class[label] {
+            continue;
+        }
+        let name = data.class_names()[label].replace('/', "-");
+        let file = format!("{name}/{}.png", written[label].len());
+        std::fs::create_dir_all(folder.join(&name)).unwrap();
+        let image = data.image(i).unwrap();
+        image::GrayImage::from_raw(28, 28, image.pixels).unwrap().save(folder.join(&file)).unwrap();
+        written[label].push(file);
+    }
+    written
+}
+
+fn config_show(args: &[&str]) -> (toml::Table, String) {
+    let mut all = vec!["config", "show"];
+    all.extend(args);
+    let o = bcl(&all);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (toml::from_str(&stdout(&o)).unwrap(), stderr(&o))
+}
+
+fn key<'a>(table: &'a toml::Table, dotted: &str) -> Option<&'a toml::Value> {
+    let mut parts = dotted.split('.');
+    let first = table.get(parts.next()?)?;
+    parts.try_fold(first, |value, part| value.get(part))
+}
+
+#[test]
+fn a_class_folder_trains_evaluates_and_predicts_in_one_line() {
+    let idx = tiny_fashion_mnist(20, 10);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shoes");
+    // Own data is long-tailed already: 20, 8 and 3 images in three classes.
+    write_class_folders(idx.path(), Split::Train, &[20, 8, 3], &data.join("train"));
+    let test_files = write_class_folders(idx.path(), Split::Test, &[10, 10, 10], &data.join("test"));
+
+    // On the CIFAR-10-LT preset (ρ = 100, 10 classes): the data decide classes and views.
+    let (config, decisions) = config_show(&["--preset", "cifar10-lt", "--dataset", "folder", "--root", path(&data)]);
+    assert!(decisions.contains("3 classes, 31 training images used as they are"), "{decisions}");
+    assert!(decisions.contains("Cifar-style views for images 28 px wide"), "{decisions}");
+    assert_eq!(key(&config, "model.num_classes").unwrap().as_integer(), Some(3));
+    assert_eq!(key(&config, "model.in_channels").unwrap().as_integer(), Some(3));
+    assert_eq!(key(&config, "data.dataset").unwrap().as_str(), Some("folder"));
+    assert!(key(&config, "data.imb_factor").is_none(), "own data gets no long-tailed subset: {config}");
+    assert_eq!(key(&config, "recipe_style").unwrap().as_str(), Some("cifar"));
+    assert_eq!(key(&config, "image_size").unwrap().as_integer(), Some(28));
+    let (config, _) =
+        config_show(&["--dataset", "folder", "--root", path(&data), "--imb-factor", "5", "--recipe", "imagenet"]);
+    assert_eq!(key(&config, "data.imb_factor").unwrap().as_float(), Some(5.0));
+    assert_eq!(key(&config, "model.arch").unwrap().as_str(), Some("resnet50"));
+
+    let run = dir.path().join("run");
+    let common = ["--dataset", "folder", "--root", path(&data), "--device", "cpu"];
+    let mut args = vec!["train", "--preset", "cifar10-lt", "--epochs", "1", "--batch-size", "8", "--out", path(&run)];
+    args.extend(common);
+    let o = bcl(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("3 classes, 31 training images") && text.contains("T-shirt-top"), "{text}");
+    assert_eq!(std::fs::read_to_string(run.join("per_class.csv")).unwrap().lines().count(), 4);
+
+    let o = bcl(&["eval", "--checkpoint", path(&run.join("best")), "--out", path(&dir.path().join("e"))]);
+    assert!(o.status.success() && stdout(&o).contains("30 images"), "{}{}", stdout(&o), stderr(&o));
+    let mut eval = vec!["eval", "--checkpoint", path(&run)];
+    eval.extend(common);
+    let o = bcl(&eval);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Evaluating on data with other classes is refused, naming both counts.
+    let four = dir.path().join("four");
+    write_class_folders(idx.path(), Split::Train, &[2, 2, 2, 2], &four);
+    let o = bcl(&["eval", "--checkpoint", path(&run), "--dataset", "folder", "--root", path(&four)]);
+    assert!(!o.status.success() && stderr(&o).contains("has 4 classes") && stderr(&o).contains("trained on 3"));
+
+    let image = data.join("test").join(&test_files[1][0]);
+    let o = bcl(&["predict", "--checkpoint", path(&run), "--device", "cpu", path(&image)]);
+    assert!(o.status.success() && stdout(&o).contains('%'), "{}{}", stdout(&o), stderr(&o));
+}
+
+#[test]
+fn lists_and_torchvision_layouts_are_found_and_bad_ones_named() {
+    let idx = tiny_fashion_mnist(4, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let files = write_class_folders(idx.path(), Split::Train, &[4, 3, 2], &root.join("images"));
+    let lines = |classes: &[usize]| -> String {
+        classes.iter().flat_map(|&k| files[k].iter().map(move |f| format!("images/{f} {k}\n"))).collect()
+    };
+    std::fs::write(root.join("train.txt"), lines(&[0, 1, 2])).unwrap();
+    std::fs::write(root.join("test.txt"), lines(&[0, 2])).unwrap();
+    let list = ["--dataset", "list", "--root", path(root), "--train-list", "train.txt", "--test-list", "test.txt"];
+    let (config, decisions) = config_show(&list);
+    assert!(decisions.contains("3 classes, 9 training images"), "{decisions}");
+    assert_eq!(key(&config, "data.train_list").unwrap().as_str(), Some("train.txt"));
+    assert_eq!(key(&config, "model.num_classes").unwrap().as_integer(), Some(3));
+
+    // A label with no images, a missing file, a missing list: each named.
+    std::fs::write(root.join("gap.txt"), lines(&[0, 2])).unwrap();
+    let o = bcl(&["config", "show", "--dataset", "list", "--root", path(root), "--train-list", "gap.txt"]);
+    assert!(stderr(&o).contains("gap.txt: class 1 has no images"), "{}", stderr(&o));
+    std::fs::write(root.join("missing.txt"), "images/nope.png 0\n").unwrap();
+    let o = bcl(&["config", "show", "--dataset", "list", "--root", path(root), "--train-list", "missing.txt"]);
+    assert!(stderr(&o).contains("missing.txt, line 1") && stderr(&o).contains("nope.png does not exist"));
+    let o = bcl(&["config", "show", "--dataset", "list", "--root", path(root)]);
+    assert!(stderr(&o).contains("--train-list"), "{}", stderr(&o));
+    let lonely = root.join("lonely");
+    std::fs::create_dir_all(lonely.join("only")).unwrap();
+    let o = bcl(&["config", "show", "--dataset", "folder", "--root", path(&lonely)]);
+    assert!(!o.status.success() && stderr(&o).contains("only one class folder"), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "one line, no backtrace: {}", stderr(&o));
+
+    // torchvision's download layout: ROOT/FashionMNIST/raw/.
+    let torchvision = root.join("tv");
+    std::fs::create_dir_all(torchvision.join("FashionMNIST")).unwrap();
+    std::os::unix::fs::symlink(idx.path(), torchvision.join("FashionMNIST/raw")).unwrap();
+    let (config, _) = config_show(&["--dataset", "fashion-mnist", "--root", path(&torchvision)]);
+    assert_eq!(key(&config, "data.imb_factor").unwrap().as_float(), Some(100.0), "a balanced benchmark");
+    let full = DataConfig::new(DatasetKind::FashionMnist, torchvision).open(Split::Train).unwrap();
+    assert_eq!(full.len(), 40);
+}
+
+/// Runs the venv's Python on `code` with `args` (sys.argv[1:]).
+fn python(code: &str, args: &[&Path]) -> std::process::Output {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    std::process::Command::new(venv).arg("-c").arg(code).args(args).output().expect("the venv's python runs")
+}
+
+#[test]
+fn exported_weights_load_strictly_in_pytorch_and_torchscript_matches() {
+    let idx = tiny_fashion_mnist(12, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let o = bcl(&[
+        "train",
+        "--root",
+        path(idx.path()),
+        "--imb-factor",
+        "3",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--out",
+        path(&run),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // best is for deployment: weights only; last keeps the momentum to resume from.
+    let best = bcl::checkpoint::load(&run.join("best.safetensors")).unwrap();
+    let last = bcl::checkpoint::load(&run.join("last.safetensors")).unwrap();
+    assert!(best.optimizer.is_empty() && !last.optimizer.is_empty());
+
+    let weights = dir.path().join("model.safetensors");
+    let script = dir.path().join("model.pt");
+    for (format, file) in [("safetensors", &weights), ("torchscript", &script)] {
+        let o = bcl(&["export", path(&run.join("best")), "--format", format, "--out", path(file)]);
+        assert!(o.status.success() && stdout(&o).contains("input N×1×28×28"), "{}{}", stdout(&o), stderr(&o));
+    }
+    // A batch of 3 normalised images, and bcl's logits for it.
+    let loaded = bcl::predict::load_model(&run.join("best.safetensors"), None, tch::Device::Cpu).unwrap();
+    tch::manual_seed(7);
+    let x = tch::Tensor::randn([3, 1, 28, 28], (tch::Kind::Float, tch::Device::Cpu));
+    let expected = tch::no_grad(|| loaded.model.logits(&x));
+    let (input, from_weights, from_script) =
+        (dir.path().join("x.npy"), dir.path().join("a.npy"), dir.path().join("b.npy"));
+    x.write_npy(&input).unwrap();
+
+    let loader = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/load_in_pytorch.py");
+    let o = std::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
+        .args([path(&loader), path(&weights), "--input", path(&input), "--logits", path(&from_weights)])
+        .output()
+        .unwrap();
+    assert!(o.status.success() && stdout(&o).contains("strictly"), "{}{}", stdout(&o), stderr(&o));
+    let code = "import sys, numpy as np, torch\n\
+                m = torch.jit.load(sys.argv[1])\n\
+                np.save(sys.argv[3], m(torch.from_numpy(np.load(sys.argv[2]))).detach().numpy())";
+    let o = python(code, &[&script, &input, &from_script]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for file in [&from_weights, &from_script] {
+        let got = tch::Tensor::read_npy(file).unwrap();
+        let error = (got - &expected).abs().max().double_value(&[]);
+        assert!(error <= 1e-4, "{}: logits differ from bcl's by {error}", file.display());
+    }
+    // The exported file is also a model bcl reads.
+    let o = bcl(&["eval", "--checkpoint", path(&weights), "--out", path(&dir.path().join("e")), "--device", "cpu"]);
+    assert!(o.status.success() && stdout(&o).contains("test top-1"), "{}{}", stdout(&o), stderr(&o));
+}
