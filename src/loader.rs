@@ -70,20 +70,39 @@ pub struct Batch {
     pub views: usize,
     /// Dataset indices of the B samples.
     pub indices: Vec<usize>,
-    normalization: Arc<Normalization>,
 }
 
 impl Batch {
-    /// The normalised float32 images on `device` (copied asynchronously from pinned memory).
-    pub fn input(&self, device: Device) -> Tensor {
+    /// The normalised float32 images on `device` (copied asynchronously from pinned memory);
+    /// 8-bit images are normalised there by `on_device`, built once per run.
+    pub fn input(&self, device: Device, on_device: &DeviceNormalization) -> Tensor {
         let images = self.images.to_device_(device, self.images.kind(), true, false);
         if images.kind() == Kind::Float {
             return images;
         }
-        let c = self.normalization.mean.len() as i64;
+        (images.to_kind(Kind::Float) - &on_device.mean) / &on_device.std
+    }
+
+    /// The labels on `device` (copied asynchronously from pinned memory).
+    pub fn labels_on(&self, device: Device) -> Tensor {
+        self.labels.to_device_(device, Kind::Int64, true, false)
+    }
+}
+
+/// Per-channel mean and standard deviation on the device, in 8-bit units (× 255), as
+/// 1 × C × 1 × 1 tensors: built once, so that normalising a batch copies nothing from the
+/// host (a pageable copy would make the CPU wait for the GPU at every step).
+pub struct DeviceNormalization {
+    mean: Tensor,
+    std: Tensor,
+}
+
+impl DeviceNormalization {
+    pub fn new(normalization: &Normalization, device: Device) -> Self {
+        let c = normalization.mean.len() as i64;
         let per_channel =
-            |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float).view([1, c, 1, 1]).to_device(device) * 255.0;
-        (images.to_kind(Kind::Float) - per_channel(&self.normalization.mean)) / per_channel(&self.normalization.std)
+            |v: &[f64]| (Tensor::from_slice(v).to_kind(Kind::Float).view([1, c, 1, 1]) * 255.0).to_device(device);
+        Self { mean: per_channel(&normalization.mean), std: per_channel(&normalization.std) }
     }
 }
 
@@ -194,7 +213,6 @@ fn spawn(
     let num_workers = config.workers.max(1);
     let num_batches = batches.len().saturating_sub(first_batch);
     let batches = Arc::new(batches);
-    let normalization = Arc::new(config.normalization.clone());
     let tables = config.normalize_in_workers.then(|| Arc::new(config.normalization.tables()));
     let mut receivers = Vec::with_capacity(num_workers);
     let mut workers = Vec::with_capacity(num_workers);
@@ -211,7 +229,6 @@ fn spawn(
             pin_memory_for: config.pin_memory_for,
             batch_size: config.batch_size,
             position_offset,
-            normalization: normalization.clone(),
             tables: tables.clone(),
         };
         let handle = std::thread::Builder::new()
@@ -234,7 +251,6 @@ struct WorkerJob {
     /// Sample i of batch b is at position b · batch_size + position_offset + i of the epoch.
     batch_size: usize,
     position_offset: usize,
-    normalization: Arc<Normalization>,
     /// Per-channel byte → normalised float tables, when the workers normalise.
     tables: Option<Arc<Vec<[f32; 256]>>>,
 }
@@ -270,16 +286,14 @@ impl WorkerJob {
             })?,
             None => filled_tensor(&shape, |out: &mut [u8]| self.write_views(b, out, &mut labels, |_, v| v))?,
         };
+        let mut labels = Tensor::from_slice(&labels);
         if let Some(device) = self.pin_memory_for {
-            images = images.pin_memory(device);
+            // `_pin_memory`: `pin_memory(device)` prints two deprecation warnings per call in
+            // libtorch 2.11, garbling the progress bar.
+            images = images.f_internal_pin_memory(device)?;
+            labels = labels.f_internal_pin_memory(device)?;
         }
-        Ok(Batch {
-            images,
-            labels: Tensor::from_slice(&labels),
-            views: views as usize,
-            indices: indices.clone(),
-            normalization: self.normalization.clone(),
-        })
+        Ok(Batch { images, labels, views: views as usize, indices: indices.clone() })
     }
 
     /// Loads and augments the samples of batch `b` into `out` (N × C × H × W, view-major),

@@ -1,6 +1,8 @@
-//! Evaluation metrics of long-tailed recognition (SPEC section 5): top-1 on the balanced
-//! test set, each class's accuracy, and Many-, Medium- and Few-shot accuracy, each the mean
-//! of its classes' accuracies; and the record of one training epoch.
+//! Evaluation metrics of long-tailed recognition (SPEC section 5): top-1 and top-5 on the
+//! balanced test set, each class's accuracy (recall) and precision, Many-, Medium- and
+//! Few-shot accuracy (each the mean of its classes' accuracies), calibration (expected
+//! calibration error over 15 bins, NLL), the confusion matrix; and the record of one
+//! training epoch.
 use serde::{Deserialize, Serialize};
 
 use crate::plot;
@@ -25,6 +27,15 @@ impl ShotGroup {
             n if n > 100 => ShotGroup::Many,
             n if n >= 20 => ShotGroup::Medium,
             _ => ShotGroup::Few,
+        }
+    }
+
+    /// `many`, `medium` or `few`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ShotGroup::Many => "many",
+            ShotGroup::Medium => "medium",
+            ShotGroup::Few => "few",
         }
     }
 
@@ -55,24 +66,52 @@ impl ShotGroup {
     }
 }
 
+/// What evaluation keeps of one test sample's softmax.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    pub label: i64,
+    /// The most probable class.
+    pub predicted: i64,
+    /// Whether the label is among the 5 most probable classes.
+    pub in_top5: bool,
+    /// The probability of the predicted class.
+    pub confidence: f64,
+    /// log p(label): the sample's negative log-likelihood, negated.
+    pub log_prob_label: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     pub top1: f64,
+    /// Top-5 accuracy (top-k for fewer than 5 classes, where it is 1).
+    #[serde(default)]
+    pub top5: f64,
+    /// Each class's accuracy (its recall).
     pub per_class: Vec<f64>,
     /// `None` when no class falls in the group.
     pub many: Option<f64>,
     pub medium: Option<f64>,
     pub few: Option<f64>,
+    /// Expected calibration error: over 15 equal-width confidence bins, the gap between
+    /// accuracy and mean confidence, weighted by the bin's share of samples.
+    #[serde(default)]
+    pub ece: f64,
+    /// Mean negative log-likelihood of the labels.
+    #[serde(default)]
+    pub nll: f64,
 }
 
-/// Metrics of `predictions` against `labels`, grouped by `train_counts` (images per class
-/// in the training set).
-pub fn evaluate(predictions: &[i64], labels: &[i64], train_counts: &[i64]) -> Evaluation {
+/// Confidence bins of the expected calibration error (as Guo et al. 2017).
+pub const ECE_BINS: usize = 15;
+
+/// Metrics of the `scored` test samples, grouped by `train_counts` (images per class in the
+/// training set).
+pub fn evaluate(scored: &[Scored], train_counts: &[i64]) -> Evaluation {
     let num_classes = train_counts.len();
     let (mut correct, mut total) = (vec![0usize; num_classes], vec![0usize; num_classes]);
-    for (&p, &l) in predictions.iter().zip(labels) {
-        total[l as usize] += 1;
-        correct[l as usize] += usize::from(p == l);
+    for s in scored {
+        total[s.label as usize] += 1;
+        correct[s.label as usize] += usize::from(s.predicted == s.label);
     }
     let per_class: Vec<f64> =
         correct.iter().zip(&total).map(|(&c, &t)| if t == 0 { 0.0 } else { c as f64 / t as f64 }).collect();
@@ -83,13 +122,50 @@ pub fn evaluate(predictions: &[i64], labels: &[i64], train_counts: &[i64]) -> Ev
             .collect();
         (!tested.is_empty()).then(|| tested.iter().sum::<f64>() / tested.len() as f64)
     };
+    let n = scored.len().max(1) as f64;
     Evaluation {
-        top1: correct.iter().sum::<usize>() as f64 / labels.len().max(1) as f64,
+        top1: correct.iter().sum::<usize>() as f64 / n,
+        top5: scored.iter().filter(|s| s.in_top5).count() as f64 / n,
         many: mean_of(ShotGroup::Many),
         medium: mean_of(ShotGroup::Medium),
         few: mean_of(ShotGroup::Few),
         per_class,
+        ece: expected_calibration_error(scored),
+        nll: -scored.iter().map(|s| s.log_prob_label).sum::<f64>() / n,
     }
+}
+
+/// The expected calibration error of `scored` over [`ECE_BINS`] bins (lower, upper].
+pub fn expected_calibration_error(scored: &[Scored]) -> f64 {
+    let mut bins = [(0usize, 0usize, 0.0f64); ECE_BINS]; // (samples, correct, confidence sum)
+    for s in scored {
+        let bin = ((s.confidence * ECE_BINS as f64).ceil() as usize).clamp(1, ECE_BINS) - 1;
+        bins[bin].0 += 1;
+        bins[bin].1 += usize::from(s.predicted == s.label);
+        bins[bin].2 += s.confidence;
+    }
+    let n = scored.len().max(1) as f64;
+    bins.iter().filter(|b| b.0 > 0).map(|&(_, correct, confidence)| (correct as f64 - confidence).abs() / n).sum()
+}
+
+/// The confusion matrix: `counts[label][predicted]`, `num_classes` × `num_classes`.
+pub fn confusion(scored: &[Scored], num_classes: usize) -> Vec<Vec<u64>> {
+    let mut counts = vec![vec![0u64; num_classes]; num_classes];
+    for s in scored {
+        counts[s.label as usize][s.predicted as usize] += 1;
+    }
+    counts
+}
+
+/// Each class's precision from a confusion matrix: the share of the samples predicted as
+/// the class that are of it (`None` when nothing was predicted as it).
+pub fn precision(confusion: &[Vec<u64>]) -> Vec<Option<f64>> {
+    (0..confusion.len())
+        .map(|c| {
+            let predicted: u64 = confusion.iter().map(|row| row[c]).sum();
+            (predicted > 0).then(|| confusion[c][c] as f64 / predicted as f64)
+        })
+        .collect()
 }
 
 /// One epoch's figures: a line of a run's `metrics.jsonl`.

@@ -6,8 +6,9 @@ use anyhow::{Context, Result, ensure};
 use bcl::checkpoint;
 use bcl::config::{Preset, TrainConfig};
 use bcl::data::{DataConfig, DatasetKind};
-use bcl::evaluation::evaluate;
+use bcl::evaluation::score;
 use bcl::loader::LoaderConfig;
+use bcl::metrics;
 use bcl::predict::load_model;
 use bcl::report;
 use bcl::run::RunDir;
@@ -72,14 +73,15 @@ pub fn exec(args: &EvalArgs) -> Result<()> {
         config.data.root.display(),
         test_set.len()
     );
-    let eval = evaluate(&loaded.model, test_set, recipe, &LoaderConfig::for_run(config, device), device, &counts)?;
+    let scored = score(&loaded.model, test_set, recipe, &LoaderConfig::for_run(config, device), device)?;
+    let eval = metrics::evaluate(&scored, &counts);
     super::print_evaluation(train_set.class_names(), &counts, &eval);
     let checkpoint_folder = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let folder = args.out.clone().unwrap_or_else(|| checkpoint_folder.clone());
     std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
     // The training curves come from the run the checkpoint belongs to, if any.
     let history = RunDir { path: checkpoint_folder }.read_metrics()?;
-    super::print_written(&report::write(&folder, train_set.class_names(), &counts, &eval, &history)?);
+    super::print_written(&report::write(&folder, train_set.class_names(), &counts, &eval, &scored, &history)?);
     Ok(())
 }
 

@@ -94,11 +94,14 @@ fn percent(x: Option<f64>) -> String {
 /// Top-1, Many/Medium/Few and, for up to 20 classes, each class's accuracy.
 fn print_evaluation(names: &[String], counts: &[i64], eval: &Evaluation) {
     println!(
-        "test top-1 {:.2}%   many {}   medium {}   few {}",
+        "test top-1 {:.2}%   top-5 {:.2}%   many {}   medium {}   few {}   ECE {:.2}%   NLL {:.3}",
         100.0 * eval.top1,
+        100.0 * eval.top5,
         percent(eval.many),
         percent(eval.medium),
-        percent(eval.few)
+        percent(eval.few),
+        100.0 * eval.ece,
+        eval.nll
     );
     if eval.per_class.len() <= 20 {
         println!("per-class test accuracy (class: training images → accuracy):");

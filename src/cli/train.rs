@@ -268,7 +268,14 @@ fn report_outcome(config: &TrainConfig, run: &RunDir, outcome: &Outcome) -> Resu
     let train_set = config.data.train_set()?;
     let counts = train_set.class_counts();
     super::print_evaluation(train_set.class_names(), &counts, &last.eval);
-    let written = bcl::report::write(&run.path, train_set.class_names(), &counts, &last.eval, &run.read_metrics()?)?;
+    let written = bcl::report::write(
+        &run.path,
+        train_set.class_names(),
+        &counts,
+        &last.eval,
+        &outcome.last_scores,
+        &run.read_metrics()?,
+    )?;
     super::print_written(&written);
     println!("checkpoints: {} and {}", run.last().display(), run.best().display());
     Ok(())

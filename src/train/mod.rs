@@ -29,9 +29,9 @@ use crate::c10d;
 use crate::config::{Amp, TrainConfig};
 use crate::data::Dataset;
 use crate::distributed::Group;
-use crate::evaluation::evaluate;
-use crate::loader::{self, Batch, LoaderConfig};
-use crate::metrics::EpochRecord;
+use crate::evaluation::score;
+use crate::loader::{self, Batch, DeviceNormalization, LoaderConfig};
+use crate::metrics::{self, EpochRecord, Scored};
 use crate::model::{BclModel, norm};
 use crate::optim::{Sgd, trainable};
 use crate::run::RunDir;
@@ -68,6 +68,8 @@ pub struct Outcome {
     pub stopped_at: Option<(usize, usize)>,
     /// The records of the epochs this call finished.
     pub records: Vec<EpochRecord>,
+    /// The test samples as the last evaluation scored them (for the confusion matrix).
+    pub last_scores: Vec<Scored>,
 }
 
 /// How to run: the device, whether to continue the run folder's `last` checkpoint, a flag
@@ -99,6 +101,7 @@ pub fn train(
             return Ok(outcome);
         };
         outcome.records.extend(trainer.finish_epoch(steps, &mut on_progress)?);
+        outcome.last_scores = std::mem::take(&mut trainer.last_scores);
         if trainer.any_rank_asked_to_stop()? && trainer.state.epoch < config.epochs {
             outcome.stopped_at = Some((trainer.state.epoch, 0));
             return Ok(outcome);
@@ -129,6 +132,8 @@ pub struct Trainer<'a> {
     class_counts: Vec<i64>,
     recipe: Arc<Recipe>,
     loader_config: LoaderConfig,
+    /// Normalises the loader's 8-bit batches on the device (GPU training).
+    normalization: DeviceNormalization,
     vs: nn::VarStore,
     model: BclModel,
     parameters: Vec<(String, Tensor)>,
@@ -143,6 +148,8 @@ pub struct Trainer<'a> {
     events: Option<EventWriter>,
     pub state: TrainState,
     steps_taken: usize,
+    /// The test samples as the last evaluation scored them.
+    last_scores: Vec<Scored>,
 }
 
 impl<'a> Trainer<'a> {
@@ -213,6 +220,7 @@ impl<'a> Trainer<'a> {
             test_set,
             class_counts,
             recipe,
+            normalization: DeviceNormalization::new(&loader_config.normalization, device),
             loader_config,
             vs,
             model,
@@ -222,6 +230,7 @@ impl<'a> Trainer<'a> {
             events,
             state,
             steps_taken: 0,
+            last_scores: Vec::new(),
         })
     }
 
@@ -284,11 +293,11 @@ impl<'a> Trainer<'a> {
     /// One optimisation step on `batch`, its losses recorded in `window`.
     fn step(&mut self, batch: &Batch, lr: f64, window: &mut StepWindow) -> Result<()> {
         let device = self.options.device;
-        let mut images = batch.input(device);
+        let mut images = batch.input(device, &self.normalization);
         if self.config.channels_last {
             images = to_channels_last(&images);
         }
-        let labels = batch.labels.to_device(device);
+        let labels = batch.labels_on(device);
         let group = self.group();
         let losses = amp::autocast(device, self.autocast_kind, || {
             self.objective.losses(&self.model, &images, &labels, group, self.sync_batch_norm.as_ref())
@@ -328,14 +337,8 @@ impl<'a> Trainer<'a> {
         };
         on_progress(Progress::Evaluating { epoch });
         let device = self.options.device;
-        let eval = evaluate(
-            &self.model,
-            self.test_set.clone(),
-            self.recipe.clone(),
-            &self.loader_config,
-            device,
-            &self.class_counts,
-        )?;
+        self.last_scores = score(&self.model, self.test_set.clone(), self.recipe.clone(), &self.loader_config, device)?;
+        let eval = metrics::evaluate(&self.last_scores, &self.class_counts);
         let record = EpochRecord {
             epoch,
             lr,

@@ -223,8 +223,19 @@ fn train_eval_and_predict_on_a_tiny_long_tailed_fashion_mnist() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.contains("test top-1") && text.contains("Trouser"), "{text}");
+    assert!(text.contains("top-5") && text.contains("ECE") && text.contains("NLL"), "{text}");
     let csv = std::fs::read_to_string(report.join("per_class.csv")).unwrap();
     assert_eq!(csv.lines().count(), 11, "{csv}");
+    assert!(csv.starts_with("class,name,train_images,group,test_accuracy,precision\n"), "{csv}");
+    let confusion = std::fs::read_to_string(report.join("confusion.csv")).unwrap();
+    let rows: Vec<&str> = confusion.lines().collect();
+    assert_eq!((rows.len(), rows[1].split(',').count()), (11, 11), "{confusion}");
+    let total: u64 = rows[1..].iter().flat_map(|r| r.split(',').skip(1)).map(|n| n.parse::<u64>().unwrap()).sum();
+    assert_eq!(total, 200, "every test image once");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(report.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(summary["test_images"], 200);
+    assert!(summary["top5"].as_f64().unwrap() >= summary["top1"].as_f64().unwrap());
+    assert!(summary["ece"].as_f64().is_some() && summary["groups"]["few"] == "few-shot (<20)", "{summary}");
     for png in ["per_class_accuracy.png", "training_curves.png"] {
         assert!(image::open(report.join(png)).is_ok(), "{png}");
         assert!(image::open(run.join(png)).is_ok(), "training writes {png} too");

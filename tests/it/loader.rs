@@ -4,7 +4,7 @@ use std::sync::Arc;
 use bcl::augment::{ClViews, Recipe};
 use bcl::data::files::FileDataset;
 use bcl::data::{Dataset, InMemoryDataset, Normalization};
-use bcl::loader::{LoaderConfig, eval_batches, train_epoch};
+use bcl::loader::{DeviceNormalization, LoaderConfig, eval_batches, train_epoch};
 use tch::{Device, Kind, Tensor};
 
 fn dataset(n: usize) -> Arc<dyn Dataset> {
@@ -106,7 +106,8 @@ fn workers_and_device_normalise_alike() {
     in_workers.normalize_in_workers = true;
     let from_workers = eval_batches(data, recipe(), &in_workers).next().unwrap().unwrap();
     assert_eq!(from_workers.images.kind(), Kind::Float);
-    let (a, b) = (on_device.input(Device::Cpu), from_workers.input(Device::Cpu));
+    let normalization = DeviceNormalization::new(&in_workers.normalization, Device::Cpu);
+    let (a, b) = (on_device.input(Device::Cpu, &normalization), from_workers.input(Device::Cpu, &normalization));
     assert_eq!(a.kind(), Kind::Float);
     assert!((&a - &b).abs().max().double_value(&[]) < 1e-5);
     let raw = on_device.images.double_value(&[2, 1, 3, 4]);

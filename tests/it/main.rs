@@ -11,6 +11,7 @@ mod distributed;
 mod loader;
 mod long_tail;
 mod loss;
+mod metrics;
 mod model;
 mod own_data;
 mod parsers_fuzz;
