@@ -3,8 +3,8 @@
 # row (the fashion-mnist-lt preset, EPOCHS epochs): CE; LA; SupCon + LA; BCL without
 # class-averaging; BCL without class-complement; BCL. Three seeds for CE, LA and BCL, one
 # for the others. Resumable: run it again after an interruption and it continues each run
-# from its last checkpoint and skips finished ones. The table (mean ± std over seeds) is
-# written by scripts/ablation_table.py into OUT/table.md after every run.
+# from its last checkpoint and skips finished ones. The table (mean ± std over seeds, by
+# `bcl summarize`) is written into OUT/table.md after every run.
 #   scripts/ablation.sh [OUT]      (default results/ablation, kept in git but for checkpoints;
 #                                   EPOCHS=30, BCL=target/release/bcl,
 #                                   ONLY="la-seed0 bcl-seed0" to run just those)
@@ -22,6 +22,17 @@ declare -A flags=(
   [bcl-no-averaging]="--loss bcl --no-class-averaging" [bcl-no-complement]="--loss bcl --no-class-complement"
   [bcl]="--loss bcl"
 )
+# The table of the runs that have logged an epoch, rows in the paper's order.
+table() {
+  local logged=()
+  for row in ce la supcon bcl-no-averaging bcl-no-complement bcl; do
+    for dir in "$OUT/$row"-seed*; do
+      [ -f "$dir/metrics.jsonl" ] && [ -s "$dir/metrics.jsonl" ] && logged+=("$dir")
+    done
+  done
+  [ ${#logged[@]} -gt 0 ] && "$BCL" summarize "${logged[@]}"
+}
+
 runs="la-seed0 bcl-seed0 ce-seed0 supcon-seed0 la-seed1 bcl-seed1 ce-seed1 la-seed2 bcl-seed2 ce-seed2
   bcl-no-averaging-seed0 bcl-no-complement-seed0"
 for run in ${ONLY:-$runs}; do
@@ -37,6 +48,6 @@ for run in ${ONLY:-$runs}; do
     "$BCL" train --preset fashion-mnist-lt --epochs "$EPOCHS" ${flags[$row]} --seed "$seed" --out "$dir" > "$dir.log" 2>&1
   fi
   echo "ablation: $dir took $(( $(date +%s) - start )) s this sitting" | tee -a "$dir.log"
-  python3 scripts/ablation_table.py "$OUT" > "$OUT/table.md"
+  table > "$OUT/table.md"
 done
-python3 scripts/ablation_table.py "$OUT" | tee "$OUT/table.md"
+table | tee "$OUT/table.md"

@@ -34,6 +34,7 @@ pub mod predict;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod summary;
 pub mod tensorboard;
 pub mod train;
 

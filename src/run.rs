@@ -96,6 +96,21 @@ impl RunDir {
         write_atomic(&self.path.join("class_counts.csv"), csv.as_bytes())
     }
 
+    /// Training images per class, from `class_counts.csv`.
+    pub fn read_class_counts(&self) -> Result<Vec<i64>> {
+        let path = self.path.join("class_counts.csv");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        // The count is the last field: a quoted class name may hold commas.
+        text.lines()
+            .skip(1)
+            .filter(|line| !line.is_empty())
+            .map(|line| {
+                let count = line.rsplit(',').next().unwrap_or_default();
+                count.parse().with_context(|| format!("{}: {count:?} is not an image count", path.display()))
+            })
+            .collect()
+    }
+
     /// The epochs logged in `metrics.jsonl`, in order.
     pub fn read_metrics(&self) -> Result<Vec<EpochRecord>> {
         Ok(self.metrics_lines()?.into_iter().map(|(record, _)| record).collect())

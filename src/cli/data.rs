@@ -20,9 +20,9 @@ pub enum DataCommand {
         data: DataArgs,
         #[arg(long, value_enum, default_value = "train")]
         split: Split,
-        /// Where to write the sorted class-count histogram.
-        #[arg(long, default_value = "class_counts.png")]
-        out: PathBuf,
+        /// Also write the sorted class-count histogram to this PNG.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// A PNG grid of training samples: the image, then its views 0, 1, 2.
     Preview {
@@ -34,7 +34,8 @@ pub enum DataCommand {
         samples: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        #[arg(long, default_value = "preview.png")]
+        /// The PNG to write.
+        #[arg(long)]
         out: PathBuf,
     },
     /// Writes the training indices the long-tailed subset keeps (positions in the training
@@ -145,11 +146,11 @@ pub fn exec(command: DataCommand) -> Result<()> {
         DataCommand::Stats { data, split, out } => {
             let config = data.config()?;
             if split != Split::Train {
-                return print_stats(config.open(split)?.as_ref(), &out);
+                return print_stats(config.open(split)?.as_ref(), out.as_deref());
             }
             // The files are read once: the subset and the classes it had to clamp.
             let full = config.open(Split::Train)?;
-            print_stats(config.long_tail_of(full.clone())?.as_ref(), &out)?;
+            print_stats(config.long_tail_of(full.clone())?.as_ref(), out.as_deref())?;
             print_clamped_classes(&config, full.as_ref())
         }
         DataCommand::Subset { data, out } => {
@@ -225,7 +226,7 @@ fn print_clamped_classes(config: &DataConfig, full: &dyn Dataset) -> Result<()> 
     Ok(())
 }
 
-fn print_stats(dataset: &dyn Dataset, out: &Path) -> Result<()> {
+fn print_stats(dataset: &dyn Dataset, out: Option<&Path>) -> Result<()> {
     let counts = dataset.class_counts();
     let in_group = |group| counts.iter().filter(|&&n| ShotGroup::of(n) == group).count();
     println!("{} images, {} classes, imbalance factor {:.1}", dataset.len(), counts.len(), imbalance_factor(&counts));
@@ -237,6 +238,7 @@ fn print_stats(dataset: &dyn Dataset, out: &Path) -> Result<()> {
             println!("  {name:<20} {n}");
         }
     }
+    let Some(out) = out else { return Ok(()) };
     let mut sorted = counts.clone();
     sorted.sort_unstable_by(|a, b| b.cmp(a));
     let colors: Vec<[u8; 3]> = sorted.iter().map(|&n| ShotGroup::of(n).color()).collect();

@@ -8,6 +8,7 @@ mod export;
 mod overfit;
 mod predict;
 mod progress;
+mod summarize;
 mod train;
 
 use std::ffi::OsStr;
@@ -47,6 +48,9 @@ enum Command {
     Export(export::ExportArgs),
     /// Print the most probable classes of image files.
     Predict(predict::PredictArgs),
+    /// A Markdown table of runs: mean ± std over seeds of top-1, top-5, many/medium/few,
+    /// the rarest classes and ECE.
+    Summarize(summarize::SummarizeArgs),
 }
 
 impl Cli {
@@ -61,6 +65,7 @@ impl Cli {
             Command::Eval(args) => eval::exec(&args),
             Command::Export(args) => export::exec(&args),
             Command::Predict(args) => predict::exec(&args),
+            Command::Summarize(args) => summarize::exec(&args),
         }
         .map(|()| ExitCode::SUCCESS)
     }

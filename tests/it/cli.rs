@@ -58,6 +58,10 @@ fn data_stats_prints_the_long_tailed_counts_and_writes_a_histogram() {
     assert!(text.contains("Ankle boot           60"), "{text}");
     let img = image::open(&png).unwrap();
     assert_eq!((img.width(), img.height()), (800, 400));
+    // Without --out it writes nothing, wherever it runs.
+    let o = Command::new(env!("CARGO_BIN_EXE_bcl")).args(["data", "stats"]).current_dir(dir.path()).output().unwrap();
+    assert!(o.status.success() && !stdout(&o).contains("wrote"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only counts.png");
 }
 
 /// `bcl data subset` against LDAM-DRW's own code (tests/support/ldam_subset.py, numpy from
@@ -166,7 +170,10 @@ fn data_commands_reject_bad_input_clearly() {
         (vec!["data", "stats", "--dataset", "cifar10"], "--root is required"),
         (vec!["data", "stats", "--dataset", "cifar10", "--root", "/nonexistent/c"], "/nonexistent/c"),
         (vec!["data", "stats", "--imb-factor", "0.5"], "imbalance factor 0.5"),
-        (vec!["data", "preview", "--dataset", "folder", "--root", root, "--randaugment", "rand-x"], "rand-x"),
+        (
+            vec!["data", "preview", "--dataset", "folder", "--root", root, "--randaugment", "rand-x", "--out", "p.png"],
+            "rand-x",
+        ),
         (vec!["data", "bench", "--dataset", "folder", "--root", root], "fewer than one batch"),
     ] {
         let out = bcl(&args);

@@ -57,3 +57,55 @@ fn confusion_matrix_and_precision() {
     assert_eq!(eval.per_class, vec![0.5, 1.0, 0.5, 0.0]);
     assert!((eval.top1 - 0.6).abs() < 1e-12);
 }
+
+/// A run folder with `config` and one logged epoch whose evaluation has top-1 `top1`.
+fn fake_run(root: &std::path::Path, name: &str, config: &bcl::config::TrainConfig, top1: f64) -> std::path::PathBuf {
+    let run = bcl::run::RunDir::create(&root.join(name), config).unwrap();
+    run.write_class_counts(&["a".into(), "b, the rare".into()], &[500, 10]).unwrap();
+    let eval = bcl::metrics::Evaluation {
+        top1,
+        top5: 1.0,
+        per_class: vec![top1, top1 / 2.0],
+        many: Some(top1),
+        medium: None,
+        few: Some(top1 / 2.0),
+        ece: 0.05,
+        nll: 0.3,
+    };
+    let record = bcl::metrics::EpochRecord {
+        epoch: 0,
+        lr: 0.1,
+        train_ce: 1.0,
+        train_contrastive: 0.0,
+        train_accuracy: 0.5,
+        eval,
+        seconds: 1.0,
+        samples_per_second: 1.0,
+    };
+    run.append_metrics(&record).unwrap();
+    run.path
+}
+
+#[test]
+fn summarize_makes_a_row_per_config_with_mean_and_std_over_seeds() {
+    use bcl::config::{LossKind, Preset, TrainConfig};
+    use bcl::summary::{RunResult, markdown_table, mean_std};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = TrainConfig::preset(Preset::FashionMnistLt, dir.path().to_path_buf());
+    config.epochs = 1;
+    let mut runs = Vec::new();
+    for (seed, top1) in [(0, 0.80), (1, 0.84), (2, 0.82)] {
+        let c = TrainConfig { seed, loss: LossKind::La, ..config.clone() };
+        runs.push(fake_run(dir.path(), &format!("la{seed}"), &c, top1));
+    }
+    runs.push(fake_run(dir.path(), "bcl0", &TrainConfig { loss: LossKind::Bcl, ..config.clone() }, 0.9));
+    let results: Vec<RunResult> = runs.iter().map(|r| RunResult::read(r).unwrap()).collect();
+    let table = markdown_table(&results).unwrap();
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 4, "{table}");
+    // Mean 82.0, sample std 2.0; the rarest classes (both, as there are 2) at half of that.
+    assert!(rows[2].starts_with("| loss = \"la\" | 0, 1, 2 | 1 | 82.0 ± 2.0 | 100.0 ± 0.0 |"), "{table}");
+    assert!(rows[2].contains("| 61.5 ± 1.5 | 5.0 ± 0.0 |"), "{table}");
+    assert!(rows[3].starts_with("| loss = \"bcl\" | 0 | 1 | 90.0 |"), "{table}");
+    assert_eq!((mean_std(&[]), mean_std(&[0.5])), ("–".to_string(), "50.0".to_string()));
+}
