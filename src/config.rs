@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::augment::randaugment::RandAugment;
 use crate::augment::{ClViews, Recipe, RecipeStyle};
+use crate::data::sampler::SamplerKind;
 use crate::data::{DataConfig, Dataset, DatasetKind, Split};
 use crate::model::{Arch, ModelConfig};
 use crate::schedule::{Decay, LrSchedule};
@@ -58,6 +59,10 @@ pub struct TrainConfig {
     pub logit_adjustment: f64,
     pub epochs: usize,
     pub batch_size: usize,
+    /// The order of an epoch's samples: shuffled (the presets), class-balanced or
+    /// square-root sampling.
+    #[serde(default = "shuffle")]
+    pub sampler: SamplerKind,
     pub schedule: LrSchedule,
     pub momentum: f64,
     pub weight_decay: f64,
@@ -147,6 +152,7 @@ impl TrainConfig {
             logit_adjustment: 1.0,
             epochs: 200,
             batch_size: 256,
+            sampler: SamplerKind::Shuffle,
             schedule: LrSchedule { base_lr: 0.15, warmup_epochs: 5, decay: Decay::Step { milestones: vec![160, 180] } },
             momentum: 0.9,
             weight_decay: 5e-4,
@@ -305,6 +311,10 @@ impl TrainConfig {
         );
         Ok(())
     }
+}
+
+fn shuffle() -> SamplerKind {
+    SamplerKind::Shuffle
 }
 
 /// Overwrites `base`'s keys with `overrides`', recursing into tables that both have.

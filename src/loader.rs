@@ -158,6 +158,7 @@ impl LoaderConfig {
     pub fn for_run(config: &TrainConfig, device: Device) -> Self {
         let mut loader = Self::new(config.batch_size, config.seed, config.data.dataset.normalization());
         loader.workers = config.workers.unwrap_or(loader.workers);
+        loader.sampler = config.sampler;
         if device.is_cuda() {
             loader.normalize_in_workers = false;
             loader.pin_memory_for = Some(device);

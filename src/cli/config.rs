@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, ensure};
 use bcl::augment::RecipeStyle;
 use bcl::config::{Amp, LossKind, Preset, TrainConfig};
+use bcl::data::sampler::SamplerKind;
 use bcl::data::{DataConfig, DatasetKind};
 use clap::{Args, Subcommand};
 
@@ -60,6 +61,10 @@ pub struct ConfigArgs {
     pub epochs: Option<usize>,
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// How an epoch draws its samples: shuffle (every sample once), class-balanced (each
+    /// class equally often) or square-root (classes ∝ √ their size).
+    #[arg(long, value_enum)]
+    pub sampler: Option<SamplerKind>,
     /// Base learning rate.
     #[arg(long)]
     pub lr: Option<f64>,
@@ -124,6 +129,7 @@ impl ConfigArgs {
     fn apply_flags(&self, config: &mut TrainConfig) {
         config.epochs = self.epochs.unwrap_or(config.epochs);
         config.batch_size = self.batch_size.unwrap_or(config.batch_size);
+        config.sampler = self.sampler.unwrap_or(config.sampler);
         config.schedule.base_lr = self.lr.unwrap_or(config.schedule.base_lr);
         config.loss = self.loss.unwrap_or(config.loss);
         config.class_averaging &= !self.no_class_averaging;

@@ -11,6 +11,21 @@ pub enum SamplerKind {
     Shuffle,
     /// As many draws as samples; each picks a class uniformly, then one of its samples.
     ClassBalanced,
+    /// As many draws as samples; each picks a class with probability ∝ √(its samples),
+    /// then one of its samples (square-root sampling, Mahajan et al. 2018).
+    SquareRoot,
+}
+
+impl SamplerKind {
+    /// The power q of class-aware sampling: class c is drawn with probability ∝ n_c^q
+    /// (q = 1 is plain shuffling, in expectation).
+    fn class_power(self) -> f64 {
+        match self {
+            SamplerKind::Shuffle => 1.0,
+            SamplerKind::ClassBalanced => 0.0,
+            SamplerKind::SquareRoot => 0.5,
+        }
+    }
 }
 
 /// The sample indices of epoch `epoch`, reproducible from `(seed, epoch)`.
@@ -22,12 +37,21 @@ pub fn epoch_order(kind: SamplerKind, labels: &[i64], num_classes: usize, seed: 
             order.shuffle(&mut rng);
             order
         }
-        SamplerKind::ClassBalanced => {
+        SamplerKind::ClassBalanced | SamplerKind::SquareRoot => {
             let by_class = super::indices_by_class(labels, num_classes);
             let present: Vec<&Vec<usize>> = by_class.iter().filter(|m| !m.is_empty()).collect();
+            let cumulative: Vec<f64> = present
+                .iter()
+                .scan(0.0, |sum, members| {
+                    *sum += (members.len() as f64).powf(kind.class_power());
+                    Some(*sum)
+                })
+                .collect();
+            let total = cumulative.last().copied().unwrap_or_default();
             (0..labels.len())
                 .map(|_| {
-                    let members = present[rng.random_range(0..present.len())];
+                    let u = rng.random_range(0.0..total);
+                    let members = present[cumulative.partition_point(|&c| c <= u).min(present.len() - 1)];
                     members[rng.random_range(0..members.len())]
                 })
                 .collect()

@@ -236,14 +236,27 @@ fn samplers() {
     assert_ne!(order, epoch_order(SamplerKind::Shuffle, &labels, 5, 0, 1), "each epoch its own order");
     assert_eq!(order, epoch_order(SamplerKind::Shuffle, &labels, 5, 0, 0), "reproducible");
 
-    let balanced = epoch_order(SamplerKind::ClassBalanced, &labels, 5, 0, 0);
-    assert_eq!(balanced.len(), labels.len());
-    let mut per_class = [0usize; 5];
-    for &i in &balanced {
-        per_class[labels[i] as usize] += 1;
-    }
-    let expected = labels.len() as f64 / 5.0;
-    for n in per_class {
-        assert!((n as f64 / expected - 1.0).abs() < 0.15, "class-balanced draws {per_class:?}");
+    // Class c is drawn ∝ n_c^q: q = 0 class-balanced, q = 0.5 square-root.
+    let counts: Vec<f64> = (0..5).map(|c| labels.iter().filter(|&&l| l == c).count() as f64).collect();
+    for (kind, q) in [(SamplerKind::ClassBalanced, 0.0), (SamplerKind::SquareRoot, 0.5)] {
+        let order = epoch_order(kind, &labels, 5, 0, 0);
+        assert_eq!(order.len(), labels.len());
+        assert_eq!(order, epoch_order(kind, &labels, 5, 0, 0), "reproducible");
+        // Over 50 epochs the rarest class expects ~3,400 square-root draws: 6% is ~3.5 σ.
+        let mut per_class = [0usize; 5];
+        for epoch in 0..50 {
+            for i in epoch_order(kind, &labels, 5, 0, epoch) {
+                per_class[labels[i] as usize] += 1;
+            }
+        }
+        let weights: Vec<f64> = counts.iter().map(|n| n.powf(q)).collect();
+        let total: f64 = weights.iter().sum();
+        for (c, &n) in per_class.iter().enumerate() {
+            let expected = 50.0 * labels.len() as f64 * weights[c] / total;
+            assert!(
+                (n as f64 / expected - 1.0).abs() < 0.06,
+                "{kind:?}: {per_class:?}, class {c} expects {expected:.0}"
+            );
+        }
     }
 }
