@@ -1,6 +1,6 @@
 //! A trained model for inference: loading a checkpoint (or plain weights) and classifying
 //! image files with the evaluation transform of the model's dataset.
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use tch::{Device, Kind, Tensor, nn};
@@ -91,13 +91,34 @@ pub fn input(path: &Path, config: &TrainConfig) -> Result<Tensor> {
     Ok(Tensor::from_slice(&values).view([1, image.channels as i64, image.height as i64, image.width as i64]))
 }
 
-/// The `k` most probable classes of the image at `path`, as (class, probability).
-pub fn top_k(model: &BclModel, config: &TrainConfig, path: &Path, k: usize, device: Device) -> Result<Vec<(i64, f64)>> {
-    let x = input(path, config)?.to_device(device);
+/// The model inputs of the images at `paths` (see [`input`]), decoded on up to `threads`
+/// threads; each one's error names its file.
+pub fn inputs(paths: &[PathBuf], config: &TrainConfig, threads: usize) -> Vec<Result<Tensor>> {
+    let chunk = paths.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(|path| input(path, config)).collect::<Vec<_>>()))
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    })
+}
+
+/// The `k` most probable classes of each of `inputs` (1 × C × H × W each), run as one
+/// batch on `device`: (class, probability) pairs, most probable first.
+pub fn top_k(model: &BclModel, inputs: &[Tensor], k: usize, device: Device) -> Result<Vec<Vec<(i64, f64)>>> {
+    if inputs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let x = Tensor::cat(inputs, 0).to_device(device);
     let probabilities = tch::no_grad(|| model.logits(&x).softmax(1, Kind::Float)).to_device(Device::Cpu);
-    let k = k.min(config.model.num_classes as usize) as i64;
+    let k = k.min(probabilities.size()[1] as usize) as i64;
     let (values, indices) = probabilities.topk(k, 1, true, true);
-    let values = Vec::<f64>::try_from(values.view([-1]).to_kind(Kind::Double))?;
+    let values = Vec::<f64>::try_from(values.to_kind(Kind::Double).view([-1]))?;
     let indices = Vec::<i64>::try_from(indices.view([-1]))?;
-    Ok(indices.into_iter().zip(values).collect())
+    Ok(indices
+        .chunks(k as usize)
+        .zip(values.chunks(k as usize))
+        .map(|(i, v)| i.iter().copied().zip(v.iter().copied()).collect())
+        .collect())
 }

@@ -120,8 +120,7 @@ pub fn read_class_folders(root: &Path) -> Result<FileDataset> {
     );
     let (mut paths, mut labels, mut class_names) = (Vec::new(), Vec::new(), Vec::new());
     for (label, class_dir) in classes.iter().enumerate() {
-        let mut images = Vec::new();
-        collect_images(class_dir, MAX_FOLDER_DEPTH, &mut images)?;
+        let mut images = images_under(class_dir)?;
         if images.is_empty() {
             bail!("class folder {} holds no images (.{})", class_dir.display(), IMAGE_EXTENSIONS.join(", ."));
         }
@@ -131,6 +130,14 @@ pub fn read_class_folders(root: &Path) -> Result<FileDataset> {
         class_names.push(class_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     }
     Ok(FileDataset { paths, labels, class_names })
+}
+
+/// The image files in `dir` and its sub-folders, in name order (what `bcl predict` takes
+/// of a folder).
+pub fn images_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut images = Vec::new();
+    collect_images(dir, MAX_FOLDER_DEPTH, &mut images)?;
+    Ok(images)
 }
 
 /// The image files in `dir` and its sub-folders, `depth` levels down at most.

@@ -90,6 +90,58 @@ fn a_class_folder_trains_evaluates_and_predicts_in_one_line() {
     let image = data.join("test").join(&test_files[1][0]);
     let o = bcl(&["predict", "--checkpoint", path(&run), "--device", "cpu", path(&image)]);
     assert!(o.status.success() && stdout(&o).contains('%'), "{}{}", stdout(&o), stderr(&o));
+
+    // A folder, recursively, in batches, to CSV and JSON Lines; a damaged image is named and
+    // makes the exit code 1 unless --skip-bad.
+    let test = data.join("test");
+    std::fs::write(test.join("Trouser/damaged.png"), b"not a png").unwrap();
+    let csv = dir.path().join("predictions.csv");
+    let predict = |out: &Path, extra: &[&str]| {
+        let mut args =
+            vec!["predict", "--checkpoint", path(&run), "--batch-size", "7", "--top-k", "2", "--out", path(out)];
+        args.extend(extra);
+        args.push(path(&test));
+        bcl(&args)
+    };
+    let o = predict(&csv, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("damaged.png") && stderr(&o).contains("1 of 31 images could not be read"));
+    let o = predict(&csv, &["--skip-bad"]);
+    assert!(o.status.success() && stdout(&o).contains("30 images"), "{}{}", stdout(&o), stderr(&o));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!((rows.len(), rows[0]), (31, "path,class_1,probability_1,class_2,probability_2"));
+    let jsonl = dir.path().join("predictions.jsonl");
+    assert!(predict(&jsonl, &["--skip-bad"]).status.success());
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["top_k"].as_array().unwrap().len(), 2);
+    assert!(first["path"].as_str().unwrap().ends_with(".png") && first["top_k"][0]["probability"].as_f64().is_some());
+    // Batched and one by one agree.
+    let single = dir.path().join("single.csv");
+    let o = bcl(&[
+        "predict",
+        "--checkpoint",
+        path(&run),
+        "--batch-size",
+        "1",
+        "--top-k",
+        "2",
+        "--out",
+        path(&single),
+        "--skip-bad",
+        path(&test),
+    ]);
+    assert!(o.status.success());
+    let close = |a: &str, b: &str| {
+        a.split(',').zip(b.split(',')).all(|(x, y)| match (x.parse::<f64>(), y.parse::<f64>()) {
+            (Ok(x), Ok(y)) => (x - y).abs() < 1e-4,
+            _ => x == y,
+        })
+    };
+    let batched = std::fs::read_to_string(&csv).unwrap();
+    let one_by_one = std::fs::read_to_string(&single).unwrap();
+    assert!(batched.lines().zip(one_by_one.lines()).all(|(a, b)| close(a, b)), "{batched}\n{one_by_one}");
 }
 
 #[test]
