@@ -28,11 +28,15 @@ if [ "${1:-}" = --prepare ]; then
 fi
 PAIRS=${PAIRS:-3}
 PY=${PYTHON:-python3}
-export LD_LIBRARY_PATH="$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__))')/lib"
+# First what decides whether the carried binary can start at all: bcl needs glibc ≥ 2.34
+# and libstdc++ with GLIBCXX_3.4.29 (built on Debian 12); the torch wheel needs glibc 2.28.
+echo "== $(ldd --version 2>&1 | head -1); driver $(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1); card $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
+# Prepended: hosts that find libcuda through LD_LIBRARY_PATH keep it.
+export LD_LIBRARY_PATH="$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__))')/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 BCL="$G/bcl"
 W=/tmp/bcl-gpu
 rm -rf "$W" && mkdir -p "$W"
-echo "== doctor"; "$BCL" doctor
+echo "== doctor"; "$BCL" doctor || echo "!! bcl doctor failed: the binary cannot run here (glibc above?)"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader || true
 
 PEAK=$($PY - <<'PY'
@@ -78,7 +82,7 @@ for mode in plain nccl nccl-sync; do
     --out "$W/ws1-$mode" "${extra[@]}" > "$W/ws1-$mode.log" 2>&1 || { tail -20 "$W/ws1-$mode.log"; }
   grep -E "^run|collectives|stopped" "$W/ws1-$mode.log" || true
 done
-$PY - "$W"/ws1-{plain,nccl,nccl-sync}/last.safetensors <<'PY'
+($PY - "$W"/ws1-{plain,nccl,nccl-sync}/last.safetensors <<'PY'
 import json, struct, sys, torch
 def load(path):  # safetensors with torch only: 8-byte header length, JSON header, raw data
     raw = open(path, "rb").read(); n = struct.unpack("<Q", raw[:8])[0]; header = json.loads(raw[8:8 + n])
@@ -96,6 +100,7 @@ for name, path in (("NCCL", sys.argv[2]), ("NCCL + SyncBatchNorm", sys.argv[3]))
           f"{worst[0]:.2e} ({worst[1]}); loss sums ce {sums_a['ce']:.6f} vs {sums_b['ce']:.6f}, "
           f"contrastive {sums_a['contrastive']:.6f} vs {sums_b['contrastive']:.6f}")
 PY
+) || echo "!! the world-size-1 comparison failed (a run above did not finish); the timings follow"
 
 PEER_OK=1
 $PY -c 'import torchvision, PIL' 2>/dev/null || { PEER_OK=0; echo "!! torchvision/PIL missing on this machine: the PyTorch peer is skipped"; }
@@ -103,17 +108,31 @@ ROWS=()
 # FLOPs per sample: 3 views × (forward + backward ≈ 3 × forward MACs × 2).
 flops_per_sample() { case $1 in resnet32) echo "3*3*2*69.1e6";; resnet50) echo "3*3*2*4.11e9";; resnext50_32x4d) echo "3*3*2*4.26e9";; esac; }
 
+# A folder dataset with one epoch longer than any timed run: each carried JPEG linked 25
+# times (7,500 images, 58 steps of 128), so that neither side evaluates or ends an epoch
+# inside its timed steps. The few JPEGs themselves are the test split (never reached).
+folder_data() {
+  [ -d "$W/folder/train" ] && return
+  for class in "$G"/jpegs/*/; do
+    mkdir -p "$W/folder/train/$(basename "$class")"
+    for file in "$class"*.jpg; do
+      for k in $(seq 25); do ln -s "$PWD/$file" "$W/folder/train/$(basename "$class")/$k-$(basename "$file")"; done
+    done
+  done
+  ln -sfn "$PWD/$G/jpegs" "$W/folder/test"
+}
+
 bcl_run() {  # config arch batch steps → samples/s
   local cfg=$1 arch=$2 batch=$3 steps=$4 out="$W/run-$RANDOM"
   if [ "$cfg" = cifar ]; then
     "$BCL" train --preset cifar10-lt --root "$W/cifar-like" --batch-size "$batch" --device cuda --workers 16 \
       --max-steps "$steps" --out "$out" > "$W/bcl.log" 2>&1 || { tail -20 "$W/bcl.log" >&2; echo 0; return; }
   else
-    # The same JPEGs serve as train/ and test/ (timing only; evaluation never runs).
-    mkdir -p "$W/folder" && ln -sfn "$PWD/$G/jpegs" "$W/folder/train" && ln -sfn "$PWD/$G/jpegs" "$W/folder/test"
-    printf '[data]\ndataset = "folder"\nroot = "%s"\n[model]\nnum_classes = 10\narch = "%s"\n' "$W/folder" "$arch" > "$W/folder.toml"
-    "$BCL" train --preset imagenet-lt --config "$W/folder.toml" --batch-size "$batch" --device cuda --workers 16 \
-      --max-steps "$steps" --out "$out" > "$W/bcl.log" 2>&1 || { tail -20 "$W/bcl.log" >&2; echo 0; return; }
+    folder_data
+    printf '[model]\narch = "%s"\n' "$arch" > "$W/arch.toml"
+    "$BCL" train --preset imagenet-lt --dataset folder --root "$W/folder" --recipe imagenet --config "$W/arch.toml" \
+      --batch-size "$batch" --device cuda --workers 16 --max-steps "$steps" --out "$out" > "$W/bcl.log" 2>&1 \
+      || { tail -20 "$W/bcl.log" >&2; echo 0; return; }
   fi
   grep -oE 'throughput: [0-9.]+' "$W/bcl.log" | grep -oE '[0-9.]+$'
 }
@@ -122,9 +141,9 @@ torch_run() {
   local cfg=$1 arch=$2 batch=$3 steps=$4
   [ "$PEER_OK" = 1 ] || { echo 0; return; }
   local data=(--dataset cifar10 --root "$W/cifar-like")
-  [ "$cfg" = cifar ] || data=(--dataset folder --root "$G/jpegs")
+  [ "$cfg" = cifar ] || { folder_data; data=(--dataset folder --root "$W/folder/train"); }
   $PY bench/reference/train_bcl_torch.py "${data[@]}" --arch "$arch" --batch-size "$batch" --device cuda --workers 16 \
-    --amp bf16 --channels-last --steps "$steps" --warmup-steps 10 > "$W/torch.log" 2>&1 || { tail -20 "$W/torch.log" >&2; echo 0; return; }
+    --amp bf16 --channels-last --epochs 1 --steps "$steps" --warmup-steps 10 > "$W/torch.log" 2>&1 || { tail -20 "$W/torch.log" >&2; echo 0; return; }
   tail -1 "$W/torch.log" | $PY -c 'import json, sys; print(json.load(sys.stdin)["samples_per_second"])'
 }
 
@@ -141,7 +160,8 @@ compare() {  # name cfg arch batch steps
   ROWS+=("| $name | $b | $t | ${ratios[*]} | $tf |")
 }
 
-compare "CIFAR recipe, 32×32, resnet32, batch 256" cifar resnet32 256 110
+# 50 steps (10 untimed): within the first of the cifar-like set's 58 steps per epoch.
+compare "CIFAR recipe, 32×32, resnet32, batch 256" cifar resnet32 256 50
 compare "ImageNet sim-sim, 224 JPEG crops, resnet50, batch 128" folder resnet50 128 40
 compare "ImageNet sim-sim, 224 JPEG crops, resnext50_32x4d, batch 128" folder resnext50_32x4d 128 40
 

@@ -26,8 +26,10 @@ pub struct Report {
     pub cpu_threads: i32,
     pub cuda_available: bool,
     pub cuda_devices: Vec<CudaDevice>,
-    /// cuDNN version as libtorch reports it (e.g. 91900 for 9.19.0), when CUDA is usable.
+    /// cuDNN version libtorch was built against (e.g. 91900 for 9.19.0), when CUDA is usable.
     pub cudnn_version: Option<i64>,
+    /// The loaded cuDNN library's own version (`cudnnGetVersion`), which is what runs.
+    pub cudnn_runtime_version: Option<usize>,
     /// Whether this build has c10d's NCCL process group (multi-GPU training).
     pub nccl: bool,
     pub fashion_mnist_dir: PathBuf,
@@ -66,6 +68,7 @@ impl Report {
             cpu_threads: tch::get_num_threads(),
             cuda_available,
             cudnn_version: (cuda_available && tch::Cuda::cudnn_is_available()).then(tch::utils::version_cudnn),
+            cudnn_runtime_version: cuda_driver::cudnn_runtime_version(),
             cuda_devices,
             nccl: crate::c10d::has_nccl(),
             fashion_mnist_dir,
@@ -73,6 +76,11 @@ impl Report {
             fashion_mnist_missing,
         }
     }
+}
+
+/// A cuDNN version number (91900) as text (9.19.0).
+fn cudnn_text(version: usize) -> String {
+    format!("{}.{}.{}", version / 10000, version / 100 % 100, version % 100)
 }
 
 impl fmt::Display for Report {
@@ -92,12 +100,19 @@ impl fmt::Display for Report {
                 let (major, minor) = d.compute_capability;
                 writeln!(f, "  cuda:{i}     {} (compute {major}.{minor}, {gib:.1} GiB)", d.name)?;
             }
-            match self.cudnn_version {
-                Some(v) => writeln!(f, "cuDNN        {}.{}.{}", v / 10000, v / 100 % 100, v % 100)?,
-                None => writeln!(f, "cuDNN        not available")?,
+            let version = cudnn_text;
+            match (self.cudnn_runtime_version, self.cudnn_version) {
+                (Some(run), Some(built)) => {
+                    writeln!(f, "cuDNN        {} (libtorch built with {})", version(run), version(built as usize))?
+                }
+                (None, Some(built)) => writeln!(f, "cuDNN        built with {}", version(built as usize))?,
+                _ => writeln!(f, "cuDNN        not available")?,
             }
         } else {
             writeln!(f, "CUDA         not usable (no GPU or driver found); libtorch_cuda {cuda_lib}")?;
+            if let Some(v) = self.cudnn_runtime_version {
+                writeln!(f, "cuDNN        {} loaded (used once a GPU is)", cudnn_text(v))?;
+            }
         }
         if self.nccl {
             writeln!(f, "multi-GPU    c10d NCCL process group built in (bcl train --nproc-per-node N, or torchrun)")?;
@@ -147,6 +162,18 @@ mod cuda_driver {
 
     const COMPUTE_CAPABILITY_MAJOR: c_int = 75;
     const COMPUTE_CAPABILITY_MINOR: c_int = 76;
+
+    /// The version of the cuDNN library in this process (libtorch_cuda loads it), by its
+    /// own `cudnnGetVersion`; none where it is not loaded.
+    pub fn cudnn_runtime_version() -> Option<usize> {
+        // SAFETY: `size_t cudnnGetVersion(void)` as declared in cudnn_graph.h; dlopen of a
+        // library already loaded only returns its handle.
+        unsafe {
+            let lib = libloading::Library::new("libcudnn.so.9").ok()?;
+            let get: libloading::Symbol<unsafe extern "C" fn() -> usize> = lib.get("cudnnGetVersion").ok()?;
+            Some(get())
+        }
+    }
 
     pub fn device(ordinal: i32) -> Option<CudaDevice> {
         // SAFETY: the CUDA driver API's C signatures as documented in cuda.h; every output

@@ -44,7 +44,8 @@ pub struct LoaderConfig {
 impl LoaderConfig {
     /// Defaults for CPU training: one worker per core, normalisation in the workers.
     pub fn new(batch_size: usize, seed: u64, normalization: Normalization) -> Self {
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = default_workers(cores, std::env::var("LOCAL_WORLD_SIZE").ok().and_then(|n| n.parse().ok()));
         Self {
             batch_size,
             workers,
@@ -58,6 +59,12 @@ impl LoaderConfig {
             world_size: 1,
         }
     }
+}
+
+/// Loader threads per process by default: the cores shared out over the processes of this
+/// machine (`LOCAL_WORLD_SIZE`, set by torchrun and `--nproc-per-node`), at least one.
+pub fn default_workers(cores: usize, local_processes: Option<usize>) -> usize {
+    (cores / local_processes.unwrap_or(1).max(1)).max(1)
 }
 
 /// One batch: `views × B` images (view-major: all of view 0, then view 1, …) as

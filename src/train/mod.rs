@@ -7,6 +7,9 @@
 //! when asked to stop), so that a resumed run continues exactly where the checkpoint left
 //! off: the loader's batches and augmentations depend only on (seed, epoch, position), and
 //! the checkpoint holds the weights, the momentum buffers and the epoch's running sums.
+//! On the CPU the result is bit for bit that of a run never stopped; on a GPU it is the
+//! same run but not bit-exact (cuDNN's benchmark picks algorithms per process, and some
+//! CUDA backward kernels add in a nondeterministic order).
 mod state;
 mod step;
 mod window;

@@ -144,3 +144,12 @@ fn dropping_a_loader_early_stops_its_workers() {
     assert!(loader.next().unwrap().is_ok());
     drop(loader); // must return: blocked workers see the closed channel
 }
+
+#[test]
+fn loader_threads_default_to_the_cores_shared_out_over_local_processes() {
+    use bcl::loader::default_workers;
+    assert_eq!(default_workers(16, None), 16);
+    assert_eq!(default_workers(16, Some(8)), 2, "8 ranks on a 16-core node");
+    assert_eq!(default_workers(4, Some(8)), 1, "at least one");
+    assert_eq!(default_workers(4, Some(0)), 4, "a nonsense LOCAL_WORLD_SIZE counts as 1");
+}
