@@ -21,23 +21,29 @@ pub fn evaluate(
     device: Device,
     train_counts: &[i64],
 ) -> Result<Evaluation> {
-    Ok(metrics::evaluate(&score(model, dataset, recipe, loader_config, device)?, train_counts))
+    Ok(metrics::evaluate(&score(model, dataset, recipe, loader_config, device, None)?, train_counts))
 }
 
 /// What the metrics need of each sample of `dataset`: its label, prediction, whether the
-/// label is in the top 5, the confidence and the label's log-probability.
+/// label is in the top 5, the confidence and the label's log-probability; `logit_bias`
+/// (1 × C) is added to the logits first (post-hoc logit adjustment).
 pub fn score(
     model: &BclModel,
     dataset: Arc<dyn Dataset>,
     recipe: Arc<Recipe>,
     loader_config: &LoaderConfig,
     device: Device,
+    logit_bias: Option<&Tensor>,
 ) -> Result<Vec<Scored>> {
+    let logit_bias = logit_bias.map(|b| b.to_device(device));
     let normalization = DeviceNormalization::new(&loader_config.normalization, device);
     let mut scored = Vec::with_capacity(dataset.len());
     for batch in loader::eval_batches(dataset, recipe, loader_config) {
         let batch = batch.context("evaluation data")?;
-        let logits = tch::no_grad(|| model.logits(&batch.input(device, &normalization)));
+        let mut logits = tch::no_grad(|| model.logits(&batch.input(device, &normalization)));
+        if let Some(bias) = &logit_bias {
+            logits = logits.to_kind(Kind::Float) + bias;
+        }
         scored.extend(score_logits(&logits, &batch.labels)?);
     }
     Ok(scored)

@@ -8,11 +8,13 @@ use bcl::config::{Preset, TrainConfig};
 use bcl::data::{DataConfig, DatasetKind};
 use bcl::evaluation::score;
 use bcl::loader::LoaderConfig;
-use bcl::metrics;
+use bcl::loss::log_prior;
+use bcl::metrics::{self, Evaluation};
 use bcl::predict::load_model;
 use bcl::report;
 use bcl::run::RunDir;
 use clap::Args;
+use tch::{Kind, Tensor};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -36,7 +38,17 @@ pub struct EvalArgs {
     /// The preset describing plain weights that carry no bcl config (such as the reference's).
     #[arg(long, value_parser = super::PresetParser)]
     preset: Option<Preset>,
-    /// Where to write per_class.csv and the plots (default: the checkpoint's folder).
+    /// Also evaluate with post-hoc logit adjustment: logits − τ · log(training class prior)
+    /// (Menon et al. 2021), printed beside the plain result.
+    #[arg(long, value_name = "TAU")]
+    logit_adjust: Option<f64>,
+    /// Also evaluate with τ-normalised classifier weights, w_k / ‖w_k‖^p (Kang et al. 2020),
+    /// printed beside the plain result (a linear classifier; a cosine one is normalised
+    /// already).
+    #[arg(long, value_name = "P")]
+    tau_norm: Option<f64>,
+    /// Where to write eval.json, per_class.csv, confusion.csv and the plots (default: the
+    /// checkpoint's folder).
     #[arg(long)]
     out: Option<PathBuf>,
     /// auto, cpu, cuda or cuda:N.
@@ -73,9 +85,27 @@ pub fn exec(args: &EvalArgs) -> Result<()> {
         config.data.root.display(),
         test_set.len()
     );
-    let scored = score(&loaded.model, test_set, recipe, &LoaderConfig::for_run(config, device), device)?;
+    let loader = LoaderConfig::for_run(config, device);
+    let scored = score(&loaded.model, test_set.clone(), recipe.clone(), &loader, device, None)?;
     let eval = metrics::evaluate(&scored, &counts);
     super::print_evaluation(train_set.class_names(), &counts, &eval);
+    let mut post_hoc = Vec::new();
+    if let Some(tau) = args.logit_adjust {
+        let bias = log_prior(&Tensor::from_slice(&counts), Kind::Float).view([1, -1]) * -tau;
+        let adjusted = score(&loaded.model, test_set.clone(), recipe.clone(), &loader, device, Some(&bias))?;
+        post_hoc.push((format!("logit-adjusted, τ = {tau}"), metrics::evaluate(&adjusted, &counts)));
+    }
+    if let Some(p) = args.tau_norm {
+        if loaded.model.classifier().tau_normalize(p) {
+            let normalized = score(&loaded.model, test_set, recipe, &loader, device, None)?;
+            post_hoc.push((format!("τ-normalised, p = {p}"), metrics::evaluate(&normalized, &counts)));
+        } else {
+            println!("--tau-norm: the cosine classifier normalises its weights already; τ-norm changes nothing");
+        }
+    }
+    if !post_hoc.is_empty() {
+        print_side_by_side(&eval, &post_hoc);
+    }
     let checkpoint_folder = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let folder = args.out.clone().unwrap_or_else(|| checkpoint_folder.clone());
     std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
@@ -104,4 +134,24 @@ fn other_data(config: &TrainConfig, kind: DatasetKind, args: &EvalArgs) -> Resul
         config.model.in_channels
     );
     Ok(other.data)
+}
+
+/// The plain evaluation and the post-hoc corrected ones, a row each.
+fn print_side_by_side(plain: &Evaluation, post_hoc: &[(String, Evaluation)]) {
+    println!(
+        "{:<28} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "post-hoc", "top-1", "top-5", "many", "medium", "few", "ECE"
+    );
+    let rows = std::iter::once(("plain".to_string(), plain)).chain(post_hoc.iter().map(|(name, e)| (name.clone(), e)));
+    for (name, e) in rows {
+        println!(
+            "{name:<28} {:>7.2} {:>7.2} {:>7} {:>7} {:>7} {:>7.2}",
+            100.0 * e.top1,
+            100.0 * e.top5,
+            super::percent(e.many),
+            super::percent(e.medium),
+            super::percent(e.few),
+            100.0 * e.ece
+        );
+    }
 }

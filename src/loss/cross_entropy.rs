@@ -14,9 +14,15 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
 /// classifier learns to give tail classes a larger margin; prediction uses raw logits.
 pub fn logit_adjusted_cross_entropy(logits: &Tensor, labels: &Tensor, class_counts: &Tensor, tau: f64) -> Tensor {
     let logits = at_least_float32(logits);
-    let counts = class_counts.to_device(logits.device()).to_kind(logits.kind());
-    let log_prior = (&counts / counts.sum(logits.kind())).log();
+    let log_prior = log_prior(class_counts, logits.kind()).to_device(logits.device());
     cross_entropy(&(logits + log_prior * tau), labels)
+}
+
+/// log π_k = log(n_k / Σ n) of `class_counts`, in `kind`. Post-hoc logit adjustment
+/// subtracts τ · log π from a plainly trained model's logits.
+pub fn log_prior(class_counts: &Tensor, kind: Kind) -> Tensor {
+    let counts = class_counts.to_kind(kind);
+    (&counts / counts.sum(kind)).log()
 }
 
 /// `t` in float32, or as it is in float64: under float16 autocast the class counts of

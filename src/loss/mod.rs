@@ -4,4 +4,4 @@ mod balanced_contrastive;
 mod cross_entropy;
 
 pub use balanced_contrastive::BalancedContrastiveLoss;
-pub use cross_entropy::{cross_entropy, logit_adjusted_cross_entropy};
+pub use cross_entropy::{cross_entropy, log_prior, logit_adjusted_cross_entropy};

@@ -75,6 +75,18 @@ impl Classifier {
         }
     }
 
+    /// τ-normalisation (Kang et al. 2020): each class's weight vector divided by its norm to
+    /// the power `p`, in place. Returns false for the cosine classifier, which normalises
+    /// its weights anyway (τ-norm changes nothing there).
+    pub fn tau_normalize(&self, p: f64) -> bool {
+        let Classifier::Linear(linear) = self else { return false };
+        tch::no_grad(|| {
+            let norms = linear.ws.norm_scalaropt_dim(2, [1], true);
+            linear.ws.shallow_clone().copy_(&(&linear.ws / norms.pow_tensor_scalar(p)));
+        });
+        true
+    }
+
     /// The classifier's weight with one row per class (C × d): the input of `head_fc`.
     pub fn class_weights(&self) -> Tensor {
         match self {

@@ -340,7 +340,8 @@ impl<'a> Trainer<'a> {
         };
         on_progress(Progress::Evaluating { epoch });
         let device = self.options.device;
-        self.last_scores = score(&self.model, self.test_set.clone(), self.recipe.clone(), &self.loader_config, device)?;
+        self.last_scores =
+            score(&self.model, self.test_set.clone(), self.recipe.clone(), &self.loader_config, device, None)?;
         let eval = metrics::evaluate(&self.last_scores, &self.class_counts);
         let record = EpochRecord {
             epoch,

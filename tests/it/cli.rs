@@ -231,6 +231,28 @@ fn train_eval_and_predict_on_a_tiny_long_tailed_fashion_mnist() {
     let text = stdout(&o);
     assert!(text.contains("test top-1") && text.contains("Trouser"), "{text}");
     assert!(text.contains("top-5") && text.contains("ECE") && text.contains("NLL"), "{text}");
+    // Post-hoc corrections, beside the plain result: logit adjustment with τ = 0 is the plain
+    // model; τ-norm does nothing to the cosine classifier and says so.
+    let o = bcl(&[
+        "eval",
+        "--checkpoint",
+        &format!("{}/best", path(&run)),
+        "--out",
+        path(&report),
+        "--device",
+        "cpu",
+        "--logit-adjust",
+        "0",
+        "--tau-norm",
+        "1",
+    ]);
+    let text = stdout(&o);
+    assert!(o.status.success() && text.contains("cosine classifier normalises"), "{text}{}", stderr(&o));
+    let row = |name: &str| {
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_default();
+        line.split_whitespace().rev().take(6).collect::<Vec<_>>()
+    };
+    assert_eq!(row("plain"), row("logit-adjusted, τ = 0"), "{text}");
     let csv = std::fs::read_to_string(report.join("per_class.csv")).unwrap();
     assert_eq!(csv.lines().count(), 11, "{csv}");
     assert!(csv.starts_with("class,name,train_images,group,test_accuracy,precision\n"), "{csv}");

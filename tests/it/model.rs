@@ -86,6 +86,24 @@ fn linear_classifier_has_weight_and_bias() {
     assert_eq!(vars["fc.bias"].size(), vec![100]);
 }
 
+#[test]
+fn tau_norm_scales_each_class_weight_by_its_norm_to_the_power_p() {
+    let mut config = ModelConfig::cifar(3, 10);
+    config.classifier = ClassifierKind::Linear;
+    let (vs, model) = build(&config);
+    let before = vs.variables()["fc.weight"].copy();
+    assert!(model.classifier().tau_normalize(0.5));
+    let after = &vs.variables()["fc.weight"];
+    // p = 0.5: each row's norm becomes the square root of what it was.
+    let expected = row_norms(&before, 1).sqrt();
+    assert!((row_norms(after, 1) - expected).abs().max().double_value(&[]) < 1e-5);
+    assert!(model.classifier().tau_normalize(1.0));
+    assert!(all_close_to(&row_norms(&vs.variables()["fc.weight"], 1), 1.0, 1e-5));
+    // The cosine classifier normalises its weights itself: nothing to do.
+    let (_, cosine) = build(&ModelConfig::cifar(3, 10));
+    assert!(!cosine.classifier().tau_normalize(1.0));
+}
+
 fn row_norms(t: &Tensor, dim: i64) -> Tensor {
     t.norm_scalaropt_dim(2, [dim].as_slice(), false)
 }
