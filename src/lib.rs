@@ -23,6 +23,7 @@ pub mod doctor;
 pub mod evaluation;
 pub mod export;
 pub mod fs;
+pub mod geometry;
 pub mod loader;
 pub mod loss;
 pub mod metrics;

@@ -185,3 +185,24 @@ fn text(canvas: &mut RgbImage, s: &str, x: i64, y: i64, right_aligned: bool) {
         }
     }
 }
+
+/// A heat map of a square matrix of values in [−1, 1] (cosines): blue −1, white 0, red +1,
+/// each entry a square of at least 2 pixels, about 512 pixels a side in all.
+pub fn heat_map(matrix: &[Vec<f64>], path: &Path) -> Result<()> {
+    let n = matrix.len().max(1);
+    let cell = (512 / n).max(2);
+    let mut canvas = RgbImage::from_pixel((n * cell) as u32, (n * cell) as u32, Rgb([255; 3]));
+    for (row, values) in matrix.iter().enumerate() {
+        for (column, &value) in values.iter().enumerate() {
+            let v = value.clamp(-1.0, 1.0);
+            let toward = if v < 0.0 { BLUE } else { RED };
+            let color = toward.map(|c| (255.0 + (c as f64 - 255.0) * v.abs()).round() as u8);
+            for y in row * cell..(row + 1) * cell {
+                for x in column * cell..(column + 1) * cell {
+                    canvas.put_pixel(x as u32, y as u32, Rgb(color));
+                }
+            }
+        }
+    }
+    canvas.save(path).with_context(|| format!("cannot write {}", path.display()))
+}

@@ -5,6 +5,7 @@ mod data;
 mod doctor;
 mod eval;
 mod export;
+mod features;
 mod overfit;
 mod predict;
 mod progress;
@@ -46,6 +47,12 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Write a checkpoint's model for PyTorch: its state_dict as safetensors, or TorchScript.
     Export(export::ExportArgs),
+    /// Write every sample's encoder (h) and contrastive (z) features with labels, for
+    /// t-SNE/UMAP in other tools.
+    Features(features::FeaturesArgs),
+    /// How close the class means of the features and the prototypes are to the regular
+    /// simplex BCL aims for, all classes and head vs tail.
+    Geometry(features::GeometryArgs),
     /// Print the most probable classes of image files.
     Predict(predict::PredictArgs),
     /// A Markdown table of runs: mean ± std over seeds of top-1, top-5, many/medium/few,
@@ -64,6 +71,8 @@ impl Cli {
             Command::Train(args) => return train::exec(&args),
             Command::Eval(args) => eval::exec(&args),
             Command::Export(args) => export::exec(&args),
+            Command::Features(args) => features::exec_features(&args),
+            Command::Geometry(args) => features::exec_geometry(&args),
             Command::Predict(args) => predict::exec(&args),
             Command::Summarize(args) => summarize::exec(&args),
         }

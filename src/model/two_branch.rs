@@ -162,6 +162,19 @@ impl BclModel {
         self.fc.forward(&self.encoder.forward_t(images, train))
     }
 
+    /// Evaluation-mode features of `images`: the encoder's h (N × d) and the contrastive
+    /// z = normalize(head(h)) (N × D), what the feature-geometry analysis looks at.
+    pub fn embed(&self, images: &Tensor) -> (Tensor, Tensor) {
+        let h = self.encoder.forward_t(images, false);
+        let z = normalize(&self.head.forward_t(&h, false), 1);
+        (h, z)
+    }
+
+    /// Evaluation-mode class prototypes, normalize(head_fc(W)) (C × D).
+    pub fn prototypes(&self) -> Tensor {
+        normalize(&self.head_fc.forward_t(&self.fc.class_weights(), false), 1)
+    }
+
     /// Encoder features h (N × d), without the heads.
     pub fn encode(&self, images: &Tensor, train: bool) -> Tensor {
         self.encoder.forward_t(images, train)

@@ -109,3 +109,28 @@ fn summarize_makes_a_row_per_config_with_mean_and_std_over_seeds() {
     assert!(rows[3].starts_with("| loss = \"bcl\" | 0 | 1 | 90.0 |"), "{table}");
     assert_eq!((mean_std(&[]), mean_std(&[0.5])), ("–".to_string(), "50.0".to_string()));
 }
+
+#[test]
+fn geometry_measures_the_distance_to_a_regular_simplex() {
+    use bcl::geometry::{Features, measure};
+    // Three classes at 0°, 120° and 240°, two unit samples each, spread ±10° around their
+    // class direction: the class means form a regular simplex (cosine −1/2).
+    let mut rows = Vec::new();
+    for class in 0..3 {
+        for spread in [-10.0f64, 10.0] {
+            let angle = (120.0 * class as f64 + spread).to_radians();
+            rows.extend([angle.cos() as f32, angle.sin() as f32]);
+        }
+    }
+    let z = Tensor::from_slice(&rows).view([6, 2]);
+    let features = Features { h: z.copy(), z, labels: Tensor::from_slice(&[0i64, 0, 1, 1, 2, 2]) };
+    // Prototypes crowded together: all within 20° of each other.
+    let prototypes = Tensor::from_slice(&[1.0f32, 0.0, 0.94, 0.34, 0.94, -0.34]).view([3, 2]);
+    let g = measure(&features, &prototypes, &[100, 10, 1]).unwrap();
+    assert_eq!((g.classes, g.simplex_cosine), (3, -0.5));
+    assert!(g.class_means.max_deviation < 1e-6 && (g.class_means.mean_cosine + 0.5).abs() < 1e-6, "{g:?}");
+    assert_eq!((g.class_means.pairs, g.class_means_head.pairs, g.class_means_tail.pairs), (3, 0, 1));
+    // A class mean of two unit vectors 20° apart has norm cos 10°.
+    assert!(g.class_mean_norms.iter().all(|n| (n - 10f64.to_radians().cos()).abs() < 1e-5));
+    assert!(g.prototypes.mean_cosine > 0.7 && g.prototypes.max_deviation > 1.2, "{:?}", g.prototypes);
+}

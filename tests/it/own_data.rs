@@ -252,4 +252,21 @@ fn exported_weights_load_strictly_in_pytorch_and_torchscript_matches() {
     // The exported file is also a model bcl reads.
     let o = bcl(&["eval", "--checkpoint", path(&weights), "--out", path(&dir.path().join("e")), "--device", "cpu"]);
     assert!(o.status.success() && stdout(&o).contains("test top-1"), "{}{}", stdout(&o), stderr(&o));
+
+    // The features and their geometry, from the same checkpoint.
+    let features = dir.path().join("features.safetensors");
+    let o = bcl(&["features", "--checkpoint", path(&run), "--split", "train", "--out", path(&features)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let saved = bcl::checkpoint::load(&features).unwrap();
+    let (h, z) = (&saved.weights["h"], &saved.weights["z"]);
+    let n = saved.weights["labels"].size()[0];
+    assert_eq!((h.size(), z.size()), (vec![n, 64], vec![n, 128]));
+    assert!(((z.norm_scalaropt_dim(2, [1i64].as_slice(), false) - 1.0).abs().max().double_value(&[])) < 1e-4);
+    let report = dir.path().join("geometry");
+    let o = bcl(&["geometry", "--checkpoint", path(&run), "--out", path(&report)]);
+    assert!(o.status.success() && stdout(&o).contains("−1/(C−1) = -0.1111"), "{}{}", stdout(&o), stderr(&o));
+    let geometry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("geometry.json")).unwrap()).unwrap();
+    assert_eq!(geometry["class_means"]["pairs"], 45);
+    assert_eq!(image::open(report.join("class_mean_cosines.png")).unwrap().width(), 510);
 }
