@@ -2,8 +2,10 @@
 //! `Event` protocol buffers. Each record is framed as
 //!   u64 length · u32 masked CRC-32C(length) · data · u32 masked CRC-32C(data)   (little-endian)
 //! and the messages used here are
-//!   Event   { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
+//!   Event   { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5;
+//!             SessionLog session_log = 7; }
 //!   Summary { repeated Value value = 1; }   Value { string tag = 1; float simple_value = 2; }
+//!   SessionLog { SessionStatus status = 1; }   (START = 1)
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -30,6 +32,19 @@ impl EventWriter {
         writer.write_record(&event)?;
         writer.flush()?;
         Ok(writer)
+    }
+
+    /// Marks a resumed run's restart at `step`: readers drop what earlier files logged at
+    /// `step` or later (epochs logged after the checkpoint a crash went back to), as
+    /// PyTorch's `SummaryWriter(purge_step=…)` does with the same event.
+    pub fn purge_from(&mut self, step: i64) -> Result<()> {
+        let mut event = Vec::new();
+        put_double(&mut event, 1, wall_time());
+        event.push(2 << 3); // field 2, varint
+        put_varint(&mut event, step as u64);
+        put_bytes(&mut event, 7, &[1 << 3, 1]); // session_log { status: START }
+        self.write_record(&event)?;
+        self.flush()
     }
 
     /// Logs `value` as scalar `tag` at `step`.

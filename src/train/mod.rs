@@ -30,7 +30,7 @@ use crate::amp::{self, LossScaler};
 use crate::augment::Recipe;
 use crate::c10d;
 use crate::config::{Amp, TrainConfig};
-use crate::data::Dataset;
+use crate::data::{Dataset, Split};
 use crate::distributed::Group;
 use crate::evaluation::score;
 use crate::loader::{self, Batch, DeviceNormalization, LoaderConfig};
@@ -197,7 +197,12 @@ impl<'a> Trainer<'a> {
         let events = if is_primary {
             // Epochs logged after the checkpoint (a crash between the two) are trained again.
             run.truncate_metrics(state.epoch)?;
-            Some(EventWriter::create(&run.path)?)
+            let mut events = EventWriter::create(&run.path)?;
+            if options.resume {
+                // TensorBoard steps are epochs + 1: drop what came after the checkpoint.
+                events.purge_from(state.epoch as i64 + 1)?;
+            }
+            Some(events)
         } else {
             None
         };
@@ -353,7 +358,7 @@ impl<'a> Trainer<'a> {
             seconds: start.elapsed().as_secs_f64(),
             samples_per_second: (sums.samples - first_samples) as f64 / train_seconds,
         };
-        log_epoch(self.run, events, &record)?;
+        log_epoch(self.run, events, &record, self.config.data.eval_split())?;
         let improved = self.state.best_top1.is_none_or(|best| record.eval.top1 > best);
         self.state = next;
         if improved {
@@ -434,23 +439,33 @@ fn to_channels_last(images: &Tensor) -> Tensor {
     images.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
-fn log_epoch(run: &RunDir, events: &mut EventWriter, record: &EpochRecord) -> Result<()> {
+/// Appends `record` to metrics.jsonl and its scalars to TensorBoard at step epoch + 1, the
+/// evaluation's under `test/` or `val/` as `split` says.
+fn log_epoch(run: &RunDir, events: &mut EventWriter, record: &EpochRecord, split: Split) -> Result<()> {
     run.append_metrics(record)?;
     let step = record.epoch as i64 + 1;
     let eval = &record.eval;
-    let mut scalars = vec![
-        ("train/ce", Some(record.train_ce)),
-        ("train/contrastive", Some(record.train_contrastive)),
-        ("train/accuracy", Some(record.train_accuracy)),
-        ("train/lr", Some(record.lr)),
-        ("val/top1", Some(eval.top1)),
-        ("val/many", eval.many),
-        ("val/medium", eval.medium),
-        ("val/few", eval.few),
+    let train = [
+        ("train/ce", record.train_ce),
+        ("train/contrastive", record.train_contrastive),
+        ("train/accuracy", record.train_accuracy),
+        ("train/lr", record.lr),
     ];
-    scalars.retain(|(_, v)| v.is_some());
-    for (tag, value) in scalars {
-        events.scalar(tag, step, value.unwrap_or_default())?;
+    for (tag, value) in train {
+        events.scalar(tag, step, value)?;
+    }
+    let evaluated = [
+        ("top1", Some(eval.top1)),
+        ("top5", Some(eval.top5)),
+        ("many", eval.many),
+        ("medium", eval.medium),
+        ("few", eval.few),
+        ("ece", Some(eval.ece)),
+    ];
+    for (name, value) in evaluated {
+        if let Some(value) = value {
+            events.scalar(&format!("{}/{name}", split.folder_name()), step, value)?;
+        }
     }
     events.flush()
 }

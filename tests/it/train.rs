@@ -169,6 +169,7 @@ fn a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
     .unwrap();
     let (epoch, step) = outcome.stopped_at.expect("stopped in epoch 3");
     assert_eq!((epoch, step), (2, 1));
+    let mid_epoch_3 = std::fs::read(parts.last()).unwrap();
 
     let outcome = train(&c, &parts, &options(true), |_| {}).unwrap();
     assert!(outcome.stopped_at.is_none());
@@ -176,6 +177,14 @@ fn a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
     assert_same_tensors(&saved_tensors(&whole.last()), &saved_tensors(&parts.last()));
     let epochs = |r: &RunDir| r.read_metrics().unwrap().iter().map(|m| m.train_ce).collect::<Vec<_>>();
     assert_eq!(epochs(&whole), epochs(&parts), "the resumed epoch's means include the steps before the stop");
+
+    // A crash after epoch 3 was logged but before its checkpoint: `last` is still the one
+    // from inside epoch 3. The resumed run logs epoch 3 again; TensorBoard's own reader
+    // shows each epoch once (the restart purges what came after the checkpoint).
+    std::fs::write(parts.last(), &mid_epoch_3).unwrap();
+    assert_eq!(train(&c, &parts, &options(true), |_| {}).unwrap().records.len(), 1);
+    assert_eq!(epochs(&whole), epochs(&parts));
+    assert_tensorboard_reads(&parts, &parts.read_metrics().unwrap());
 
     // Resuming a finished run trains nothing.
     assert!(train(&c, &parts, &options(true), |_| {}).unwrap().records.is_empty());
@@ -229,7 +238,7 @@ fn assert_tensorboard_reads(run_dir: &RunDir, epochs: &[EpochRecord]) {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let scalars: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     type Field = fn(&EpochRecord) -> f64;
-    let fields: [(&str, Field); 2] = [("val/top1", |r| r.eval.top1), ("train/ce", |r| r.train_ce)];
+    let fields: [(&str, Field); 2] = [("test/top1", |r| r.eval.top1), ("train/ce", |r| r.train_ce)];
     for (tag, value) in fields {
         let read: Vec<(i64, f64)> = scalars[tag]
             .as_array()
@@ -243,7 +252,7 @@ fn assert_tensorboard_reads(run_dir: &RunDir, epochs: &[EpochRecord]) {
             assert!((v - value(r)).abs() < 1e-6, "{tag} at epoch {step}: {v} vs {}", value(r));
         }
     }
-    for tag in ["train/contrastive", "train/accuracy", "train/lr", "val/medium", "val/few"] {
+    for tag in ["train/contrastive", "train/accuracy", "train/lr", "test/top5", "test/medium", "test/few", "test/ece"] {
         assert_eq!(scalars[tag].as_array().map(Vec::len), Some(epochs.len()), "{tag}");
     }
 }
