@@ -83,9 +83,10 @@ pub struct Scored {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     pub top1: f64,
-    /// Top-5 accuracy (top-k for fewer than 5 classes, where it is 1).
+    /// Top-5 accuracy (top-k for fewer than 5 classes, where it is 1); none in records
+    /// written before bcl measured it.
     #[serde(default)]
-    pub top5: f64,
+    pub top5: Option<f64>,
     /// Each class's accuracy (its recall).
     pub per_class: Vec<f64>,
     /// `None` when no class falls in the group.
@@ -95,10 +96,10 @@ pub struct Evaluation {
     /// Expected calibration error: over 15 equal-width confidence bins, the gap between
     /// accuracy and mean confidence, weighted by the bin's share of samples.
     #[serde(default)]
-    pub ece: f64,
+    pub ece: Option<f64>,
     /// Mean negative log-likelihood of the labels.
     #[serde(default)]
-    pub nll: f64,
+    pub nll: Option<f64>,
 }
 
 /// Confidence bins of the expected calibration error (as Guo et al. 2017).
@@ -125,13 +126,13 @@ pub fn evaluate(scored: &[Scored], train_counts: &[i64]) -> Evaluation {
     let n = scored.len().max(1) as f64;
     Evaluation {
         top1: correct.iter().sum::<usize>() as f64 / n,
-        top5: scored.iter().filter(|s| s.in_top5).count() as f64 / n,
+        top5: Some(scored.iter().filter(|s| s.in_top5).count() as f64 / n),
         many: mean_of(ShotGroup::Many),
         medium: mean_of(ShotGroup::Medium),
         few: mean_of(ShotGroup::Few),
         per_class,
-        ece: expected_calibration_error(scored),
-        nll: -scored.iter().map(|s| s.log_prob_label).sum::<f64>() / n,
+        ece: Some(expected_calibration_error(scored)),
+        nll: Some(-scored.iter().map(|s| s.log_prob_label).sum::<f64>() / n),
     }
 }
 

@@ -81,12 +81,12 @@ pub fn markdown_table(runs: &[RunResult]) -> Result<String> {
             "| {name} | {} | {epochs} | {} | {} | {} | {} | {} | {} | {} |\n",
             seeds.join(", "),
             cell(&|r| Some(r.eval.top1)),
-            cell(&|r| Some(r.eval.top5)),
+            cell(&|r| r.eval.top5),
             cell(&|r| r.eval.many),
             cell(&|r| r.eval.medium),
             cell(&|r| r.eval.few),
             cell(&|r| Some(r.rarest_accuracy())),
-            cell(&|r| Some(r.eval.ece)),
+            cell(&|r| r.eval.ece),
         );
     }
     Ok(table)

@@ -145,13 +145,13 @@ fn print_side_by_side(plain: &Evaluation, post_hoc: &[(String, Evaluation)]) {
     let rows = std::iter::once(("plain".to_string(), plain)).chain(post_hoc.iter().map(|(name, e)| (name.clone(), e)));
     for (name, e) in rows {
         println!(
-            "{name:<28} {:>7.2} {:>7.2} {:>7} {:>7} {:>7} {:>7.2}",
+            "{name:<28} {:>7.2} {:>7} {:>7} {:>7} {:>7} {:>7}",
             100.0 * e.top1,
-            100.0 * e.top5,
+            super::percent(e.top5),
             super::percent(e.many),
             super::percent(e.medium),
             super::percent(e.few),
-            100.0 * e.ece
+            super::percent(e.ece)
         );
     }
 }

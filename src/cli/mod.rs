@@ -108,14 +108,14 @@ fn percent(x: Option<f64>) -> String {
 /// Top-1, Many/Medium/Few and, for up to 20 classes, each class's accuracy.
 fn print_evaluation(names: &[String], counts: &[i64], eval: &Evaluation) {
     println!(
-        "test top-1 {:.2}%   top-5 {:.2}%   many {}   medium {}   few {}   ECE {:.2}%   NLL {:.3}",
+        "test top-1 {:.2}%   top-5 {}%   many {}   medium {}   few {}   ECE {}%   NLL {}",
         100.0 * eval.top1,
-        100.0 * eval.top5,
+        percent(eval.top5),
         percent(eval.many),
         percent(eval.medium),
         percent(eval.few),
-        100.0 * eval.ece,
-        eval.nll
+        percent(eval.ece),
+        eval.nll.map_or("-".into(), |v| format!("{v:.3}"))
     );
     if eval.per_class.len() <= 20 {
         println!("per-class test accuracy (class: training images → accuracy):");

@@ -456,11 +456,11 @@ fn log_epoch(run: &RunDir, events: &mut EventWriter, record: &EpochRecord, split
     }
     let evaluated = [
         ("top1", Some(eval.top1)),
-        ("top5", Some(eval.top5)),
+        ("top5", eval.top5),
         ("many", eval.many),
         ("medium", eval.medium),
         ("few", eval.few),
-        ("ece", Some(eval.ece)),
+        ("ece", eval.ece),
     ];
     for (name, value) in evaluated {
         if let Some(value) = value {

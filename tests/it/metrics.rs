@@ -26,8 +26,8 @@ fn logits_give_prediction_top5_confidence_and_log_likelihood() {
     assert!((scored[1].log_prob_label - (1.0 - z1.ln())).abs() < 1e-9);
 
     let eval = evaluate(&scored, &[500, 500, 50, 50, 5, 5, 5]);
-    assert_eq!((eval.top1, eval.top5), (0.5, 0.5));
-    assert!((eval.nll + (scored[0].log_prob_label + scored[1].log_prob_label) / 2.0).abs() < 1e-12);
+    assert_eq!((eval.top1, eval.top5), (0.5, Some(0.5)));
+    assert!((eval.nll.unwrap() + (scored[0].log_prob_label + scored[1].log_prob_label) / 2.0).abs() < 1e-12);
     // Class 2 (medium) right, class 6 (few) wrong; no many-shot class was tested.
     assert_eq!((eval.many, eval.medium, eval.few), (None, Some(1.0), Some(0.0)));
 }
@@ -64,13 +64,13 @@ fn fake_run(root: &std::path::Path, name: &str, config: &bcl::config::TrainConfi
     run.write_class_counts(&["a".into(), "b, the rare".into()], &[500, 10]).unwrap();
     let eval = bcl::metrics::Evaluation {
         top1,
-        top5: 1.0,
+        top5: Some(1.0),
         per_class: vec![top1, top1 / 2.0],
         many: Some(top1),
         medium: None,
         few: Some(top1 / 2.0),
-        ece: 0.05,
-        nll: 0.3,
+        ece: Some(0.05),
+        nll: Some(0.3),
     };
     let record = bcl::metrics::EpochRecord {
         epoch: 0,
