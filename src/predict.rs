@@ -66,39 +66,57 @@ fn small_image_size(config: &TrainConfig) -> usize {
     }
 }
 
-/// The model input for one image file: the evaluation transform of the model's recipe
-/// (CIFAR-style models get the file resized to their image size first), the model's
-/// channels, normalised; 1 × C × H × W.
-pub fn input(path: &Path, config: &TrainConfig) -> Result<Tensor> {
-    let kind = config.data.dataset;
-    let size = small_image_size(config);
-    let style = config.recipe_style.or_by_kind(kind);
-    let recipe = Recipe::for_style(kind, style, size, config.cl_views, &config.randaugment, config.cutout)?;
-    let mut image = files::decode_rgb(path)?;
-    if style == RecipeStyle::Cifar {
-        image = ops::resize(&image, size, size);
-    }
-    let image = recipe.eval.apply(image, &mut rand::SeedableRng::seed_from_u64(0));
-    let image = if config.model.in_channels == 1 {
-        let gray = ops::grayscale(image);
-        Image::new(gray.width, gray.height, 1, gray.pixels.iter().step_by(3).copied().collect())
-    } else {
-        image
-    };
-    let tables = kind.normalization().tables();
-    let mut values = vec![0f32; image.channels * image.width * image.height];
-    to_planar(&image, &mut values, &|channel, v| tables[channel][v as usize]);
-    Ok(Tensor::from_slice(&values).view([1, image.channels as i64, image.height as i64, image.width as i64]))
+/// What turns an image file into the model's input: the evaluation transform of the model's
+/// recipe (CIFAR-style models get the file resized to their image size first), the model's
+/// channels, the dataset's normalisation. Built once for any number of images.
+pub struct InputTransform {
+    recipe: Recipe,
+    /// The side CIFAR-style models resize files to; none for ImageNet-style ones.
+    resize_to: Option<usize>,
+    gray: bool,
+    tables: Vec<[f32; 256]>,
 }
 
-/// The model inputs of the images at `paths` (see [`input`]), decoded on up to `threads`
-/// threads; each one's error names its file.
-pub fn inputs(paths: &[PathBuf], config: &TrainConfig, threads: usize) -> Vec<Result<Tensor>> {
+impl InputTransform {
+    pub fn new(config: &TrainConfig) -> Result<Self> {
+        let kind = config.data.dataset;
+        let size = small_image_size(config);
+        let style = config.recipe_style.or_by_kind(kind);
+        Ok(Self {
+            recipe: Recipe::for_style(kind, style, size, config.cl_views, &config.randaugment, config.cutout)?,
+            resize_to: (style == RecipeStyle::Cifar).then_some(size),
+            gray: config.model.in_channels == 1,
+            tables: kind.normalization().tables(),
+        })
+    }
+
+    /// The model input for the image at `path`: 1 × C × H × W, normalised.
+    pub fn apply(&self, path: &Path) -> Result<Tensor> {
+        let mut image = files::decode_rgb(path)?;
+        if let Some(size) = self.resize_to {
+            image = ops::resize(&image, size, size);
+        }
+        let image = self.recipe.eval.apply(image, &mut rand::SeedableRng::seed_from_u64(0));
+        let image = if self.gray {
+            let gray = ops::grayscale(image);
+            Image::new(gray.width, gray.height, 1, gray.pixels.iter().step_by(3).copied().collect())
+        } else {
+            image
+        };
+        let mut values = vec![0f32; image.channels * image.width * image.height];
+        to_planar(&image, &mut values, &|channel, v| self.tables[channel][v as usize]);
+        Ok(Tensor::from_slice(&values).view([1, image.channels as i64, image.height as i64, image.width as i64]))
+    }
+}
+
+/// The model inputs of the images at `paths` (see [`InputTransform`]), decoded on up to
+/// `threads` threads; each one's error names its file.
+pub fn inputs(paths: &[PathBuf], transform: &InputTransform, threads: usize) -> Vec<Result<Tensor>> {
     let chunk = paths.len().div_ceil(threads.max(1)).max(1);
     std::thread::scope(|scope| {
         let workers: Vec<_> = paths
             .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|path| input(path, config)).collect::<Vec<_>>()))
+            .map(|part| scope.spawn(move || part.iter().map(|path| transform.apply(path)).collect::<Vec<_>>()))
             .collect();
         workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     })

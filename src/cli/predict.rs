@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use bcl::checkpoint;
 use bcl::config::{Preset, TrainConfig};
 use bcl::data::files;
-use bcl::predict::{LoadedModel, inputs, load_model, top_k};
+use bcl::predict::{InputTransform, LoadedModel, inputs, load_model, top_k};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -50,6 +50,7 @@ pub fn exec(args: &PredictArgs) -> Result<()> {
     let device = bcl::parse_device(&args.device)?;
     let loaded = load_model(&path, fallback.as_ref(), device)?;
     let images = image_paths(&args.images)?;
+    let transform = InputTransform::new(&loaded.config)?;
     let threads = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let k = args.top_k.min(loaded.class_names.len());
     let mut sink = Sink::open(args.out.as_deref(), k)?;
@@ -57,7 +58,7 @@ pub fn exec(args: &PredictArgs) -> Result<()> {
     let (mut failed, start) = (0usize, std::time::Instant::now());
     for batch in images.chunks(args.batch_size.max(1)) {
         let (mut good, mut tensors) = (Vec::new(), Vec::new());
-        for (image, input) in batch.iter().zip(inputs(batch, &loaded.config, threads)) {
+        for (image, input) in batch.iter().zip(inputs(batch, &transform, threads)) {
             match input {
                 Ok(tensor) => {
                     good.push(image);
