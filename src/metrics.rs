@@ -56,14 +56,6 @@ impl ShotGroup {
             ShotGroup::Few => plot::RED,
         }
     }
-
-    pub fn color_name(self) -> &'static str {
-        match self {
-            ShotGroup::Many => "blue",
-            ShotGroup::Medium => "orange",
-            ShotGroup::Few => "red",
-        }
-    }
 }
 
 /// What evaluation keeps of one test sample's softmax.
@@ -136,17 +128,43 @@ pub fn evaluate(scored: &[Scored], train_counts: &[i64]) -> Evaluation {
     }
 }
 
+/// One confidence bin of the calibration measures: its samples, how many were right, and
+/// the sum of their confidences.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CalibrationBin {
+    pub samples: usize,
+    pub correct: usize,
+    pub confidence_sum: f64,
+}
+
+impl CalibrationBin {
+    /// The bin's accuracy; none when it is empty.
+    pub fn accuracy(&self) -> Option<f64> {
+        (self.samples > 0).then(|| self.correct as f64 / self.samples as f64)
+    }
+
+    /// The bin's mean confidence; none when it is empty.
+    pub fn mean_confidence(&self) -> Option<f64> {
+        (self.samples > 0).then(|| self.confidence_sum / self.samples as f64)
+    }
+}
+
+/// `scored` by confidence into [`ECE_BINS`] equal-width bins (lower, upper].
+pub fn calibration_bins(scored: &[Scored]) -> [CalibrationBin; ECE_BINS] {
+    let mut bins = [CalibrationBin::default(); ECE_BINS];
+    for s in scored {
+        let bin = &mut bins[((s.confidence * ECE_BINS as f64).ceil() as usize).clamp(1, ECE_BINS) - 1];
+        bin.samples += 1;
+        bin.correct += usize::from(s.predicted == s.label);
+        bin.confidence_sum += s.confidence;
+    }
+    bins
+}
+
 /// The expected calibration error of `scored` over [`ECE_BINS`] bins (lower, upper].
 pub fn expected_calibration_error(scored: &[Scored]) -> f64 {
-    let mut bins = [(0usize, 0usize, 0.0f64); ECE_BINS]; // (samples, correct, confidence sum)
-    for s in scored {
-        let bin = ((s.confidence * ECE_BINS as f64).ceil() as usize).clamp(1, ECE_BINS) - 1;
-        bins[bin].0 += 1;
-        bins[bin].1 += usize::from(s.predicted == s.label);
-        bins[bin].2 += s.confidence;
-    }
     let n = scored.len().max(1) as f64;
-    bins.iter().filter(|b| b.0 > 0).map(|&(_, correct, confidence)| (correct as f64 - confidence).abs() / n).sum()
+    calibration_bins(scored).iter().map(|b| (b.correct as f64 - b.confidence_sum).abs() / n).sum()
 }
 
 /// The confusion matrix: `counts[label][predicted]`, `num_classes` × `num_classes`.

@@ -1,12 +1,22 @@
-//! PNG pictures for people to look at: bar charts and image grids. Drawn pixel by pixel
-//! (no font or system library needed); the numbers behind a chart are printed beside it.
+//! The pictures of a run, for people to look at: training curves, per-class accuracy
+//! against training images, heat maps (confusion, class-mean cosines), a reliability
+//! diagram and class counts, drawn with plotters in a bundled font (DejaVu Sans, see
+//! `assets/fonts/LICENSE`) so that no system font is needed; and grids of images.
+use std::ops::Range;
 use std::path::Path;
+use std::sync::Once;
 
 use anyhow::{Context, Result};
 use image::{Rgb, RgbImage};
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::SegmentValue;
+use plotters::prelude::*;
+use plotters::style::FontTransform;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::augment::ops;
 use crate::data::Image;
+use crate::metrics::{CalibrationBin, EpochRecord, ShotGroup};
 
 /// The colours of every chart (matplotlib's first five).
 pub const BLUE: [u8; 3] = [31, 119, 180];
@@ -14,32 +24,445 @@ pub const ORANGE: [u8; 3] = [255, 127, 14];
 pub const GREEN: [u8; 3] = [44, 160, 44];
 pub const RED: [u8; 3] = [214, 39, 40];
 pub const PURPLE: [u8; 3] = [148, 103, 189];
+const GREY: [u8; 3] = [127, 127, 127];
+/// Grid lines: light enough to read the data over.
+const GRID: RGBColor = RGBColor(225, 225, 225);
 
-/// A bar per value, in the given order, each in its colour, on a white background with a
-/// baseline; the tallest bar fills the height. `log_scale` plots log10(1 + value).
-pub fn bar_chart(values: &[f64], colors: &[[u8; 3]], log_scale: bool, path: &Path) -> Result<()> {
-    let (width, height, margin) = (800u32, 400u32, 20u32);
-    let mut canvas = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
-    let scaled: Vec<f64> = values.iter().map(|&v| if log_scale { (1.0 + v.max(0.0)).log10() } else { v }).collect();
-    let max = scaled.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
-    let plot_w = width - 2 * margin;
-    let plot_h = height - 2 * margin;
-    let slot = plot_w as f64 / values.len().max(1) as f64;
-    for (i, (&v, color)) in scaled.iter().zip(colors).enumerate() {
-        let bar_h = ((v / max) * plot_h as f64).round() as u32;
-        let x0 = margin + (i as f64 * slot) as u32;
-        let x1 = (margin + ((i + 1) as f64 * slot) as u32).max(x0 + 1);
-        let gap = u32::from(x1 - x0 > 3);
-        for x in x0..x1 - gap {
-            for y in (height - margin - bar_h)..(height - margin) {
-                canvas.put_pixel(x, y, Rgb(*color));
+const FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+const FAMILY: &str = "sans-serif";
+/// Class names are written along the axes for at most this many classes.
+const MAX_NAMED_CLASSES: usize = 20;
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+/// A value read off an epoch's record, when the record has it.
+type Field<'a> = &'a dyn Fn(&EpochRecord) -> Option<f64>;
+
+fn rgb([r, g, b]: [u8; 3]) -> RGBColor {
+    RGBColor(r, g, b)
+}
+
+fn font(size: u32) -> TextStyle<'static> {
+    (FAMILY, size).into_font().into()
+}
+
+/// Draws a `width × height` picture with `draw` and writes it to `path` as PNG.
+fn draw_png(path: &Path, (width, height): (u32, u32), draw: impl FnOnce(&Area<'_>) -> Result<()>) -> Result<()> {
+    static FONT_REGISTERED: Once = Once::new();
+    // The font is compiled in and parses (a test draws every chart); were it not to, the
+    // first text drawn would fail with plotters' "font unavailable" error.
+    FONT_REGISTERED.call_once(|| _ = plotters::style::register_font(FAMILY, FontStyle::Normal, FONT));
+    let mut pixels = vec![255u8; width as usize * height as usize * 3];
+    {
+        let area = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
+        draw(&area)?;
+        area.present()?;
+    }
+    let image = RgbImage::from_raw(width, height, pixels).context("a bitmap of the wrong size")?;
+    image.save(path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Accuracy (above) and the losses with the learning rate (below) by epoch, from a run's
+/// records; `split` names the split evaluated after each epoch (`test` or `val`).
+pub fn training_curves(history: &[EpochRecord], split: &str, path: &Path) -> Result<()> {
+    let epochs = 1..history.iter().map(|r| r.epoch as i32 + 1).max().unwrap_or(1).max(2);
+    let series = |value: Field| -> Vec<(i32, f64)> {
+        history.iter().filter_map(|r| Some((r.epoch as i32 + 1, value(r)?))).collect()
+    };
+    draw_png(path, (900, 820), |area| {
+        let (top, bottom) = area.split_vertically(420);
+        let split_top1 = format!("{split} top-1");
+        let accuracies: [(&str, [u8; 3], u32, Field); 5] = [
+            ("train top-1 (augmented)", GREY, 1, &|r| Some(r.train_accuracy)),
+            (&split_top1, [0, 0, 0], 3, &|r| Some(r.eval.top1)),
+            (ShotGroup::Many.describe(), ShotGroup::Many.color(), 1, &|r| r.eval.many),
+            (ShotGroup::Medium.describe(), ShotGroup::Medium.color(), 1, &|r| r.eval.medium),
+            (ShotGroup::Few.describe(), ShotGroup::Few.color(), 1, &|r| r.eval.few),
+        ];
+        let mut chart = ChartBuilder::on(&top)
+            .caption(format!("Accuracy by epoch ({split} split)"), font(22))
+            .margin(12)
+            // The width of the losses panel's learning-rate axis, so that epochs line up.
+            .margin_right(92)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(epochs.clone(), 0f64..100f64)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("accuracy (%)")
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .label_style(font(14))
+            .bold_line_style(GRID)
+            .light_line_style(WHITE)
+            .draw()?;
+        for (label, color, width, value) in accuracies {
+            let points: Vec<(i32, f64)> = series(value).into_iter().map(|(e, v)| (e, 100.0 * v)).collect();
+            if points.is_empty() {
+                continue;
             }
+            let style = rgb(color).stroke_width(width);
+            chart
+                .draw_series(LineSeries::new(points, style).point_size(2 + width))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
         }
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+
+        let losses: [(&str, [u8; 3], Field); 2] = [
+            ("cross-entropy (logit-adjusted for LA and BCL)", GREEN, &|r| Some(r.train_ce)),
+            ("contrastive", PURPLE, &|r| Some(r.train_contrastive).filter(|&v| v != 0.0)),
+        ];
+        let max_loss = history.iter().map(|r| r.train_ce.max(r.train_contrastive)).fold(1e-6, f64::max);
+        let max_lr = history.iter().map(|r| r.lr).fold(1e-12, f64::max);
+        let mut chart = ChartBuilder::on(&bottom)
+            .caption("Training losses and learning rate", font(22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .right_y_label_area_size(80)
+            .build_cartesian_2d(epochs.clone(), 0f64..max_loss * 1.05)?
+            .set_secondary_coord(epochs, 0f64..max_lr * 1.05);
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("loss")
+            .label_style(font(14))
+            .bold_line_style(GRID)
+            .light_line_style(WHITE)
+            .draw()?;
+        chart.configure_secondary_axes().y_desc("learning rate").label_style(font(14)).draw()?;
+        for (label, color, value) in losses {
+            let points = series(value);
+            if points.is_empty() {
+                continue;
+            }
+            let style = rgb(color).stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(points, style).point_size(3))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+        }
+        let lr_style = rgb(GREY).stroke_width(1);
+        chart
+            .draw_secondary_series(DashedLineSeries::new(series(&|r| Some(r.lr)), 6, 4, lr_style))?
+            .label("learning rate (right axis)")
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], lr_style));
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
+    })
+}
+
+/// The legend of `chart`'s labelled series, at `position`.
+fn legend<'a, 'b: 'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, BitMapBackend<'b>, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(font(13))
+        .draw()?;
+    Ok(())
+}
+
+/// Each class's accuracy against its training images (log scale), the many/medium/few
+/// ranges shaded, class names beside the points for up to 20 classes.
+pub fn per_class_accuracy(
+    class_names: &[String],
+    train_counts: &[i64],
+    accuracy: &[f64],
+    split: &str,
+    path: &Path,
+) -> Result<()> {
+    let low = train_counts.iter().copied().min().unwrap_or(1).max(1) as f64 / 1.5;
+    let high = train_counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.5;
+    const TOP: f64 = 122.0;
+    draw_png(path, (900, 580), |area| {
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("Per-class {split} accuracy against training images"), font(22))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(60)
+            // Room above 100% for the legend.
+            .build_cartesian_2d((low..high).log_scale(), 0f64..TOP)?;
+        chart
+            .configure_mesh()
+            .x_desc("training images of the class (log scale)")
+            .y_desc("accuracy (%)")
+            .x_label_formatter(&one_two_five)
+            .y_label_formatter(&|&v| if v <= 100.0 { format!("{v:.0}") } else { String::new() })
+            .label_style(font(14))
+            .bold_line_style(GRID)
+            .light_line_style(WHITE)
+            .draw()?;
+        // ShotGroup's thresholds: few < 20 ≤ medium ≤ 100 < many.
+        for (group, from, to) in
+            [(ShotGroup::Few, low, 19.5), (ShotGroup::Medium, 19.5, 100.5), (ShotGroup::Many, 100.5, high)]
+        {
+            let (from, to) = (from.max(low), to.min(high));
+            if from >= to {
+                continue;
+            }
+            let shade = rgb(group.color()).mix(0.12).filled();
+            chart.draw_series([Rectangle::new([(from, 0.0), (to, TOP)], shade)])?.label(group.describe()).legend(
+                move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], rgb(group.color()).mix(0.5).filled()),
+            );
+        }
+        let named = class_names.len() <= MAX_NAMED_CLASSES;
+        chart.draw_series(train_counts.iter().zip(accuracy).zip(class_names).map(|((&n, &acc), name)| {
+            let point = EmptyElement::at((n.max(1) as f64, 100.0 * acc))
+                + Circle::new((0, 0), 4, rgb(ShotGroup::of(n).color()).filled());
+            point + Text::new(if named { name.clone() } else { String::new() }, (6, -16), font(12))
+        }))?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
+    })
+}
+
+/// A log axis's tick label at 1, 2 and 5 times a power of ten; none at the others, which
+/// would crowd each other.
+fn one_two_five(x: &f64) -> String {
+    let mantissa = x / 10f64.powf(x.log10().floor());
+    if [1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-6) { format!("{x:.0}") } else { String::new() }
+}
+
+/// What a [`heat_map`] shows.
+pub struct HeatMap<'a> {
+    pub title: String,
+    pub x_desc: &'a str,
+    pub y_desc: &'a str,
+    /// The classes along both axes, named when there are at most 20.
+    pub class_names: &'a [String],
+    /// The values at the two ends of the colour scale: blue, white, red when the first is
+    /// negative, white to dark blue otherwise.
+    pub range: (f64, f64),
+}
+
+/// A square matrix as coloured cells, row 0 at the top, with a colour bar; each cell's
+/// value is written in it for up to 12 classes.
+pub fn heat_map(matrix: &[Vec<f64>], spec: &HeatMap, path: &Path) -> Result<()> {
+    let n = matrix.len() as i32;
+    let names = spec.class_names;
+    let named = names.len() <= MAX_NAMED_CLASSES;
+    let longest = if named { names.iter().map(|s| s.chars().count()).max().unwrap_or(1) } else { 3 };
+    let label_area = (16 + 8 * longest as u32).min(180);
+    // Named classes go down the x axis by `names_below`.
+    let label = |v: &SegmentValue<i32>, flipped: bool| match v {
+        SegmentValue::CenterOf(_) if named && !flipped => String::new(),
+        SegmentValue::CenterOf(k) => {
+            let class = if flipped { n - 1 - k } else { *k } as usize;
+            if named { names.get(class).cloned().unwrap_or_default() } else { class.to_string() }
+        }
+        _ => String::new(),
+    };
+    draw_png(path, (760 + label_area, 700 + label_area), |area| {
+        let (main, bar) = area.split_horizontally(660 + label_area);
+        let mut chart = ChartBuilder::on(&main)
+            .caption(&spec.title, font(20))
+            .margin(12)
+            .x_label_area_size(label_area + 20)
+            .y_label_area_size(label_area + 20)
+            // An integer range is inclusive: 0..n − 1 is n cells.
+            .build_cartesian_2d((0..n - 1).into_segmented(), (0..n - 1).into_segmented())?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(n.min(20) as usize)
+            .y_labels(n.min(20) as usize)
+            .x_label_formatter(&|v| label(v, false))
+            .y_label_formatter(&|v| label(v, true))
+            .y_label_style(font(13))
+            .x_desc(spec.x_desc)
+            .y_desc(spec.y_desc)
+            .axis_desc_style(font(15))
+            .draw()?;
+        let cells = matrix.iter().enumerate().flat_map(|(row, values)| {
+            let y = n - 1 - row as i32;
+            values.iter().enumerate().map(move |(column, &v)| {
+                let (x, y) = (column as i32, y);
+                Rectangle::new(
+                    [
+                        (SegmentValue::Exact(x), SegmentValue::Exact(y)),
+                        (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
+                    ],
+                    scale_color(v, spec.range).filled(),
+                )
+            })
+        });
+        chart.draw_series(cells)?;
+        if named {
+            names_below(area, chart.plotting_area().get_pixel_range(), names)?;
+        }
+        if n <= 12 {
+            let values = matrix.iter().enumerate().flat_map(|(row, values)| {
+                let y = n - 1 - row as i32;
+                values.iter().enumerate().map(move |(column, &v)| {
+                    let dark = (v - spec.range.0) / (spec.range.1 - spec.range.0) > 0.6
+                        || (spec.range.0 < 0.0 && v.abs() > 0.6);
+                    let style =
+                        font(12).color(if dark { &WHITE } else { &BLACK }).pos(Pos::new(HPos::Center, VPos::Center));
+                    Text::new(
+                        format!("{v:.2}"),
+                        (SegmentValue::CenterOf(column as i32), SegmentValue::CenterOf(y)),
+                        style,
+                    )
+                })
+            });
+            chart.draw_series(values)?;
+        }
+        color_bar(&bar, spec.range, label_area)
+    })
+}
+
+/// Writes `names` downwards under the x axis of a plot at `pixels`, one under each of its
+/// equal cells. (plotters centres rotated tick labels on the axis, half of them hidden.)
+fn names_below(area: &Area<'_>, pixels: (Range<i32>, Range<i32>), names: &[String]) -> Result<()> {
+    let (x, y) = pixels;
+    let cell = (x.end - x.start) as f64 / names.len().max(1) as f64;
+    let style = font(13).transform(FontTransform::Rotate90).pos(Pos::new(HPos::Left, VPos::Center));
+    for (k, name) in names.iter().enumerate() {
+        area.draw(&Text::new(name.as_str(), (x.start + ((k as f64 + 0.5) * cell) as i32, y.end + 8), style.clone()))?;
     }
-    for x in margin..width - margin {
-        canvas.put_pixel(x, height - margin, Rgb([0, 0, 0]));
+    Ok(())
+}
+
+/// The colour scale of a heat map from `range.0` (bottom) to `range.1` (top).
+fn color_bar(area: &Area<'_>, (low, high): (f64, f64), label_area: u32) -> Result<()> {
+    let mut chart = ChartBuilder::on(area)
+        .margin_top(44)
+        .margin_bottom(label_area + 32)
+        .margin_right(8)
+        .right_y_label_area_size(54)
+        .build_cartesian_2d(0f64..1f64, low..high)?;
+    chart.configure_mesh().disable_mesh().disable_x_axis().y_labels(5).label_style(font(13)).draw()?;
+    let steps = 100;
+    chart.draw_series((0..steps).map(|k| {
+        let (a, b) = (low + (high - low) * k as f64 / steps as f64, low + (high - low) * (k + 1) as f64 / steps as f64);
+        Rectangle::new([(0.0, a), (1.0, b)], scale_color((a + b) / 2.0, (low, high)).filled())
+    }))?;
+    Ok(())
+}
+
+/// The colour of `v` on a heat map's scale: diverging (blue, white, red) when the range
+/// starts below zero, white to dark blue otherwise.
+fn scale_color(v: f64, (low, high): (f64, f64)) -> RGBColor {
+    let blend = |to: [u8; 3], t: f64| {
+        let [r, g, b] = to.map(|c| (255.0 + (c as f64 - 255.0) * t.clamp(0.0, 1.0)).round() as u8);
+        RGBColor(r, g, b)
+    };
+    if low < 0.0 {
+        let t = v / low.abs().max(high.abs());
+        if t < 0.0 { blend(BLUE, -t) } else { blend(RED, t) }
+    } else {
+        blend([8, 48, 107], (v - low) / (high - low).max(1e-12))
     }
-    canvas.save(path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The reliability diagram of an evaluation: each confidence bin's accuracy (bars) against
+/// its mean confidence (a red line), beside the diagonal of perfect calibration.
+pub fn reliability_diagram(bins: &[CalibrationBin], ece: f64, split: &str, path: &Path) -> Result<()> {
+    let width = 100.0 / bins.len().max(1) as f64;
+    draw_png(path, (720, 680), |area| {
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("Reliability ({split}): ECE {:.2}% over {} bins", 100.0 * ece, bins.len()), font(22))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..100f64, 0f64..100f64)?;
+        chart
+            .configure_mesh()
+            .x_desc("confidence: probability of the predicted class (%)")
+            .y_desc("accuracy (%)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .label_style(font(14))
+            .bold_line_style(GRID)
+            .light_line_style(WHITE)
+            .draw()?;
+        let filled: Vec<(f64, f64, f64)> = bins
+            .iter()
+            .enumerate()
+            .filter_map(|(k, b)| Some((k as f64 * width, 100.0 * b.accuracy()?, 100.0 * b.mean_confidence()?)))
+            .collect();
+        chart
+            .draw_series(
+                filled
+                    .iter()
+                    .map(|&(x, acc, _)| Rectangle::new([(x, 0.0), (x + width, acc)], rgb(BLUE).mix(0.8).filled())),
+            )?
+            .label("accuracy of the bin")
+            .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], rgb(BLUE).mix(0.8).filled()));
+        let outline = BLACK.stroke_width(1);
+        chart.draw_series(filled.iter().map(|&(x, acc, _)| Rectangle::new([(x, 0.0), (x + width, acc)], outline)))?;
+        let confidence = rgb(RED).stroke_width(3);
+        chart
+            .draw_series(
+                filled.iter().map(|&(x, _, conf)| PathElement::new([(x, conf), (x + width, conf)], confidence)),
+            )?
+            .label("mean confidence of the bin")
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], confidence));
+        let diagonal = rgb(GREY).stroke_width(2);
+        chart
+            .draw_series(DashedLineSeries::new([(0.0, 0.0), (100.0, 100.0)], 8, 5, diagonal))?
+            .label("perfect calibration")
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], diagonal));
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
+    })
+}
+
+/// The training images of each class, most to fewest, coloured by many/medium/few; class
+/// names along the axis for up to 20 classes.
+pub fn class_counts(class_names: &[String], counts: &[i64], path: &Path) -> Result<()> {
+    let mut order: Vec<usize> = (0..counts.len()).collect();
+    order.sort_by_key(|&c| std::cmp::Reverse(counts[c]));
+    let n = counts.len() as i32;
+    let named = class_names.len() <= MAX_NAMED_CLASSES;
+    let longest = if named { class_names.iter().map(|s| s.chars().count()).max().unwrap_or(1) } else { 4 };
+    let label_area = (20 + 8 * longest as u32).min(180);
+    let max = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
+    // Named classes go down the x axis by `names_below`; else their ranks.
+    let label = |v: &SegmentValue<i32>| match v {
+        SegmentValue::CenterOf(k) if !named => (*k + 1).to_string(),
+        _ => String::new(),
+    };
+    draw_png(path, (900, 420 + label_area), |area| {
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("Training images per class ({} classes, most to fewest)", counts.len()), font(22))
+            .margin(12)
+            .x_label_area_size(label_area + 20)
+            .y_label_area_size(70)
+            .build_cartesian_2d((0..n - 1).into_segmented(), 0f64..max * 1.05)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n.min(20) as usize)
+            .x_label_formatter(&label)
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .x_desc(if named { "class" } else { "class rank" })
+            .y_desc("training images")
+            .label_style(font(14))
+            .bold_line_style(GRID)
+            .light_line_style(WHITE)
+            .draw()?;
+        chart.draw_series(order.iter().enumerate().map(|(rank, &c)| {
+            let x = rank as i32;
+            Rectangle::new(
+                [(SegmentValue::Exact(x), 0.0), (SegmentValue::Exact(x + 1), counts[c] as f64)],
+                rgb(ShotGroup::of(counts[c]).color()).filled(),
+            )
+        }))?;
+        if named {
+            let sorted: Vec<String> = order.iter().map(|&c| class_names[c].clone()).collect();
+            names_below(area, chart.plotting_area().get_pixel_range(), &sorted)?;
+        }
+        for group in ShotGroup::ALL {
+            chart
+                .draw_series(std::iter::empty::<Rectangle<(SegmentValue<i32>, f64)>>())?
+                .label(group.describe())
+                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], rgb(group.color()).filled()));
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
+    })
 }
 
 /// Rows of images, each shown at `cell × cell` pixels with a 2-pixel white border.
@@ -55,151 +478,6 @@ pub fn image_grid(rows: &[Vec<Image>], cell: usize, path: &Path) -> Result<()> {
                     let px = shown.pixel(x, y);
                     let rgb = if px.len() == 1 { [px[0]; 3] } else { [px[0], px[1], px[2]] };
                     canvas.put_pixel((2 + c * pitch + x) as u32, (2 + r * pitch + y) as u32, Rgb(rgb));
-                }
-            }
-        }
-    }
-    canvas.save(path).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// One line or set of points of an [`xy_chart`].
-pub struct Series {
-    pub points: Vec<(f64, f64)>,
-    pub color: [u8; 3],
-    /// Joined by lines (else drawn as dots).
-    pub lines: bool,
-}
-
-/// Axis ranges and scale of one panel.
-pub struct Axes {
-    pub x: (f64, f64),
-    pub y: (f64, f64),
-    /// Plot log10(x); ticks at powers of ten.
-    pub log_x: bool,
-}
-
-/// Panels stacked vertically, each with its series, axes, grid lines and numbered ticks.
-pub fn xy_chart(panels: &[(Axes, Vec<Series>)], path: &Path) -> Result<()> {
-    let (width, panel_height) = (800u32, 360u32);
-    let mut canvas = RgbImage::from_pixel(width, panel_height * panels.len().max(1) as u32, Rgb([255; 3]));
-    for (i, (axes, series)) in panels.iter().enumerate() {
-        draw_panel(&mut canvas, i as u32 * panel_height, panel_height, axes, series);
-    }
-    canvas.save(path).with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn draw_panel(canvas: &mut RgbImage, top: u32, height: u32, axes: &Axes, series: &[Series]) {
-    let (left, right, margin_top, margin_bottom) = (70.0, canvas.width() as f64 - 20.0, 20.0, 40.0);
-    let (y_top, y_bottom) = (top as f64 + margin_top, (top + height) as f64 - margin_bottom);
-    let fx = |x: f64| if axes.log_x { x.max(1e-12).log10() } else { x };
-    let (x0, x1) = (fx(axes.x.0), fx(axes.x.1).max(fx(axes.x.0) + 1e-9));
-    let (v0, v1) = (axes.y.0, axes.y.1.max(axes.y.0 + 1e-9));
-    let px = |x: f64| left + (fx(x) - x0) / (x1 - x0) * (right - left);
-    let py = |y: f64| y_bottom - (y - v0) / (v1 - v0) * (y_bottom - y_top);
-    let grey = Rgb([225, 225, 225]);
-    // Horizontal grid lines and labels: five steps of the y range.
-    for k in 0..=4 {
-        let y = v0 + (v1 - v0) * k as f64 / 4.0;
-        line(canvas, (left, py(y)), (right, py(y)), grey);
-        text(canvas, &short_number(y), left as i64 - 8, py(y) as i64 - 5, true);
-    }
-    // Vertical grid lines: powers of ten on a log axis, five steps otherwise.
-    let x_ticks: Vec<f64> = if axes.log_x {
-        (x0.floor() as i32..=x1.ceil() as i32).map(|e| 10f64.powi(e)).filter(|&x| fx(x) >= x0 && fx(x) <= x1).collect()
-    } else {
-        (0..=4).map(|k| axes.x.0 + (axes.x.1 - axes.x.0) * k as f64 / 4.0).collect()
-    };
-    for x in x_ticks {
-        line(canvas, (px(x), y_top), (px(x), y_bottom), grey);
-        let label = short_number(x);
-        text(canvas, &label, px(x) as i64 - 4 * label.len() as i64 + 4, y_bottom as i64 + 8, false);
-    }
-    line(canvas, (left, y_bottom), (right, y_bottom), Rgb([0; 3]));
-    line(canvas, (left, y_top), (left, y_bottom), Rgb([0; 3]));
-    for s in series {
-        let color = Rgb(s.color);
-        let points: Vec<(f64, f64)> = s.points.iter().map(|&(x, y)| (px(x), py(y))).collect();
-        if s.lines {
-            for pair in points.windows(2) {
-                line(canvas, pair[0], pair[1], color);
-            }
-        }
-        for &(x, y) in &points {
-            for (dx, dy) in (-2..=2).flat_map(|dx| (-2..=2).map(move |dy| (dx, dy))) {
-                put(canvas, x as i64 + dx, y as i64 + dy, color);
-            }
-        }
-    }
-}
-
-fn put(canvas: &mut RgbImage, x: i64, y: i64, color: Rgb<u8>) {
-    if x >= 0 && y >= 0 && (x as u32) < canvas.width() && (y as u32) < canvas.height() {
-        canvas.put_pixel(x as u32, y as u32, color);
-    }
-}
-
-fn line(canvas: &mut RgbImage, from: (f64, f64), to: (f64, f64), color: Rgb<u8>) {
-    let steps = (to.0 - from.0).abs().max((to.1 - from.1).abs()).ceil().max(1.0) as usize;
-    for i in 0..=steps {
-        let t = i as f64 / steps as f64;
-        let (x, y) = (from.0 + (to.0 - from.0) * t, from.1 + (to.1 - from.1) * t);
-        put(canvas, x.round() as i64, y.round() as i64, color);
-    }
-}
-
-/// A tick label: integers as such, small numbers with two decimals.
-fn short_number(v: f64) -> String {
-    if v.abs() >= 100.0 || v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.2}") }
-}
-
-/// Draws digits, '.', '-' and 'e' in a 3 × 5 pixel font at twice the size, from (x, y) or
-/// ending at x when `right_aligned`.
-fn text(canvas: &mut RgbImage, s: &str, x: i64, y: i64, right_aligned: bool) {
-    const GLYPHS: [(char, [u8; 5]); 13] = [
-        ('0', [7, 5, 5, 5, 7]),
-        ('1', [2, 6, 2, 2, 7]),
-        ('2', [7, 1, 7, 4, 7]),
-        ('3', [7, 1, 7, 1, 7]),
-        ('4', [5, 5, 7, 1, 1]),
-        ('5', [7, 4, 7, 1, 7]),
-        ('6', [7, 4, 7, 5, 7]),
-        ('7', [7, 1, 1, 1, 1]),
-        ('8', [7, 5, 7, 5, 7]),
-        ('9', [7, 5, 7, 1, 7]),
-        ('.', [0, 0, 0, 0, 2]),
-        ('-', [0, 0, 7, 0, 0]),
-        ('e', [7, 5, 7, 4, 7]),
-    ];
-    let advance = 8;
-    let start = if right_aligned { x - advance * s.chars().count() as i64 } else { x };
-    for (i, ch) in s.chars().enumerate() {
-        let Some((_, rows)) = GLYPHS.iter().find(|(c, _)| *c == ch) else { continue };
-        for (r, bits) in rows.iter().enumerate() {
-            for c in 0..3 {
-                if bits & (4 >> c) != 0 {
-                    for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                        put(canvas, start + i as i64 * advance + 2 * c + dx, y + 2 * r as i64 + dy, Rgb([60; 3]));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// A heat map of a square matrix of values in [−1, 1] (cosines): blue −1, white 0, red +1,
-/// each entry a square of at least 2 pixels, about 512 pixels a side in all.
-pub fn heat_map(matrix: &[Vec<f64>], path: &Path) -> Result<()> {
-    let n = matrix.len().max(1);
-    let cell = (512 / n).max(2);
-    let mut canvas = RgbImage::from_pixel((n * cell) as u32, (n * cell) as u32, Rgb([255; 3]));
-    for (row, values) in matrix.iter().enumerate() {
-        for (column, &value) in values.iter().enumerate() {
-            let v = value.clamp(-1.0, 1.0);
-            let toward = if v < 0.0 { BLUE } else { RED };
-            let color = toward.map(|c| (255.0 + (c as f64 - 255.0) * v.abs()).round() as u8);
-            for y in row * cell..(row + 1) * cell {
-                for x in column * cell..(column + 1) * cell {
-                    canvas.put_pixel(x as u32, y as u32, Rgb(color));
                 }
             }
         }

@@ -1,24 +1,31 @@
 //! The files an evaluation leaves in a folder: `eval.json` (every metric), `per_class.csv`
 //! (each class's training images, group, accuracy and precision), `confusion.csv` (up to
-//! [`MAX_CONFUSION_CLASSES`] classes), `per_class_accuracy.png` (each class's test accuracy
-//! against its training images, log scale) and `training_curves.png` (from the run's
-//! `metrics.jsonl`: accuracies above, losses below).
+//! [`MAX_CONFUSION_CLASSES`] classes) and the pictures: `per_class_accuracy.png` (each
+//! class's accuracy against its training images), `confusion.png` (up to
+//! [`MAX_PLOTTED_CONFUSION_CLASSES`] classes), `reliability.png` (calibration) and
+//! `training_curves.png` (from the run's `metrics.jsonl`).
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
+use crate::data::Split;
 use crate::fs::{csv_field, write_atomic};
 use crate::metrics::{self, ECE_BINS, EpochRecord, Evaluation, Scored, ShotGroup};
-use crate::plot::{Axes, BLUE, GREEN, ORANGE, PURPLE, RED, Series, xy_chart};
+use crate::plot::{self, HeatMap};
 
 /// The confusion matrix is written as a CSV for at most this many classes (a bigger one
 /// is mostly zeros, and huge).
 pub const MAX_CONFUSION_CLASSES: usize = 1000;
 
-/// Writes the report of `eval` (of the test samples `scored`) into `folder`; returns the
-/// paths written.
+/// The confusion matrix is drawn for at most this many classes (beyond, a cell is a
+/// pixel or less).
+pub const MAX_PLOTTED_CONFUSION_CLASSES: usize = 100;
+
+/// Writes the report of `eval` (of the samples `scored` of `split`) into `folder`; returns
+/// the paths written.
 pub fn write(
     folder: &Path,
+    split: Split,
     class_names: &[String],
     train_counts: &[i64],
     eval: &Evaluation,
@@ -29,7 +36,10 @@ pub fn write(
     let confusion = metrics::confusion(scored, train_counts.len());
     let precision = metrics::precision(&confusion);
     let path = folder.join("eval.json");
-    write_atomic(&path, &serde_json::to_vec_pretty(&summary(class_names, train_counts, eval, scored, &precision))?)?;
+    write_atomic(
+        &path,
+        &serde_json::to_vec_pretty(&summary(split, class_names, train_counts, eval, scored, &precision))?,
+    )?;
     written.push(path);
 
     let mut csv = String::from("class,name,train_images,group,test_accuracy,precision\n");
@@ -55,50 +65,46 @@ pub fn write(
         written.push(path);
     }
 
-    let points: Vec<(f64, f64)> = train_counts.iter().zip(&eval.per_class).map(|(&n, &acc)| (n as f64, acc)).collect();
-    let max_count = train_counts.iter().copied().max().unwrap_or(1) as f64;
-    let min_count = train_counts.iter().copied().min().unwrap_or(1).max(1) as f64;
-    let axes = Axes { x: (min_count / 1.5, max_count * 1.5), y: (0.0, 1.0), log_x: true };
+    let split = split.folder_name();
     let path = folder.join("per_class_accuracy.png");
-    xy_chart(&[(axes, vec![Series { points, color: BLUE, lines: false }])], &path)?;
+    plot::per_class_accuracy(class_names, train_counts, &eval.per_class, split, &path)?;
+    written.push(path);
+
+    if class_names.len() <= MAX_PLOTTED_CONFUSION_CLASSES {
+        let recall: Vec<Vec<f64>> = confusion
+            .iter()
+            .map(|row| {
+                let total = row.iter().sum::<u64>().max(1) as f64;
+                row.iter().map(|&n| n as f64 / total).collect()
+            })
+            .collect();
+        let spec = HeatMap {
+            title: format!("Confusion ({split}): each true class's share predicted as each class"),
+            x_desc: "predicted class",
+            y_desc: "true class",
+            class_names,
+            range: (0.0, 1.0),
+        };
+        let path = folder.join("confusion.png");
+        plot::heat_map(&recall, &spec, &path)?;
+        written.push(path);
+    }
+
+    let path = folder.join("reliability.png");
+    plot::reliability_diagram(&metrics::calibration_bins(scored), eval.ece.unwrap_or_default(), split, &path)?;
     written.push(path);
 
     if !history.is_empty() {
-        let curve = |field: &dyn Fn(&EpochRecord) -> Option<f64>, color| Series {
-            points: history.iter().filter_map(|m| Some((m.epoch as f64 + 1.0, field(m)?))).collect(),
-            color,
-            lines: true,
-        };
-        let accuracies = vec![
-            curve(&|m| Some(m.train_accuracy), ORANGE),
-            curve(&|m| Some(m.eval.top1), BLUE),
-            curve(&|m| m.eval.many, GREEN),
-            curve(&|m| m.eval.medium, PURPLE),
-            curve(&|m| m.eval.few, RED),
-        ];
-        let losses = vec![curve(&|m| Some(m.train_ce), ORANGE), curve(&|m| Some(m.train_contrastive), BLUE)];
-        let epochs = history.len().max(2) as f64;
-        let max_loss = losses.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(1e-6, f64::max);
         let path = folder.join("training_curves.png");
-        xy_chart(
-            &[
-                (Axes { x: (1.0, epochs), y: (0.0, 1.0), log_x: false }, accuracies),
-                (Axes { x: (1.0, epochs), y: (0.0, max_loss * 1.05), log_x: false }, losses),
-            ],
-            &path,
-        )?;
+        plot::training_curves(history, split, &path)?;
         written.push(path);
     }
     Ok(written)
 }
 
-/// What the colours of the plots mean, for printing beside their paths.
-pub const LEGEND: &str = "per_class_accuracy.png: x = training images per class (log), y = test accuracy; \
-    training_curves.png: top = accuracy by epoch (orange train, blue test top-1, green many, purple medium, red few), \
-    bottom = losses (orange cross-entropy, blue contrastive)";
-
 /// Everything `eval.json` holds.
 fn summary(
+    split: Split,
     class_names: &[String],
     train_counts: &[i64],
     eval: &Evaluation,
@@ -118,7 +124,8 @@ fn summary(
         })
         .collect();
     serde_json::json!({
-        "test_images": scored.len(),
+        "split": split.folder_name(),
+        "images": scored.len(),
         "top1": eval.top1,
         "top5": eval.top5,
         "many": eval.many,

@@ -239,12 +239,7 @@ fn print_stats(dataset: &dyn Dataset, out: Option<&Path>) -> Result<()> {
         }
     }
     let Some(out) = out else { return Ok(()) };
-    let mut sorted = counts.clone();
-    sorted.sort_unstable_by(|a, b| b.cmp(a));
-    let colors: Vec<[u8; 3]> = sorted.iter().map(|&n| ShotGroup::of(n).color()).collect();
-    let values: Vec<f64> = sorted.iter().map(|&n| n as f64).collect();
-    bcl::plot::bar_chart(&values, &colors, false, out)?;
-    let legend: Vec<String> = ShotGroup::ALL.iter().map(|g| format!("{} {}", g.color_name(), g.describe())).collect();
-    println!("wrote {} (classes by count; {})", out.display(), legend.join(", "));
+    bcl::plot::class_counts(dataset.class_names(), &counts, out)?;
+    println!("wrote {}", out.display());
     Ok(())
 }

@@ -111,7 +111,7 @@ pub fn exec(args: &EvalArgs) -> Result<()> {
     std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
     // The training curves come from the run the checkpoint belongs to, if any.
     let history = RunDir { path: checkpoint_folder }.read_metrics()?;
-    super::print_written(&report::write(&folder, train_set.class_names(), &counts, &eval, &scored, &history)?);
+    super::print_written(&report::write(&folder, split, train_set.class_names(), &counts, &eval, &scored, &history)?);
     Ok(())
 }
 

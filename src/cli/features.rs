@@ -107,12 +107,18 @@ pub fn exec_geometry(args: &GeometryArgs) -> Result<()> {
     let json = folder.join("geometry.json");
     bcl::fs::write_atomic(&json, &serde_json::to_vec_pretty(&geometry)?)?;
     let png = folder.join("class_mean_cosines.png");
-    bcl::plot::heat_map(&geometry.class_mean_cosines, &png)?;
-    println!(
-        "wrote {}\nwrote {} (class-mean cosines, classes in label order: blue −1, white 0, red +1)",
-        json.display(),
-        png.display()
-    );
+    let spec = bcl::plot::HeatMap {
+        title: format!(
+            "Cosines of the class means of z (regular simplex: {:.3} off the diagonal)",
+            geometry.simplex_cosine
+        ),
+        x_desc: "class",
+        y_desc: "class",
+        class_names: names,
+        range: (-1.0, 1.0),
+    };
+    bcl::plot::heat_map(&geometry.class_mean_cosines, &spec, &png)?;
+    println!("wrote {}\nwrote {}", json.display(), png.display());
     Ok(())
 }
 

@@ -129,5 +129,4 @@ fn print_written(paths: &[PathBuf]) {
     for path in paths {
         println!("wrote {}", path.display());
     }
-    println!("({})", bcl::report::LEGEND);
 }

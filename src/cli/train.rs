@@ -270,6 +270,7 @@ fn report_outcome(config: &TrainConfig, run: &RunDir, outcome: &Outcome) -> Resu
     super::print_evaluation(train_set.class_names(), &counts, &last.eval);
     let written = bcl::report::write(
         &run.path,
+        config.data.eval_split(),
         train_set.class_names(),
         &counts,
         &last.eval,

@@ -15,4 +15,5 @@ mod metrics;
 mod model;
 mod own_data;
 mod parsers_fuzz;
+mod plots;
 mod train;
