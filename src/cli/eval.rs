@@ -88,7 +88,7 @@ pub fn exec(args: &EvalArgs) -> Result<()> {
     let loader = LoaderConfig::for_run(config, device);
     let scored = score(&loaded.model, test_set.clone(), recipe.clone(), &loader, device, None)?;
     let eval = metrics::evaluate(&scored, &counts);
-    super::print_evaluation(train_set.class_names(), &counts, &eval);
+    super::print_evaluation(split, train_set.class_names(), &counts, &eval);
     let mut post_hoc = Vec::new();
     if let Some(tau) = args.logit_adjust {
         let bias = log_prior(&Tensor::from_slice(&counts), Kind::Float).view([1, -1]) * -tau;

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use bcl::config::Preset;
+use bcl::data::Split;
 use bcl::metrics::Evaluation;
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -105,10 +106,11 @@ fn percent(x: Option<f64>) -> String {
     x.map_or("-".into(), |v| format!("{:.1}", 100.0 * v))
 }
 
-/// Top-1, Many/Medium/Few and, for up to 20 classes, each class's accuracy.
-fn print_evaluation(names: &[String], counts: &[i64], eval: &Evaluation) {
+/// Top-1, Many/Medium/Few and, for up to 20 classes, each class's accuracy, on `split`.
+fn print_evaluation(split: Split, names: &[String], counts: &[i64], eval: &Evaluation) {
+    let split = split.folder_name();
     println!(
-        "test top-1 {:.2}%   top-5 {}%   many {}   medium {}   few {}   ECE {}%   NLL {}",
+        "{split} top-1 {:.2}%   top-5 {}%   many {}   medium {}   few {}   ECE {}%   NLL {}",
         100.0 * eval.top1,
         percent(eval.top5),
         percent(eval.many),
@@ -118,7 +120,7 @@ fn print_evaluation(names: &[String], counts: &[i64], eval: &Evaluation) {
         eval.nll.map_or("-".into(), |v| format!("{v:.3}"))
     );
     if eval.per_class.len() <= 20 {
-        println!("per-class test accuracy (class: training images → accuracy):");
+        println!("per-class {split} accuracy (class: training images → accuracy):");
         for ((name, n), acc) in names.iter().zip(counts).zip(&eval.per_class) {
             println!("  {name:<20} {n:>6} → {:>5.1}%", 100.0 * acc);
         }

@@ -2,12 +2,15 @@
 //! an epoch runs, and one line per finished epoch.
 use std::time::Instant;
 
+use bcl::data::Split;
 use bcl::train::Progress;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Progress of training: a bar with ETA, images/s and running losses on a terminal, and
 /// one line per epoch everywhere.
 pub struct ProgressView {
+    /// The split evaluated after each epoch: `test` or `val`.
+    split: &'static str,
     bar: Option<ProgressBar>,
     header_shown: bool,
     /// (steps taken, time) when the warm-up steps were done and at the latest report.
@@ -21,8 +24,15 @@ pub struct ProgressView {
 impl ProgressView {
     const WARMUP_STEPS: usize = 10;
 
-    pub fn new() -> Self {
-        Self { bar: None, header_shown: false, timing: None, latest: None, epoch_base: (0, 0) }
+    pub fn new(split: Split) -> Self {
+        Self {
+            split: split.folder_name(),
+            bar: None,
+            header_shown: false,
+            timing: None,
+            latest: None,
+            epoch_base: (0, 0),
+        }
     }
 
     /// Training samples per second after the warm-up steps, as `--max-steps` reports it.
@@ -72,7 +82,8 @@ impl ProgressView {
                 self.finish();
                 if !self.header_shown {
                     println!(
-                        "epoch      lr  train-CE  contrast  train-acc  test-top1   many  medium   few   samples/s   time"
+                        "epoch      lr  train-CE  contrast  train-acc {:>10}   many  medium   few   samples/s   time",
+                        format!("{}-top1", self.split)
                     );
                     self.header_shown = true;
                 }

@@ -9,6 +9,10 @@ use anyhow::{Result, ensure};
 use bcl::amp;
 use bcl::config::{Amp, TrainConfig};
 use bcl::distributed::{self, Group};
+use bcl::evaluation::score;
+use bcl::loader::LoaderConfig;
+use bcl::metrics::{self, Scored};
+use bcl::predict::load_model;
 use bcl::run::RunDir;
 use bcl::train::{self, Outcome, TrainOptions};
 use clap::Args;
@@ -99,14 +103,14 @@ pub fn exec(args: &TrainArgs) -> Result<ExitCode> {
         config.schedule.base_lr,
         amp::resolve(config.amp, device).0,
     );
-    let mut progress = ProgressView::new();
+    let mut progress = ProgressView::new(config.data.selection_split());
     let outcome = train::train(&config, &run, &options, |p| progress.show(p))?;
     progress.finish();
     options.group.as_deref().map_or(Ok(()), Group::finish)?;
     if let Some(line) = progress.throughput(config.batch_size) {
         println!("{line}");
     }
-    report_outcome(&config, &run, &outcome)?;
+    report_outcome(&config, &run, &outcome, device)?;
     Ok(signals.exit_code(&outcome))
 }
 
@@ -249,8 +253,9 @@ fn parse_signal(text: &str) -> Result<i32, String> {
         })
 }
 
-/// How the run ended: where it stopped, or the last epoch's evaluation and the report.
-fn report_outcome(config: &TrainConfig, run: &RunDir, outcome: &Outcome) -> Result<()> {
+/// How the run ended: where it stopped, or the evaluation of the last epoch's model on the
+/// data's evaluation split, with the report, and `best` beside it.
+fn report_outcome(config: &TrainConfig, run: &RunDir, outcome: &Outcome, device: Device) -> Result<()> {
     if let Some((epoch, step)) = outcome.stopped_at {
         println!(
             "stopped at epoch {}, step {}; saved {}. Continue with: bcl train --resume {}",
@@ -267,17 +272,52 @@ fn report_outcome(config: &TrainConfig, run: &RunDir, outcome: &Outcome) -> Resu
     };
     let train_set = config.data.train_set()?;
     let counts = train_set.class_counts();
-    super::print_evaluation(train_set.class_names(), &counts, &last.eval);
+    let (selection, split) = (config.data.selection_split(), config.data.eval_split());
+    // Picked on val, the models are scored on the evaluation split only now.
+    let on_split = |checkpoint: &Path| -> Result<Vec<Scored>> {
+        let loaded = load_model(checkpoint, Some(config), device)?;
+        let data = config.data.eval_set(split, train_set.as_ref())?;
+        let recipe = Arc::new(config.recipe(train_set.as_ref())?);
+        score(&loaded.model, data, recipe, &LoaderConfig::for_run(config, device), device, None)
+    };
+    let last_scores = if selection == split { outcome.last_scores.clone() } else { on_split(&run.last())? };
+    let last_eval = metrics::evaluate(&last_scores, &counts);
+    super::print_evaluation(split, train_set.class_names(), &counts, &last_eval);
     let written = bcl::report::write(
         &run.path,
-        config.data.eval_split(),
+        split,
         train_set.class_names(),
         &counts,
-        &last.eval,
-        &outcome.last_scores,
+        &last_eval,
+        &last_scores,
         &run.read_metrics()?,
     )?;
     super::print_written(&written);
+    let (split_name, selection_name) = (split.folder_name(), selection.folder_name());
+    if let Some((epoch, top1)) = outcome.best {
+        if selection == split {
+            println!(
+                "best: epoch {}, {split_name} top-1 {:.2}% (picked on {split_name}: the data has no validation \
+                 split, so this figure is optimistic; report last)",
+                epoch + 1,
+                100.0 * top1
+            );
+        } else {
+            let best_top1 = metrics::evaluate(&on_split(&run.best())?, &counts).top1;
+            println!(
+                "best: epoch {}, {selection_name} top-1 {:.2}%, {split_name} top-1 {:.2}% (picked on {selection_name})",
+                epoch + 1,
+                100.0 * top1,
+                100.0 * best_top1
+            );
+        }
+    }
+    let selection_top1 = if selection == split {
+        String::new()
+    } else {
+        format!("{selection_name} top-1 {:.2}%, ", 100.0 * last.eval.top1)
+    };
+    println!("last: epoch {}, {selection_top1}{split_name} top-1 {:.2}%", last.epoch + 1, 100.0 * last_eval.top1);
     println!("checkpoints: {} and {}", run.last().display(), run.best().display());
     Ok(())
 }

@@ -360,6 +360,20 @@ impl DataConfig {
         if no_test { Split::Val } else { Split::Test }
     }
 
+    /// The split evaluated after every epoch, on which `best` is picked: val where the data
+    /// has one besides the split of [`Self::eval_split`] (ImageNet-LT with its val list; a
+    /// list dataset given both; a folder with `val/` and `test/`), as the reference does;
+    /// else that split itself, so that `best` is then an optimistic figure.
+    pub fn selection_split(&self) -> Split {
+        let has_val = match self.dataset {
+            DatasetKind::ImagenetLt => self.root.join("ImageNet_LT_val.txt").is_file(),
+            DatasetKind::List => self.val_list.is_some() && self.test_list.is_some(),
+            DatasetKind::Folder => self.root.join("val").is_dir() && self.root.join("test").is_dir(),
+            _ => false,
+        };
+        if has_val { Split::Val } else { self.eval_split() }
+    }
+
     /// The training set, long-tailed when `imb_factor` is set.
     pub fn train_set(&self) -> Result<Arc<dyn Dataset>> {
         self.long_tail_of(self.open(Split::Train)?)

@@ -57,7 +57,7 @@ pub enum Progress<'a> {
         contrastive: f64,
         samples_per_second: f64,
     },
-    /// The test-set evaluation is running.
+    /// The evaluation after the epoch is running.
     Evaluating {
         epoch: usize,
     },
@@ -71,8 +71,10 @@ pub struct Outcome {
     pub stopped_at: Option<(usize, usize)>,
     /// The records of the epochs this call finished.
     pub records: Vec<EpochRecord>,
-    /// The test samples as the last evaluation scored them (for the confusion matrix).
+    /// The samples as the last evaluation scored them (for the confusion matrix).
     pub last_scores: Vec<Scored>,
+    /// The epoch of `best` and its top-1 on the selection split, when there is one.
+    pub best: Option<(usize, f64)>,
 }
 
 /// How to run: the device, whether to continue the run folder's `last` checkpoint, a flag
@@ -105,6 +107,7 @@ pub fn train(
         };
         outcome.records.extend(trainer.finish_epoch(steps, &mut on_progress)?);
         outcome.last_scores = std::mem::take(&mut trainer.last_scores);
+        outcome.best = trainer.state.best_epoch.zip(trainer.state.best_top1);
         if trainer.any_rank_asked_to_stop()? && trainer.state.epoch < config.epochs {
             outcome.stopped_at = Some((trainer.state.epoch, 0));
             return Ok(outcome);
@@ -131,7 +134,8 @@ pub struct Trainer<'a> {
     run: &'a RunDir,
     options: &'a TrainOptions,
     train_set: Arc<dyn Dataset>,
-    test_set: Arc<dyn Dataset>,
+    /// The split evaluated after every epoch (`best` is picked on it), and its data.
+    selection: (Split, Arc<dyn Dataset>),
     class_counts: Vec<i64>,
     recipe: Arc<Recipe>,
     loader_config: LoaderConfig,
@@ -151,7 +155,7 @@ pub struct Trainer<'a> {
     events: Option<EventWriter>,
     pub state: TrainState,
     steps_taken: usize,
-    /// The test samples as the last evaluation scored them.
+    /// The samples as the last evaluation scored them.
     last_scores: Vec<Scored>,
 }
 
@@ -168,7 +172,8 @@ impl<'a> Trainer<'a> {
             config.batch_size
         );
         let train_set = config.data.train_set()?;
-        let test_set = config.data.eval_set(config.data.eval_split(), train_set.as_ref())?;
+        let selection_split = config.data.selection_split();
+        let selection = (selection_split, config.data.eval_set(selection_split, train_set.as_ref())?);
         let class_counts = check_data(config, train_set.as_ref())?;
         let recipe = Arc::new(config.recipe(train_set.as_ref())?);
         let mut loader_config = LoaderConfig::for_run(config, device);
@@ -225,7 +230,7 @@ impl<'a> Trainer<'a> {
             run,
             options,
             train_set,
-            test_set,
+            selection,
             class_counts,
             recipe,
             normalization: DeviceNormalization::new(&loader_config.normalization, device),
@@ -330,7 +335,8 @@ impl<'a> Trainer<'a> {
     }
 
     /// Ends an epoch: on the primary process, evaluates, logs the epoch, and writes `last`
-    /// (and `best` when the test top-1 improved). Returns the epoch's record there.
+    /// (and `best` when the top-1 on the selection split improved). Returns the epoch's
+    /// record there.
     pub fn finish_epoch(
         &mut self,
         steps: EpochSteps,
@@ -345,8 +351,8 @@ impl<'a> Trainer<'a> {
         };
         on_progress(Progress::Evaluating { epoch });
         let device = self.options.device;
-        self.last_scores =
-            score(&self.model, self.test_set.clone(), self.recipe.clone(), &self.loader_config, device, None)?;
+        let (split, data) = &self.selection;
+        self.last_scores = score(&self.model, data.clone(), self.recipe.clone(), &self.loader_config, device, None)?;
         let eval = metrics::evaluate(&self.last_scores, &self.class_counts);
         let record = EpochRecord {
             epoch,
@@ -358,7 +364,7 @@ impl<'a> Trainer<'a> {
             seconds: start.elapsed().as_secs_f64(),
             samples_per_second: (sums.samples - first_samples) as f64 / train_seconds,
         };
-        log_epoch(self.run, events, &record, self.config.data.eval_split())?;
+        log_epoch(self.run, events, &record, *split)?;
         let improved = self.state.best_top1.is_none_or(|best| record.eval.top1 > best);
         self.state = next;
         if improved {

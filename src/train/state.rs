@@ -22,6 +22,8 @@ pub struct TrainState {
     pub step: usize,
     /// Running sums of `epoch`'s steps so far.
     pub sums: EpochSums,
+    /// The best top-1 on the selection split so far (`DataConfig::selection_split`), and
+    /// its epoch: what `best` holds.
     pub best_top1: Option<f64>,
     pub best_epoch: Option<usize>,
     /// float16 loss scaling, when in use.
