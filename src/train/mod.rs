@@ -137,6 +137,8 @@ pub struct Trainer<'a> {
     /// The split evaluated after every epoch (`best` is picked on it), and its data.
     selection: (Split, Arc<dyn Dataset>),
     class_counts: Vec<i64>,
+    /// Steps in every epoch (the TensorBoard step of an epoch's end is a multiple of it).
+    steps_per_epoch: usize,
     recipe: Arc<Recipe>,
     loader_config: LoaderConfig,
     /// Normalises the loader's 8-bit batches on the device (GPU training).
@@ -175,6 +177,8 @@ impl<'a> Trainer<'a> {
         let selection_split = config.data.selection_split();
         let selection = (selection_split, config.data.eval_set(selection_split, train_set.as_ref())?);
         let class_counts = check_data(config, train_set.as_ref())?;
+        // The loader drops each epoch's last partial batch.
+        let steps_per_epoch = train_set.len() / config.batch_size;
         let recipe = Arc::new(config.recipe(train_set.as_ref())?);
         let mut loader_config = LoaderConfig::for_run(config, device);
         if let Some(group) = group {
@@ -204,8 +208,8 @@ impl<'a> Trainer<'a> {
             run.truncate_metrics(state.epoch)?;
             let mut events = EventWriter::create(&run.path)?;
             if options.resume {
-                // TensorBoard steps are epochs + 1: drop what came after the checkpoint.
-                events.purge_from(state.epoch as i64 + 1)?;
+                // Drop what was logged after the checkpoint (TensorBoard steps are steps taken).
+                events.purge_from((state.epoch * steps_per_epoch + state.step) as i64 + 1)?;
             }
             Some(events)
         } else {
@@ -232,6 +236,7 @@ impl<'a> Trainer<'a> {
             train_set,
             selection,
             class_counts,
+            steps_per_epoch,
             recipe,
             normalization: DeviceNormalization::new(&loader_config.normalization, device),
             loader_config,
@@ -274,14 +279,19 @@ impl<'a> Trainer<'a> {
         let world_size = self.group().map_or(1, Group::world_size);
         let mut window = StepWindow::new(&self.state.sums, device, world_size);
         let (first_step, first_samples) = (self.state.step, self.state.sums.samples);
+        let mut window_start = (self.state.step, self.state.sums.clone());
         for batch in batches {
             self.step(&batch?, lr, &mut window)?;
             let at_max_steps = self.options.max_steps.is_some_and(|max| self.steps_taken >= max);
             let requested = self.options.stop.load(Ordering::SeqCst);
             let mut stop = at_max_steps;
-            if window.is_full() || at_max_steps || (requested && self.group().is_none()) {
+            let window_ends = self.state.step.is_multiple_of(window::STEPS);
+            if window_ends || at_max_steps || (requested && self.group().is_none()) {
                 let synced = window.sync(requested, self.group(), (epoch, self.state.step), &self.run.last())?;
                 (self.state.sums, stop) = (synced.sums, stop || synced.stop);
+                if window_ends {
+                    self.log_steps(epoch, &mut window_start)?;
+                }
                 let sums = &self.state.sums;
                 on_progress(Progress::Steps {
                     epoch,
@@ -299,8 +309,29 @@ impl<'a> Trainer<'a> {
                 return Ok(None);
             }
         }
-        let sums = window.sync(false, self.group(), (epoch, self.state.step), &self.run.last())?.sums;
+        self.state.sums = window.sync(false, self.group(), (epoch, self.state.step), &self.run.last())?.sums;
+        self.log_steps(epoch, &mut window_start)?;
+        let sums = self.state.sums.clone();
         Ok(Some(EpochSteps { epoch, lr, sums, first_samples, start, train_seconds: start.elapsed().as_secs_f64() }))
+    }
+
+    /// The TensorBoard step of `step` of `epoch`: steps taken since the run began.
+    fn tensorboard_step(&self, epoch: usize, step: usize) -> i64 {
+        (epoch * self.steps_per_epoch + step) as i64
+    }
+
+    /// Logs the mean losses of the steps since `since` (a step of `epoch` and the epoch's
+    /// sums there) to TensorBoard, at the current step, and moves `since` to it.
+    fn log_steps(&mut self, epoch: usize, since: &mut (usize, EpochSums)) -> Result<()> {
+        let steps = (self.state.step - since.0) as f64;
+        let at = self.tensorboard_step(epoch, self.state.step);
+        if let Some(events) = self.events.as_mut().filter(|_| steps > 0.0) {
+            let (now, then) = (&self.state.sums, &since.1);
+            events.scalar("train_steps/ce", at, (now.ce - then.ce) / steps)?;
+            events.scalar("train_steps/contrastive", at, (now.contrastive - then.contrastive) / steps)?;
+        }
+        *since = (self.state.step, self.state.sums.clone());
+        Ok(())
     }
 
     /// One optimisation step on `batch`, its losses recorded in `window`.
@@ -345,6 +376,7 @@ impl<'a> Trainer<'a> {
         let EpochSteps { epoch, lr, sums, first_samples, start, train_seconds } = steps;
         let taken = self.state.step.max(1) as f64;
         let next = TrainState { epoch: epoch + 1, step: 0, sums: EpochSums::default(), ..self.state.clone() };
+        let end_of_epoch = self.tensorboard_step(epoch + 1, 0);
         let Some(events) = self.events.as_mut() else {
             self.state = next;
             return Ok(None);
@@ -364,7 +396,7 @@ impl<'a> Trainer<'a> {
             seconds: start.elapsed().as_secs_f64(),
             samples_per_second: (sums.samples - first_samples) as f64 / train_seconds,
         };
-        log_epoch(self.run, events, &record, *split)?;
+        log_epoch(self.run, events, &record, *split, end_of_epoch)?;
         let improved = self.state.best_top1.is_none_or(|best| record.eval.top1 > best);
         self.state = next;
         if improved {
@@ -445,11 +477,10 @@ fn to_channels_last(images: &Tensor) -> Tensor {
     images.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
-/// Appends `record` to metrics.jsonl and its scalars to TensorBoard at step epoch + 1, the
-/// evaluation's under `test/` or `val/` as `split` says.
-fn log_epoch(run: &RunDir, events: &mut EventWriter, record: &EpochRecord, split: Split) -> Result<()> {
+/// Appends `record` to metrics.jsonl and its scalars to TensorBoard at `step` (the epoch's
+/// last), the evaluation's under `test/` or `val/` as `split` says.
+fn log_epoch(run: &RunDir, events: &mut EventWriter, record: &EpochRecord, split: Split, step: i64) -> Result<()> {
     run.append_metrics(record)?;
-    let step = record.epoch as i64 + 1;
     let eval = &record.eval;
     let train = [
         ("train/ce", record.train_ce),

@@ -10,7 +10,9 @@ use super::state::EpochSums;
 use super::step::StepLosses;
 use crate::distributed::Group;
 
-/// Steps between synchronisations (each waits for the device and for the other ranks).
+/// Steps between synchronisations (each waits for the device and for the other ranks):
+/// windows end at the epoch's multiples of STEPS, so that a resumed epoch's windows (and
+/// the TensorBoard points of its steps) fall where an uninterrupted epoch's do.
 pub const STEPS: usize = 10;
 
 /// What a synchronisation learned.
@@ -49,10 +51,6 @@ impl StepWindow {
             self.sums += Tensor::stack(&[&shares[0], &shares[1], &correct, &samples], 0).to_kind(Kind::Double);
         });
         self.losses.push(total.detach());
-    }
-
-    pub fn is_full(&self) -> bool {
-        self.losses.len() >= STEPS
     }
 
     /// Synchronises with the device and the other ranks: adds the sums and losses over the

@@ -2,6 +2,7 @@
 //! class is the cell size of a checkerboard (1 to 10 pixels), which survives crops, flips
 //! and AutoAugment. Every loss runs, the numbers stay finite, BCL learns well above
 //! chance; runs resume exactly, refuse bad numbers and leave their checkpoints intact.
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -185,6 +186,18 @@ fn a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
     assert_eq!(train(&c, &parts, &options(true), |_| {}).unwrap().records.len(), 1);
     assert_eq!(epochs(&whole), epochs(&parts));
     assert_tensorboard_reads(&parts, &parts.read_metrics().unwrap());
+    // The per-step losses too, up to the step the last resume started from (whose window
+    // lacks the step before it).
+    let steps_per_epoch = (c.data.train_set().unwrap().len() / c.batch_size) as i64;
+    let before_resume = |points: &Vec<(i64, f64)>| -> Vec<(i64, f64)> {
+        points.iter().copied().filter(|p| p.0 <= 2 * steps_per_epoch).collect()
+    };
+    let (whole_steps, parts_steps) = (tensorboard_scalars(&whole), tensorboard_scalars(&parts));
+    let (a, b) = (before_resume(&whole_steps["train_steps/ce"]), before_resume(&parts_steps["train_steps/ce"]));
+    assert!(
+        a.len() > 2 && a.len() == b.len() && a.iter().zip(&b).all(|(a, b)| a.0 == b.0 && (a.1 - b.1).abs() < 1e-9),
+        "{a:?} vs {b:?}"
+    );
 
     // Resuming a finished run trains nothing.
     assert!(train(&c, &parts, &options(true), |_| {}).unwrap().records.is_empty());
@@ -226,9 +239,9 @@ fn a_non_finite_loss_stops_the_run_naming_epoch_and_step_and_keeps_the_checkpoin
     assert_eq!(std::fs::read(run_dir.last()).unwrap(), planted);
 }
 
-/// TensorBoard's own event reader (the PyPI package, in the project's venv) reads back
-/// every epoch's scalars.
-fn assert_tensorboard_reads(run_dir: &RunDir, epochs: &[EpochRecord]) {
+/// A run folder's scalars as TensorBoard's own event reader (the PyPI package, in the
+/// project's venv) reads them: tag → [(step, value)].
+fn tensorboard_scalars(run_dir: &RunDir) -> BTreeMap<String, Vec<(i64, f64)>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let output = std::process::Command::new(root.join(".venv/bin/python"))
         .arg(root.join("tests/support/read_tensorboard.py"))
@@ -236,23 +249,36 @@ fn assert_tensorboard_reads(run_dir: &RunDir, epochs: &[EpochRecord]) {
         .output()
         .expect("the venv's python (scripts/setup.sh installs tensorboard there)");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let scalars: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Every epoch's scalars read back at the step that ends it, and the mean losses of every
+/// 10 steps of an epoch (and of its last steps) at their steps, each step once.
+fn assert_tensorboard_reads(run_dir: &RunDir, epochs: &[EpochRecord]) {
+    let scalars = tensorboard_scalars(run_dir);
+    let config = run_dir.config().unwrap();
+    let steps_per_epoch = config.data.train_set().unwrap().len() / config.batch_size;
     type Field = fn(&EpochRecord) -> f64;
     let fields: [(&str, Field); 2] = [("test/top1", |r| r.eval.top1), ("train/ce", |r| r.train_ce)];
     for (tag, value) in fields {
-        let read: Vec<(i64, f64)> = scalars[tag]
-            .as_array()
-            .unwrap_or_else(|| panic!("no {tag} in {scalars}"))
-            .iter()
-            .map(|p| (p[0].as_i64().unwrap(), p[1].as_f64().unwrap()))
-            .collect();
+        let read = scalars.get(tag).unwrap_or_else(|| panic!("no {tag} in {scalars:?}"));
         assert_eq!(read.len(), epochs.len(), "{tag}");
         for ((step, v), r) in read.iter().zip(epochs) {
-            assert_eq!(*step, r.epoch as i64 + 1);
-            assert!((v - value(r)).abs() < 1e-6, "{tag} at epoch {step}: {v} vs {}", value(r));
+            assert_eq!(*step as usize, (r.epoch + 1) * steps_per_epoch);
+            assert!((v - value(r)).abs() < 1e-6, "{tag} at step {step}: {v} vs {}", value(r));
         }
     }
     for tag in ["train/contrastive", "train/accuracy", "train/lr", "test/top5", "test/medium", "test/few", "test/ece"] {
-        assert_eq!(scalars[tag].as_array().map(Vec::len), Some(epochs.len()), "{tag}");
+        assert_eq!(scalars.get(tag).map(Vec::len), Some(epochs.len()), "{tag}");
+    }
+    let expected: Vec<i64> = (0..epochs.len())
+        .flat_map(|e| {
+            (1..=steps_per_epoch).filter(|s| s % 10 == 0 || *s == steps_per_epoch).map(move |s| e * steps_per_epoch + s)
+        })
+        .map(|s| s as i64)
+        .collect();
+    for tag in ["train_steps/ce", "train_steps/contrastive"] {
+        let steps: Vec<i64> = scalars[tag].iter().map(|p| p.0).collect();
+        assert_eq!(steps, expected, "{tag}");
     }
 }
