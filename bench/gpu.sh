@@ -13,6 +13,8 @@
 #
 #   here:  bench/gpu.sh --prepare      (stripped bcl, Fashion-MNIST, JPEGs → bench/out/gpu, ~47 MB)
 #   there: bash bench/gpu.sh           (run tool, carry ["bench/out/gpu"]; PAIRS=3)
+#   CI:    bash bench/gpu.sh --dry-run (after --prepare: every section on the CPU with a tiny
+#                                       budget, to the same table, so the script cannot rot)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 G=bench/out/gpu
@@ -26,8 +28,17 @@ if [ "${1:-}" = --prepare ]; then
   du -sh "$G"
   exit 0
 fi
+DRY=0
+[ "${1:-}" = --dry-run ] && DRY=1
 PAIRS=${PAIRS:-3}
 PY=${PYTHON:-python3}
+DEV=cuda CROP=224 WORKERS=16 CIFAR_BATCH=256 CIFAR_STEPS=50 JPEG_BATCH=128 JPEG_STEPS=40 EXTRA_TOML=""
+if [ $DRY = 1 ]; then
+  # 11 steps: the 10 untimed warm-up steps and one timed; 64 px crops for the ImageNet models.
+  PAIRS=1 PY=${PYTHON:-.venv/bin/python} DEV=cpu CROP=64 WORKERS=2 CIFAR_BATCH=16 CIFAR_STEPS=11 JPEG_BATCH=4 JPEG_STEPS=11
+  EXTRA_TOML="image_size = $CROP"
+  echo "== dry run: CPU, tiny budget (figures are not GPU figures)"
+fi
 # First what decides whether the carried binary can start at all: bcl needs glibc ≥ 2.34
 # and libstdc++ with GLIBCXX_3.4.29 (built on Debian 12); the torch wheel needs glibc 2.28.
 echo "== $(ldd --version 2>&1 | head -1); driver $(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1); card $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
@@ -37,18 +48,20 @@ BCL="$G/bcl"
 W=/tmp/bcl-gpu
 rm -rf "$W" && mkdir -p "$W"
 echo "== doctor"; "$BCL" doctor || echo "!! bcl doctor failed: the binary cannot run here (glibc above?)"
-nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader || true
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader 2>/dev/null || true
 
-PEAK=$($PY - <<'PY'
-import time, torch
-a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16); b = torch.randn_like(a)
+PEAK=$($PY - "$DEV" <<'PY'
+import sys, time, torch
+device = sys.argv[1]; size = 8192 if device == "cuda" else 512
+sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+a = torch.randn(size, size, device=device, dtype=torch.bfloat16); b = torch.randn_like(a)
 for _ in range(5): a @ b
-torch.cuda.synchronize(); t = time.perf_counter(); n = 100
+sync(); t = time.perf_counter(); n = 100 if device == "cuda" else 5
 for _ in range(n): a @ b
-torch.cuda.synchronize(); print(f"{2 * 8192**3 * n / (time.perf_counter() - t) / 1e12:.1f}")
+sync(); print(f"{2 * size**3 * n / (time.perf_counter() - t) / 1e12:.3f}")
 PY
-)
-echo "== bf16 matmul peak (8192², torch): $PEAK TFLOP/s"
+) || PEAK=0
+echo "== bf16 matmul peak ($DEV, torch): $PEAK TFLOP/s"
 
 # 32×32 colour images from Fashion-MNIST, CIFAR-10 binary layout, with torch only.
 $PY - "$G/fashion-mnist" "$W/cifar-like" <<'PY'
@@ -78,7 +91,8 @@ for mode in plain nccl nccl-sync; do
     nccl) extra=(--nproc-per-node 1) ;;
     nccl-sync) extra=(--nproc-per-node 1 --config "$W/sync.toml") ;;
   esac
-  "$BCL" train --preset cifar10-lt --root "$W/cifar-like" --device cuda --amp off --max-steps 5 --workers 8 \
+  "$BCL" train --preset cifar10-lt --root "$W/cifar-like" --device $DEV --amp off --max-steps 5 --workers $WORKERS \
+    --batch-size $CIFAR_BATCH \
     --out "$W/ws1-$mode" "${extra[@]}" > "$W/ws1-$mode.log" 2>&1 || { tail -20 "$W/ws1-$mode.log"; }
   grep -E "^run|collectives|stopped" "$W/ws1-$mode.log" || true
 done
@@ -106,7 +120,8 @@ PEER_OK=1
 $PY -c 'import torchvision, PIL' 2>/dev/null || { PEER_OK=0; echo "!! torchvision/PIL missing on this machine: the PyTorch peer is skipped"; }
 ROWS=()
 # FLOPs per sample: 3 views × (forward + backward ≈ 3 × forward MACs × 2).
-flops_per_sample() { case $1 in resnet32) echo "3*3*2*69.1e6";; resnet50) echo "3*3*2*4.11e9";; resnext50_32x4d) echo "3*3*2*4.26e9";; esac; }
+# The ImageNet models' figures are for 224 crops; the dry run's smaller crops scale them.
+flops_per_sample() { case $1 in resnet32) echo "3*3*2*69.1e6";; resnet50) echo "3*3*2*4.11e9*($CROP/224)**2";; resnext50_32x4d) echo "3*3*2*4.26e9*($CROP/224)**2";; esac; }
 
 # A folder dataset with one epoch longer than any timed run: each carried JPEG linked 25
 # times (7,500 images, 58 steps of 128), so that neither side evaluates or ends an epoch
@@ -125,13 +140,13 @@ folder_data() {
 bcl_run() {  # config arch batch steps → samples/s
   local cfg=$1 arch=$2 batch=$3 steps=$4 out="$W/run-$RANDOM"
   if [ "$cfg" = cifar ]; then
-    "$BCL" train --preset cifar10-lt --root "$W/cifar-like" --batch-size "$batch" --device cuda --workers 16 \
+    "$BCL" train --preset cifar10-lt --root "$W/cifar-like" --batch-size "$batch" --device $DEV --workers $WORKERS \
       --max-steps "$steps" --out "$out" > "$W/bcl.log" 2>&1 || { tail -20 "$W/bcl.log" >&2; echo 0; return; }
   else
     folder_data
-    printf '[model]\narch = "%s"\n' "$arch" > "$W/arch.toml"
+    printf '%s\n[model]\narch = "%s"\n' "$EXTRA_TOML" "$arch" > "$W/arch.toml"
     "$BCL" train --preset imagenet-lt --dataset folder --root "$W/folder" --recipe imagenet --config "$W/arch.toml" \
-      --batch-size "$batch" --device cuda --workers 16 --max-steps "$steps" --out "$out" > "$W/bcl.log" 2>&1 \
+      --batch-size "$batch" --device $DEV --workers $WORKERS --max-steps "$steps" --out "$out" > "$W/bcl.log" 2>&1 \
       || { tail -20 "$W/bcl.log" >&2; echo 0; return; }
   fi
   grep -oE 'throughput: [0-9.]+' "$W/bcl.log" | grep -oE '[0-9.]+$'
@@ -142,7 +157,7 @@ torch_run() {
   [ "$PEER_OK" = 1 ] || { echo 0; return; }
   local data=(--dataset cifar10 --root "$W/cifar-like")
   [ "$cfg" = cifar ] || { folder_data; data=(--dataset folder --root "$W/folder/train"); }
-  $PY bench/reference/train_bcl_torch.py "${data[@]}" --arch "$arch" --batch-size "$batch" --device cuda --workers 16 \
+  $PY bench/reference/train_bcl_torch.py "${data[@]}" --arch "$arch" --batch-size "$batch" --device $DEV --workers $WORKERS \
     --amp bf16 --channels-last --epochs 1 --steps "$steps" --warmup-steps 10 > "$W/torch.log" 2>&1 || { tail -20 "$W/torch.log" >&2; echo 0; return; }
   tail -1 "$W/torch.log" | $PY -c 'import json, sys; print(json.load(sys.stdin)["samples_per_second"])'
 }
@@ -153,20 +168,21 @@ compare() {  # name cfg arch batch steps
   for pair in $(seq "$PAIRS"); do
     b=$(bcl_run "$2" "$3" "$4" "$5"); t=$(torch_run "$2" "$3" "$4" "$5")
     r=$($PY -c "print(f'{$b / $t:.2f}' if $t else '-')")
-    tf=$($PY -c "print(f'{$b * $(flops_per_sample "$3") / 1e12:.1f}')")
-    echo "pair $pair: bcl $b samples/s ($tf TFLOP/s, $($PY -c "print(f'{100 * $tf / $PEAK:.0f}')")% of peak), torch $t, ratio $r"
+    tf=$($PY -c "print(f'{$b * $(flops_per_sample "$3") / 1e12:.3g}')")
+    echo "pair $pair: bcl $b samples/s ($tf TFLOP/s, $($PY -c "print(f'{100 * $tf / $PEAK:.0f}' if $PEAK else '-')")% of peak), torch $t, ratio $r"
     ratios+=("$r")
   done
   ROWS+=("| $name | $b | $t | ${ratios[*]} | $tf |")
 }
 
 # 50 steps (10 untimed): within the first of the cifar-like set's 58 steps per epoch.
-compare "CIFAR recipe, 32×32, resnet32, batch 256" cifar resnet32 256 50
-compare "ImageNet sim-sim, 224 JPEG crops, resnet50, batch 128" folder resnet50 128 40
-compare "ImageNet sim-sim, 224 JPEG crops, resnext50_32x4d, batch 128" folder resnext50_32x4d 128 40
+compare "CIFAR recipe, 32×32, resnet32, batch $CIFAR_BATCH" cifar resnet32 $CIFAR_BATCH $CIFAR_STEPS
+compare "ImageNet sim-sim, $CROP JPEG crops, resnet50, batch $JPEG_BATCH" folder resnet50 $JPEG_BATCH $JPEG_STEPS
+compare "ImageNet sim-sim, $CROP JPEG crops, resnext50_32x4d, batch $JPEG_BATCH" folder resnext50_32x4d $JPEG_BATCH $JPEG_STEPS
 
 echo
-echo "card: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1); bf16 peak $PEAK TFLOP/s"
+CARD=$([ $DRY = 1 ] && echo "none (dry run on the CPU)" || nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+echo "card: $CARD; bf16 peak $PEAK TFLOP/s"
 echo "| configuration | bcl samples/s (last pair) | torch samples/s (last pair) | ratio per pair | bcl TFLOP/s |"
 echo "|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
