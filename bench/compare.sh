@@ -19,6 +19,8 @@ AMP=${AMP:-auto}
 ROOT=${ROOT:-${BCL_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}}
 BCL=${BCL:-target/release/bcl}
 PYTHON=${PYTHON:-.venv/bin/python}
+# The peer's torchvision and PIL (a clean checkout's venv has torch only).
+[ "$PYTHON" != .venv/bin/python ] || bench/peer_deps.sh
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 

@@ -14,8 +14,7 @@ PAIRS=${1:-3}
 WORKERS=${WORKERS:-$(nproc)}
 OUT=bench/out
 make -s build >/dev/null
-.venv/bin/python -c 'import torchvision, PIL' 2>/dev/null ||
-  .venv/bin/pip install --quiet --disable-pip-version-check torchvision==0.26.0 pillow numpy
+bench/peer_deps.sh
 .venv/bin/python bench/make_bench_data.py "$OUT"
 
 per_worker() { sed -E 's/.* ([0-9]+) views\/s per worker/\1/'; }
