@@ -23,10 +23,15 @@ impl ShotGroup {
 
     /// The group of a class with `train_images` training images.
     pub fn of(train_images: i64) -> Self {
-        match train_images {
-            n if n > 100 => ShotGroup::Many,
-            n if n >= 20 => ShotGroup::Medium,
-            _ => ShotGroup::Few,
+        Self::ALL.into_iter().find(|g| g.train_images().contains(&train_images)).unwrap_or(ShotGroup::Few)
+    }
+
+    /// The training images a class of the group has.
+    pub fn train_images(self) -> std::ops::RangeInclusive<i64> {
+        match self {
+            ShotGroup::Many => 101..=i64::MAX,
+            ShotGroup::Medium => 20..=100,
+            ShotGroup::Few => 0..=19,
         }
     }
 

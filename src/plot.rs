@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use image::{Rgb, RgbImage};
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::types::{RangedCoordf64, RangedCoordi32};
 use plotters::prelude::*;
 use plotters::style::FontTransform;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -95,17 +96,8 @@ pub fn training_curves(history: &[EpochRecord], split: &str, path: &Path) -> Res
             .bold_line_style(GRID)
             .light_line_style(WHITE)
             .draw()?;
-        for (label, color, width, value) in accuracies {
-            let points: Vec<(i32, f64)> = series(value).into_iter().map(|(e, v)| (e, 100.0 * v)).collect();
-            if points.is_empty() {
-                continue;
-            }
-            let style = rgb(color).stroke_width(width);
-            chart
-                .draw_series(LineSeries::new(points, style).point_size(2 + width))?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
-        }
+        let percent = |value: Field| series(value).into_iter().map(|(e, v)| (e, 100.0 * v)).collect();
+        draw_curves(&mut chart, accuracies.map(|(label, color, width, value)| (label, color, width, percent(value))))?;
         legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
 
         let losses: [(&str, [u8; 3], Field); 2] = [
@@ -131,17 +123,7 @@ pub fn training_curves(history: &[EpochRecord], split: &str, path: &Path) -> Res
             .light_line_style(WHITE)
             .draw()?;
         chart.configure_secondary_axes().y_desc("learning rate").label_style(font(14)).draw()?;
-        for (label, color, value) in losses {
-            let points = series(value);
-            if points.is_empty() {
-                continue;
-            }
-            let style = rgb(color).stroke_width(2);
-            chart
-                .draw_series(LineSeries::new(points, style).point_size(3))?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
-        }
+        draw_curves(&mut chart, losses.map(|(label, color, value)| (label, color, 2, series(value))))?;
         let lr_style = rgb(GREY).stroke_width(1);
         chart
             .draw_secondary_series(DashedLineSeries::new(series(&|r| Some(r.lr)), 6, 4, lr_style))?
@@ -149,6 +131,22 @@ pub fn training_curves(history: &[EpochRecord], split: &str, path: &Path) -> Res
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], lr_style));
         legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
+}
+
+/// Each curve (label, colour, line width, points by epoch) as a line with dots, labelled for
+/// the legend; curves without points are left out.
+fn draw_curves<'a, 'b: 'a>(
+    chart: &mut ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordi32, RangedCoordf64>>,
+    curves: impl IntoIterator<Item = (&'a str, [u8; 3], u32, Vec<(i32, f64)>)>,
+) -> Result<()> {
+    for (label, color, width, points) in curves.into_iter().filter(|curve| !curve.3.is_empty()) {
+        let style = rgb(color).stroke_width(width);
+        chart
+            .draw_series(LineSeries::new(points, style).point_size(2 + width))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+    }
+    Ok(())
 }
 
 /// The legend of `chart`'s labelled series, at `position`.
@@ -196,11 +194,9 @@ pub fn per_class_accuracy(
             .bold_line_style(GRID)
             .light_line_style(WHITE)
             .draw()?;
-        // ShotGroup's thresholds: few < 20 ≤ medium ≤ 100 < many.
-        for (group, from, to) in
-            [(ShotGroup::Few, low, 19.5), (ShotGroup::Medium, 19.5, 100.5), (ShotGroup::Many, 100.5, high)]
-        {
-            let (from, to) = (from.max(low), to.min(high));
+        for group in ShotGroup::ALL {
+            let counts = group.train_images();
+            let (from, to) = ((*counts.start() as f64 - 0.5).max(low), (*counts.end() as f64 + 0.5).min(high));
             if from >= to {
                 continue;
             }
