@@ -4,15 +4,18 @@
 # class-averaging; BCL without class-complement; BCL. Three seeds for CE, LA and BCL, one
 # for the others. Resumable: run it again after an interruption and it continues each run
 # from its last checkpoint and skips finished ones. The table (mean ± std over seeds, by
-# `bcl summarize`) is written into OUT/table.md after every run.
+# `bcl summarize`) is written into OUT/table.md after every run. Every row runs in the same
+# precision (AMP, default bf16 autocast) so rows compare: `auto` would pick float32 on CPUs
+# without AMX and bf16 elsewhere. OUT/fp32/ keeps seed-0 runs in float32 for the parity check.
 #   scripts/ablation.sh [OUT]      (default results/ablation, kept in git but for checkpoints;
-#                                   EPOCHS=30, BCL=target/release/bcl,
+#                                   EPOCHS=30, BCL=target/release/bcl, AMP=bf16,
 #                                   ONLY="la-seed0 bcl-seed0" to run just those)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-results/ablation}
 EPOCHS=${EPOCHS:-30}
 BCL=${BCL:-target/release/bcl}
+AMP=${AMP:-bf16}
 [ -x "$BCL" ] || make build
 mkdir -p "$OUT"
 
@@ -45,7 +48,7 @@ for run in ${ONLY:-$runs}; do
   else
     echo "ablation: training $row (seed $seed) into $dir"
     # shellcheck disable=SC2086  # a list of flags
-    "$BCL" train --preset fashion-mnist-lt --epochs "$EPOCHS" ${flags[$row]} --seed "$seed" --out "$dir" > "$dir.log" 2>&1
+    "$BCL" train --preset fashion-mnist-lt --epochs "$EPOCHS" ${flags[$row]} --seed "$seed" --amp "$AMP" --out "$dir" > "$dir.log" 2>&1
   fi
   echo "ablation: $dir took $(( $(date +%s) - start )) s this sitting" | tee -a "$dir.log"
   table > "$OUT/table.md"
