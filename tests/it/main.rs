@@ -1,6 +1,7 @@
 //! The integration tests, one binary (each test binary links libtorch; one link is much
 //! faster than twelve), a module per area, as cargo's own `tests/testsuite/`.
 mod augment;
+mod augment_exact;
 mod checkpoint;
 mod cli;
 mod common;
