@@ -7,8 +7,9 @@
 //! - forcing `libtorch_cuda.so` into the binary: rustc links with `--as-needed` and nothing
 //!   references its symbols directly, so it would be dropped and CUDA never registered
 //!   (tch-rs issues #329, #907, #980);
-//! - compiling `src/c10d_shim.cpp`, our C interface to libtorch's distributed engine, against
-//!   the same libtorch's headers. Its NCCL part also needs the CUDA headers that
+//! - compiling our C++ shims against the same libtorch's headers: `src/c10d_shim.cpp`, our
+//!   C interface to libtorch's distributed engine, and `src/tensor_shim.cpp`, what tch does
+//!   not expose about a tensor. The NCCL part also needs the CUDA headers that
 //!   `scripts/setup.sh` installs from PyPI next to torch; without them the shim is built
 //!   with the TCPStore only, and `bcl doctor` says so.
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/c10d_shim.cpp");
+    println!("cargo:rerun-if-changed=src/tensor_shim.cpp");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let lib = std::env::var("DEP_TCH_LIBTORCH_LIB")
         .expect("torch-sys did not report its libtorch directory (DEP_TCH_LIBTORCH_LIB)");
@@ -29,15 +31,16 @@ fn main() {
         println!("cargo:rustc-link-arg=-lc10_cuda");
         println!("cargo:rustc-link-arg=-Wl,--as-needed");
     }
-    build_c10d_shim(&lib, has_cuda);
+    build_shims(&lib, has_cuda);
 }
 
-fn build_c10d_shim(lib: &Path, has_cuda: bool) {
+fn build_shims(lib: &Path, has_cuda: bool) {
     let torch = lib.parent().expect("the libtorch lib directory has a parent");
     let mut build = cc::Build::new();
     build
         .cpp(true)
         .file("src/c10d_shim.cpp")
+        .file("src/tensor_shim.cpp")
         .include(torch.join("include"))
         .include(torch.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")
@@ -58,5 +61,5 @@ fn build_c10d_shim(lib: &Path, has_cuda: bool) {
         }
         _ => println!("cargo:warning=building without NCCL: no CUDA libtorch or CUDA headers (run scripts/setup.sh)"),
     }
-    build.compile("bcl_c10d");
+    build.compile("bcl_shims");
 }

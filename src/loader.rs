@@ -238,6 +238,7 @@ fn spawn(
             batch_size: config.batch_size,
             position_offset,
             tables: tables.clone(),
+            pool: BatchPool::new(config.prefetch.max(1) + 3),
         };
         let handle = std::thread::Builder::new()
             .name(format!("bcl-loader-{worker}"))
@@ -261,6 +262,42 @@ struct WorkerJob {
     position_offset: usize,
     /// Per-channel byte → normalised float tables, when the workers normalise.
     tables: Option<Arc<Vec<[f32; 256]>>>,
+    pool: BatchPool,
+}
+
+unsafe extern "C" {
+    /// src/tensor_shim.cpp: 1 when `tensor` is the only handle to its tensor and storage.
+    fn bcl_tensor_is_unshared(tensor: *const torch_sys::C_tensor) -> std::ffi::c_int;
+}
+
+/// The batch tensors a worker made, written again once nobody else holds them (the
+/// trainer has dropped the batch, autograd its saved input). A fresh float32 batch is
+/// 58 MB at 32 × 3 views of 224²: glibc maps allocations over 32 MiB anew each time, and
+/// faulting them in cost a fifth of a worker's time.
+struct BatchPool {
+    tensors: Vec<Tensor>,
+    capacity: usize,
+}
+
+impl BatchPool {
+    fn new(capacity: usize) -> Self {
+        Self { tensors: Vec::with_capacity(capacity), capacity }
+    }
+
+    /// A tensor of `shape` and `kind` whose contents the caller overwrites: a free pooled
+    /// one, or a new one (pooled while there is room).
+    fn take(&mut self, shape: &[i64], kind: Kind) -> Tensor {
+        // SAFETY: the pointer is a live tensor of the pool, borrowed for the call.
+        let free = |t: &Tensor| unsafe { bcl_tensor_is_unshared(t.as_ptr()) } == 1;
+        if let Some(tensor) = self.tensors.iter().find(|t| t.kind() == kind && t.size() == shape && free(t)) {
+            return tensor.shallow_clone();
+        }
+        let tensor = Tensor::empty(shape, (kind, Device::Cpu));
+        if self.tensors.len() < self.capacity {
+            self.tensors.push(tensor.shallow_clone());
+        }
+        tensor
+    }
 }
 
 /// A per-sample seed from (seed, epoch, position in the epoch): SplitMix64 mixing.
@@ -273,7 +310,7 @@ fn sample_seed(seed: u64, epoch: u64, position: u64) -> u64 {
 
 impl WorkerJob {
     /// Makes batches `first`, `first + W`, `first + 2W`, … and hands them over in order.
-    fn run(self, first: usize, num_workers: usize, sender: SyncSender<Result<Batch>>) {
+    fn run(mut self, first: usize, num_workers: usize, sender: SyncSender<Result<Batch>>) {
         for b in (first..self.batches.len()).step_by(num_workers) {
             let batch = self.make_batch(b);
             if sender.send(batch).is_err() {
@@ -282,18 +319,18 @@ impl WorkerJob {
         }
     }
 
-    fn make_batch(&self, b: usize) -> Result<Batch> {
+    fn make_batch(&mut self, b: usize) -> Result<Batch> {
         let indices = &self.batches[b];
         let views = if self.mode == Mode::Train { 3 } else { 1 };
         let (size, channels) = (self.recipe.size as i64, self.dataset.channels() as i64);
         let shape = [views * indices.len() as i64, channels, size, size];
         let mut labels = Vec::with_capacity(indices.len());
-        let mut images = match &self.tables {
-            Some(tables) => filled_tensor(&shape, |out: &mut [f32]| {
-                self.write_views(b, out, &mut labels, |c, v| tables[c][v as usize])
-            })?,
-            None => filled_tensor(&shape, |out: &mut [u8]| self.write_views(b, out, &mut labels, |_, v| v))?,
-        };
+        let kind = if self.tables.is_some() { Kind::Float } else { Kind::Uint8 };
+        let mut images = self.pool.take(&shape, kind);
+        match &self.tables {
+            Some(tables) => self.write_views(b, elements(&mut images), &mut labels, |c, v| tables[c][v as usize])?,
+            None => self.write_views(b, elements(&mut images), &mut labels, |_, v| v)?,
+        }
         let mut labels = Tensor::from_slice(&labels);
         if let Some(device) = self.pin_memory_for {
             // `_pin_memory`: `pin_memory(device)` prints two deprecation warnings per call in
@@ -334,16 +371,12 @@ impl WorkerJob {
     }
 }
 
-/// A new CPU tensor of `shape` whose elements `fill` writes in place: no zeroing, no copy.
-fn filled_tensor<T: tch::kind::Element>(shape: &[i64], fill: impl FnOnce(&mut [T]) -> Result<()>) -> Result<Tensor> {
-    let tensor = Tensor::empty(shape, (T::KIND, Device::Cpu));
-    let numel = tensor.numel();
-    // SAFETY: `tensor` was allocated just above: contiguous, on the CPU, `numel` elements of
-    // type T (its kind is T::KIND), and no other handle to its storage exists while the
-    // slice is alive.
-    let elements = unsafe { std::slice::from_raw_parts_mut(tensor.data_ptr() as *mut T, numel) };
-    fill(elements)?;
-    Ok(tensor)
+/// The elements of a contiguous CPU tensor of kind `T`, to write in place.
+fn elements<T: tch::kind::Element>(tensor: &mut Tensor) -> &mut [T] {
+    assert!(tensor.kind() == T::KIND && tensor.device() == Device::Cpu && tensor.is_contiguous());
+    // SAFETY: checked just above: contiguous, on the CPU, `numel` elements of type T; the
+    // slice borrows `tensor` mutably, and the pool hands out only tensors no one else holds.
+    unsafe { std::slice::from_raw_parts_mut(tensor.data_ptr() as *mut T, tensor.numel()) }
 }
 
 /// Training views per second of the loader on `dataset`: `warmup` batches, then `batches`
@@ -383,12 +416,20 @@ pub fn views_per_second(
     Ok((batches * config.batch_size * 3) as f64 / start.elapsed().as_secs_f64())
 }
 
-/// Interleaved HWC → planar CHW, mapping each value with `map(channel, value)`.
+/// Interleaved HWC → planar CHW, mapping each value with `map(channel, value)`: one pass
+/// over the pixels, writing every channel's plane.
 pub(crate) fn to_planar<T>(img: &Image, out: &mut [T], map: &impl Fn(usize, u8) -> T) {
-    let (plane, channels) = (img.width * img.height, img.channels);
-    for (c, out_plane) in out.chunks_exact_mut(plane).enumerate() {
-        for (o, px) in out_plane.iter_mut().zip(img.pixels.chunks_exact(channels)) {
-            *o = map(c, px[c]);
+    let plane = img.width * img.height;
+    match img.channels {
+        1 => out.iter_mut().zip(&img.pixels).for_each(|(o, &v)| *o = map(0, v)),
+        3 => {
+            let (red, rest) = out.split_at_mut(plane);
+            let (green, blue) = rest.split_at_mut(plane);
+            let pixels = img.pixels.as_chunks::<3>().0;
+            for (((px, r), g), b) in pixels.iter().zip(red).zip(green).zip(blue) {
+                (*r, *g, *b) = (map(0, px[0]), map(1, px[1]), map(2, px[2]));
+            }
         }
+        c => panic!("images have 1 or 3 channels, not {c}"),
     }
 }
