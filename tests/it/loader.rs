@@ -153,3 +153,26 @@ fn loader_threads_default_to_the_cores_shared_out_over_local_processes() {
     assert_eq!(default_workers(4, Some(8)), 1, "at least one");
     assert_eq!(default_workers(4, Some(0)), 4, "a nonsense LOCAL_WORLD_SIZE counts as 1");
 }
+
+#[test]
+fn a_worker_reuses_only_batch_memory_that_nobody_holds() {
+    // Batches 0, 3, 6, … kept as a view (shares the storage), 1, 4, 7, … as a shallow copy
+    // (shares the tensor), the others dropped: their memory may carry later batches, and
+    // what is kept must still hold what it held.
+    let data = dataset(60);
+    let expected: Vec<Tensor> =
+        train_epoch(data.clone(), recipe(), &config(1), 0, 0).map(|b| b.unwrap().images.copy()).collect();
+    assert_eq!(expected.len(), 10);
+    let mut kept = Vec::new();
+    for (i, batch) in train_epoch(data, recipe(), &config(1), 0, 0).enumerate() {
+        let images = batch.unwrap().images;
+        match i % 3 {
+            0 => kept.push((i, images.narrow(0, 1, 2), expected[i].narrow(0, 1, 2))),
+            1 => kept.push((i, images.shallow_clone(), expected[i].shallow_clone())),
+            _ => assert!(equal(&images, &expected[i]), "batch {i}"),
+        }
+    }
+    for (i, held, wanted) in kept {
+        assert!(equal(&held, &wanted), "batch {i} was overwritten while held");
+    }
+}
