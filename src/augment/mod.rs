@@ -1,6 +1,7 @@
 //! Data augmentation in Rust on 8-bit images (SPEC section 3): the operations
 //! ([`ops`]), RandAugment ([`randaugment`]), AutoAugment's CIFAR-10 policy
 //! ([`autoaugment`]) and the BCL view recipes ([`pipeline`]).
+mod affine_avx2;
 pub mod autoaugment;
 pub mod ops;
 pub mod pipeline;

@@ -75,10 +75,13 @@ pub enum Interpolation {
     Bicubic,
 }
 
-/// Keys' cubic convolution weights (a = −0.5, PIL's bicubic) of the four taps at offsets
-/// −1, 0, 1, 2 from a sample point `t` ∈ [0, 1) past the second tap.
+/// Keys' cubic convolution parameter a: −0.5, PIL's bicubic.
+pub(super) const CUBIC_A: f32 = -0.5;
+
+/// Keys' cubic convolution weights (a = [`CUBIC_A`]) of the four taps at offsets −1, 0, 1,
+/// 2 from a sample point `t` ∈ [0, 1) past the second tap.
 fn cubic_weights(t: f32) -> [f32; 4] {
-    const A: f32 = -0.5;
+    const A: f32 = CUBIC_A;
     let near = |x: f32| ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0; // |x| < 1
     let far = |x: f32| ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A; // 1 ≤ |x| < 2
     [far(1.0 + t), near(t), near(1.0 - t), far(2.0 - t)]
@@ -100,84 +103,93 @@ fn floor(v: f32) -> isize {
     (v + 1.0) as isize - 1
 }
 
-/// [`affine`] for `C` channels (a constant, so the per-channel loops unroll).
+/// [`affine`] for `C` channels (a constant, so the per-channel loops unroll). Each row
+/// first lists its sample points by running sums, as PIL steps them; with AVX2 most of
+/// the row is then sampled 8 pixels at a time ([`super::affine_avx2`], the same
+/// arithmetic), the rest pixel by pixel.
 fn affine_channels<const C: usize>(img: &Image, m: [f64; 6], interpolation: Interpolation, fill: &[u8]) -> Image {
     let (w, h) = (img.width, img.height);
-    let src = &img.pixels;
-    let stride = w * C;
-    let mut out = Vec::with_capacity(src.len());
+    // Three bytes of padding: a vector gather reads 4 bytes at a pixel's offset.
+    let mut src = Vec::with_capacity(img.pixels.len() + 3);
+    src.extend_from_slice(&img.pixels);
+    src.extend_from_slice(&[0; 3]);
     let m = m.map(|v| v as f32);
-    let (wf, hf) = (w as f32, h as f32);
     let fill: [u8; C] = std::array::from_fn(|ch| fill[ch]);
-    // Offset of pixel (x, y), clamped to the image (only near the border).
-    let at =
-        |x: isize, y: isize| y.clamp(0, h as isize - 1) as usize * stride + x.clamp(0, w as isize - 1) as usize * C;
-    let round = |v: f32| (v + 0.5).clamp(0.0, 255.0) as u8;
-    for y in 0..h {
+    let mut out = vec![0; img.pixels.len()];
+    let mut points = (vec![0f32; w], vec![0f32; w]);
+    for (y, row) in out.chunks_exact_mut(w * C).enumerate() {
         let yo = y as f32 + 0.5;
         let mut sx = m[0] * 0.5 + m[1] * yo + m[2];
         let mut sy = m[3] * 0.5 + m[4] * yo + m[5];
-        for _ in 0..w {
-            let (px, py) = (sx, sy);
+        for (px, py) in points.0.iter_mut().zip(points.1.iter_mut()) {
+            (*px, *py) = (sx, sy);
             sx += m[0];
             sy += m[3];
-            if !(0.0..wf).contains(&px) || !(0.0..hf).contains(&py) {
-                out.extend_from_slice(&fill);
-                continue;
-            }
-            match interpolation {
-                Interpolation::Nearest => {
-                    let i = py as usize * stride + px as usize * C;
-                    out.extend_from_slice(&src[i..i + C]);
-                }
-                Interpolation::Bilinear => {
-                    let (fx, fy) = (px - 0.5, py - 0.5);
-                    let (x0, y0) = (floor(fx), floor(fy));
-                    let (dx, dy) = (fx - x0 as f32, fy - y0 as f32);
-                    let interior = x0 >= 0 && y0 >= 0 && (x0 as usize) + 1 < w && (y0 as usize) + 1 < h;
-                    let taps = if interior {
-                        let i = y0 as usize * stride + x0 as usize * C;
-                        [i, i + C, i + stride, i + stride + C]
-                    } else {
-                        [at(x0, y0), at(x0 + 1, y0), at(x0, y0 + 1), at(x0 + 1, y0 + 1)]
-                    };
-                    let weights = [(1.0 - dx) * (1.0 - dy), dx * (1.0 - dy), (1.0 - dx) * dy, dx * dy];
-                    for ch in 0..C {
-                        out.push(round((0..4).map(|k| weights[k] * src[taps[k] + ch] as f32).sum()));
-                    }
-                }
-                Interpolation::Bicubic => {
-                    let (fx, fy) = (px - 0.5, py - 0.5);
-                    let (x0, y0) = (floor(fx), floor(fy));
-                    let (dx, dy) = (fx - x0 as f32, fy - y0 as f32);
-                    let (wx, wy) = (cubic_weights(dx), cubic_weights(dy));
-                    let interior = x0 >= 1 && y0 >= 1 && (x0 as usize) + 2 < w && (y0 as usize) + 2 < h;
-                    let tap = |i: usize, j: usize| {
-                        if interior {
-                            (y0 as usize + j - 1) * stride + (x0 as usize + i - 1) * C
-                        } else {
-                            at(x0 + i as isize - 1, y0 + j as isize - 1)
-                        }
-                    };
-                    let mut acc = [0f32; C];
-                    for (j, wr) in wy.iter().enumerate() {
-                        let mut row_acc = [0f32; C];
-                        for (i, wc) in wx.iter().enumerate() {
-                            let k = tap(i, j);
-                            for ch in 0..C {
-                                row_acc[ch] += wc * src[k + ch] as f32;
-                            }
-                        }
-                        for ch in 0..C {
-                            acc[ch] += wr * row_acc[ch];
-                        }
-                    }
-                    out.extend(acc.map(round));
-                }
-            }
+        }
+        let source = Source { pixels: &src, width: w, height: h };
+        let done = super::affine_avx2::sample_row(&source, &points, interpolation, &fill, row);
+        for x in done..w {
+            row[x * C..(x + 1) * C].copy_from_slice(&source.sample(points.0[x], points.1[x], interpolation, &fill));
         }
     }
     Image::new(w, h, C, out)
+}
+
+/// The image an affine warp samples: interleaved pixels (with padding after them).
+pub(super) struct Source<'a> {
+    pub pixels: &'a [u8],
+    pub width: usize,
+    pub height: usize,
+}
+
+impl Source<'_> {
+    /// The `C` channel values at point (`px`, `py`) (pixel centres at +0.5); points outside
+    /// the image take `fill`.
+    fn sample<const C: usize>(&self, px: f32, py: f32, interpolation: Interpolation, fill: &[u8; C]) -> [u8; C] {
+        let (w, h, src) = (self.width, self.height, self.pixels);
+        let stride = w * C;
+        if !(0.0..w as f32).contains(&px) || !(0.0..h as f32).contains(&py) {
+            return *fill;
+        }
+        // Offset of pixel (x, y), clamped to the image (only near the border).
+        let at =
+            |x: isize, y: isize| y.clamp(0, h as isize - 1) as usize * stride + x.clamp(0, w as isize - 1) as usize * C;
+        let round = |v: f32| (v + 0.5).clamp(0.0, 255.0) as u8;
+        match interpolation {
+            Interpolation::Nearest => {
+                let i = py as usize * stride + px as usize * C;
+                std::array::from_fn(|ch| src[i + ch])
+            }
+            Interpolation::Bilinear => {
+                let (fx, fy) = (px - 0.5, py - 0.5);
+                let (x0, y0) = (floor(fx), floor(fy));
+                let (dx, dy) = (fx - x0 as f32, fy - y0 as f32);
+                let taps = [at(x0, y0), at(x0 + 1, y0), at(x0, y0 + 1), at(x0 + 1, y0 + 1)];
+                let weights = [(1.0 - dx) * (1.0 - dy), dx * (1.0 - dy), (1.0 - dx) * dy, dx * dy];
+                std::array::from_fn(|ch| round((0..4).map(|k| weights[k] * src[taps[k] + ch] as f32).sum()))
+            }
+            Interpolation::Bicubic => {
+                let (fx, fy) = (px - 0.5, py - 0.5);
+                let (x0, y0) = (floor(fx), floor(fy));
+                let (dx, dy) = (fx - x0 as f32, fy - y0 as f32);
+                let (wx, wy) = (cubic_weights(dx), cubic_weights(dy));
+                let mut acc = [0f32; C];
+                for (j, wr) in wy.iter().enumerate() {
+                    let mut row_acc = [0f32; C];
+                    for (i, wc) in wx.iter().enumerate() {
+                        let k = at(x0 + i as isize - 1, y0 + j as isize - 1);
+                        for ch in 0..C {
+                            row_acc[ch] += wc * src[k + ch] as f32;
+                        }
+                    }
+                    for ch in 0..C {
+                        acc[ch] += wr * row_acc[ch];
+                    }
+                }
+                acc.map(round)
+            }
+        }
+    }
 }
 
 /// Rotation by `degrees` counter-clockwise about the centre (PIL's `rotate`).
