@@ -8,6 +8,9 @@
 # bcl's default; the peer gets bf16, which it uses on GPUs only),
 # TORCH_ARGS (extra flags for the peer, e.g. --channels-last) and TORCH_ENV (environment for
 # the peer, e.g. the glibc malloc settings bcl makes itself).
+# PHOTOS=DIR (class folders of JPEGs, e.g. bench/out/jpegs) runs the ImageNet sim-sim recipe
+# instead, with ARCH (resnet50) at SIZE (112) px: each JPEG linked 25 times, so that no
+# epoch ends inside the timed steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PAIRS=${1:-3}
@@ -23,10 +26,29 @@ PYTHON=${PYTHON:-.venv/bin/python}
 [ "$PYTHON" != .venv/bin/python ] || bench/peer_deps.sh
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+ARCH=${ARCH:-resnet50}
+SIZE=${SIZE:-112}
+if [ -n "${PHOTOS:-}" ]; then
+  for class in "$PHOTOS"/*/; do
+    mkdir -p "$out/photos/train/$(basename "$class")"
+    for file in "$class"*; do
+      for k in $(seq 25); do ln -s "$(realpath "$file")" "$out/photos/train/$(basename "$class")/$k-$(basename "$file")"; done
+    done
+  done
+  ln -s "$(realpath "$PHOTOS")" "$out/photos/test"
+  printf 'image_size = %s\n[model]\narch = "%s"\n' "$SIZE" "$ARCH" > "$out/photos.toml"
+  bcl_data=(--preset imagenet-lt --dataset folder --root "$out/photos" --recipe imagenet --config "$out/photos.toml")
+  torch_data=(--dataset folder --root "$out/photos/train" --arch "$ARCH" --image-size "$SIZE")
+  what="ImageNet sim-sim recipe on $PHOTOS, $ARCH at $SIZE px"
+else
+  bcl_data=(--preset fashion-mnist-lt --root "$ROOT")
+  torch_data=(--root "$ROOT")
+  what="Fashion-MNIST-LT (rho 100), resnet32"
+fi
 
 run_bcl() {  # → samples/s, peak MB
   rm -rf "$out/run"
-  $PYTHON bench/peak_rss.py "$out/rss.json" "$BCL" train --preset fashion-mnist-lt --root "$ROOT" --batch-size "$BATCH" \
+  $PYTHON bench/peak_rss.py "$out/rss.json" "$BCL" train "${bcl_data[@]}" --batch-size "$BATCH" \
     --workers "$WORKERS" --device "$DEVICE" --amp "$AMP" --max-steps $((STEPS + 10)) --out "$out/run" > "$out/bcl.log" 2>&1 \
     || { cat "$out/bcl.log"; exit 1; }
   rate=$(grep -oE 'throughput: [0-9.]+' "$out/bcl.log" | grep -oE '[0-9.]+$')
@@ -35,7 +57,7 @@ run_bcl() {  # → samples/s, peak MB
 
 run_torch() {
   # shellcheck disable=SC2086  # TORCH_ENV and TORCH_ARGS are lists
-  env ${TORCH_ENV:-} $PYTHON bench/peak_rss.py "$out/rss.json" $PYTHON bench/reference/train_bcl_torch.py --root "$ROOT" \
+  env ${TORCH_ENV:-} $PYTHON bench/peak_rss.py "$out/rss.json" $PYTHON bench/reference/train_bcl_torch.py "${torch_data[@]}" \
     --batch-size "$BATCH" --workers "$WORKERS" --device "$DEVICE" --amp "${AMP/auto/bf16}" --steps $((STEPS + 10)) --warmup-steps 10 \
     ${TORCH_ARGS:-} > "$out/torch.log" 2>&1 \
     || { cat "$out/torch.log"; exit 1; }
@@ -43,7 +65,7 @@ run_torch() {
   echo "$rate $($PYTHON -c "import json; print(round(json.load(open('$out/rss.json'))['peak_rss_mb']))")"
 }
 
-echo "compare: $DEVICE, Fashion-MNIST-LT (rho 100), resnet32, batch $BATCH, $WORKERS loader workers, $STEPS timed steps"
+echo "compare: $DEVICE, $what, batch $BATCH, $WORKERS loader workers, $STEPS timed steps"
 echo "peer: ${TORCH_ENV:+$TORCH_ENV }train_bcl_torch.py ${TORCH_ARGS:-}"
 echo "warm-up: bcl $(run_bcl) | torch $(run_torch)"
 echo "| pair | bcl samples/s | torch samples/s | ratio | bcl peak RSS MB | torch peak RSS MB |"

@@ -156,7 +156,7 @@ torch_run() {
   local cfg=$1 arch=$2 batch=$3 steps=$4
   [ "$PEER_OK" = 1 ] || { echo 0; return; }
   local data=(--dataset cifar10 --root "$W/cifar-like")
-  [ "$cfg" = cifar ] || { folder_data; data=(--dataset folder --root "$W/folder/train"); }
+  [ "$cfg" = cifar ] || { folder_data; data=(--dataset folder --root "$W/folder/train" --image-size "$CROP"); }
   $PY bench/reference/train_bcl_torch.py "${data[@]}" --arch "$arch" --batch-size "$batch" --device $DEV --workers $WORKERS \
     --amp bf16 --channels-last --epochs 1 --steps "$steps" --warmup-steps 10 > "$W/torch.log" 2>&1 || { tail -20 "$W/torch.log" >&2; echo 0; return; }
   tail -1 "$W/torch.log" | $PY -c 'import json, sys; print(json.load(sys.stdin)["samples_per_second"])'

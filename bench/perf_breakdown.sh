@@ -18,7 +18,7 @@ buckets = [
     ("crop + resize (fast_image_resize)", r"fast_image_resize"),
     ("colour ops (jitter, grayscale, RandAugment pixel ops)",
      r"ops::(hue|saturation|contrast|brightness|grayscale|map_rgb_blocks|map_pixels|solarize|posterize|equalize|autocontrast|invert|sharpness|per_channel_lut)|Step::apply|randaugment::apply_op|color_jitter"),
-    ("geometric RandAugment ops (affine warps)", r"ops::affine"),
+    ("geometric RandAugment ops (affine warps)", r"ops::affine|affine_avx2"),
     ("flip", r"ops::hflip"),
     ("batch assembly (HWC to CHW, normalise, loader)", r"loader::|rust_begin_short_backtrace|to_planar"),
     ("kernel: page faults, zeroing (fresh memory)", r"^\[k\]"),

@@ -97,9 +97,9 @@ class Plain(ThreeViews):
         return self.views(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
-def imagenet_recipe(normalization):
+def imagenet_recipe(normalization, size=224):
     normalize = [transforms.ToTensor(), transforms.Normalize(*normalization)]
-    crop_flip = [transforms.RandomResizedCrop(224, scale=(0.08, 1.0)), transforms.RandomHorizontalFlip()]
+    crop_flip = [transforms.RandomResizedCrop(size, scale=(0.08, 1.0)), transforms.RandomHorizontalFlip()]
     randcls = transforms.Compose(
         [*crop_flip, transforms.ColorJitter(0.4, 0.4, 0.4, 0.0), transforms.RandAugment(2, 10), *normalize]
     )
@@ -249,6 +249,7 @@ def main():
     p.add_argument("--arch", choices=["resnet32", "resnet50", "resnext50_32x4d"], default="resnet32")
     p.add_argument("--root", default=os.environ.get("BCL_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
     p.add_argument("--imb-factor", type=float, default=100)
+    p.add_argument("--image-size", type=int, default=224, help="crop size of the photo (folder) recipe")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--epochs", type=int, default=4, help="schedule length (and epochs trained without --steps)")
@@ -258,6 +259,7 @@ def main():
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--amp", choices=["off", "bf16", "fp16"], default="bf16")
     p.add_argument("--channels-last", action="store_true", help="NHWC activations and weights, as bcl uses")
+    p.add_argument("--bf16-on-cpu", action="store_true", help="with --amp bf16, autocast on the CPU too (as bcl on AMX CPUs)")
     args = p.parse_args()
     torch.manual_seed(0)
     device = torch.device(args.device)
@@ -267,7 +269,7 @@ def main():
     normalization = NORMALIZATION[args.dataset]
     photos = args.dataset == "folder"
     if photos:
-        data = FolderThreeViews(args.root, imagenet_recipe(normalization))
+        data = FolderThreeViews(args.root, imagenet_recipe(normalization, args.image_size))
         labels = np.array(data.targets, dtype=np.int64)
         in_channels, hidden, out, tau, alpha, beta = 3, 2048, 1024, 0.07, 1.0, 0.35
     else:
@@ -294,7 +296,8 @@ def main():
     counts = torch.bincount(torch.from_numpy(labels), minlength=classes).float().to(device)
     log_prior = (counts / counts.sum()).log()
     autocast = dict(device_type=device.type, dtype=torch.bfloat16 if args.amp == "bf16" else torch.float16)
-    use_amp = cuda and args.amp != "off"
+    # As the original: autocast on GPUs only, unless asked for bf16 on the CPU as well.
+    use_amp = (cuda and args.amp != "off") or (args.bf16_on_cpu and args.amp == "bf16")
     scaler = torch.amp.GradScaler(enabled=use_amp and args.amp == "fp16")
 
     step, timed_steps, start = 0, 0, None
