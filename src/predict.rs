@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use tch::{Device, Kind, Tensor, nn};
 
-use crate::augment::{Recipe, RecipeStyle, ops};
+use crate::augment::{IMAGENET_CROP_SIZE, Recipe, RecipeStyle, ops};
 use crate::checkpoint;
 use crate::config::TrainConfig;
 use crate::data::{DatasetKind, Image, files};
@@ -48,11 +48,11 @@ fn class_names(metadata: Option<&String>, num_classes: i64) -> Result<Vec<String
     }
 }
 
-/// Side of the model's input images: 224 for ImageNet-style models, the training images'
-/// for CIFAR-style ones.
+/// Side of the model's input images: the crops of ImageNet-style models, the training
+/// images' for CIFAR-style ones.
 pub fn input_size(config: &TrainConfig) -> usize {
     match config.recipe_style.or_by_kind(config.data.dataset) {
-        RecipeStyle::Imagenet => 224,
+        RecipeStyle::Imagenet => config.image_size.unwrap_or(IMAGENET_CROP_SIZE),
         _ => small_image_size(config),
     }
 }
@@ -80,7 +80,7 @@ pub struct InputTransform {
 impl InputTransform {
     pub fn new(config: &TrainConfig) -> Result<Self> {
         let kind = config.data.dataset;
-        let size = small_image_size(config);
+        let size = input_size(config);
         let style = config.recipe_style.or_by_kind(kind);
         Ok(Self {
             recipe: Recipe::for_style(kind, style, size, config.cl_views, &config.randaugment, config.cutout)?,

@@ -229,7 +229,7 @@ pub enum RecipeStyle {
     Auto,
     /// Small same-size images: padded random crops of the whole image, resnet32.
     Cifar,
-    /// Photos of any size: 224 crops, RandAugment, ResNet-50-class encoders.
+    /// Photos of any size: 224 crops (or `image_size`), RandAugment, ResNet-50-class encoders.
     Imagenet,
 }
 
@@ -291,6 +291,12 @@ fn flip() -> Step {
     Step::HorizontalFlip { p: 0.5 }
 }
 
+/// The side of ImageNet-style crops unless `image_size` says otherwise.
+pub const IMAGENET_CROP_SIZE: usize = 224;
+
+/// The smallest ImageNet-style crop: ResNet-50 downsamples 32 times.
+pub const IMAGENET_MIN_CROP_SIZE: usize = 32;
+
 /// The area range of ImageNet's RandomResizedCrop.
 pub const IMAGENET_CROP_SCALE: (f64, f64) = (0.08, 1.0);
 
@@ -345,10 +351,15 @@ impl Recipe {
         }
     }
 
-    /// ImageNet-LT / iNaturalist: view 0 = `randcls`, views 1, 2 as `cl_views` says;
-    /// evaluation = resize the shorter side to 256, centre crop 224.
-    pub fn imagenet(cl_views: ClViews, randaugment: &str, fill: [u8; 3]) -> Result<Self> {
-        let size = 224;
+    /// ImageNet-LT / iNaturalist: view 0 = `randcls`, views 1, 2 as `cl_views`, all `size`
+    /// crops (224 in the paper); evaluation = resize the shorter side to 8/7 of `size` (256
+    /// for 224), centre crop `size`.
+    pub fn imagenet(size: usize, cl_views: ClViews, randaugment: &str, fill: [u8; 3]) -> Result<Self> {
+        anyhow::ensure!(
+            size >= IMAGENET_MIN_CROP_SIZE,
+            "image_size = {size}: ImageNet-style crops must be at least {IMAGENET_MIN_CROP_SIZE} px \
+             (ResNet-50 downsamples 32×)"
+        );
         let ra = RandAugment::parse(randaugment)?;
         let mut randcls = crop_flip_jitter(size, IMAGENET_CROP_SCALE, 0.0, 1.0);
         randcls.push(Step::RandAugment(ra.clone()));
@@ -363,39 +374,57 @@ impl Recipe {
         let pipeline = |steps| Pipeline { steps, fill };
         Ok(Self {
             views: [pipeline(randcls), pipeline(v1), pipeline(v2)],
-            eval: pipeline(vec![Step::ResizeShorter { size: 256 }, Step::CenterCrop { size }]),
+            eval: pipeline(vec![Step::ResizeShorter { size: size * 8 / 7 }, Step::CenterCrop { size }]),
             size,
         })
     }
 
-    /// The recipe of `style` for `dataset` (see [`RecipeStyle::for_data`]), CIFAR-style at
-    /// the size of its first image.
+    /// The recipe of `style` for `dataset` (see [`RecipeStyle::for_data`]): ImageNet-style
+    /// crops of `image_size` (default [`IMAGENET_CROP_SIZE`]), CIFAR-style at the size of
+    /// the first image (an `image_size` other than that is refused, not ignored).
     pub fn for_dataset(
         kind: DatasetKind,
         style: RecipeStyle,
         dataset: &dyn Dataset,
+        image_size: Option<usize>,
         cl_views: ClViews,
         randaugment: &str,
         cutout: bool,
     ) -> Result<Self> {
         anyhow::ensure!(!dataset.is_empty(), "the dataset is empty");
         let style = style.for_data(kind, dataset)?;
-        Self::for_style(kind, style, dataset.image(0)?.width, cl_views, randaugment, cutout)
+        let size = match style {
+            RecipeStyle::Imagenet => image_size.unwrap_or(IMAGENET_CROP_SIZE),
+            _ => Self::cifar_size(image_size, dataset.image(0)?.width)?,
+        };
+        Self::for_style(kind, style, size, cl_views, randaugment, cutout)
     }
 
-    /// The recipe of `style` (`auto`: by `kind`): ImageNet-style (224 crops), or
-    /// CIFAR-style at the size of the images (`image_size`); the fill is `kind`'s mean.
+    /// The side of a CIFAR-style recipe for images `side` px wide: theirs; an `image_size`
+    /// other than that is an error, not ignored.
+    pub fn cifar_size(image_size: Option<usize>, side: usize) -> Result<usize> {
+        match image_size {
+            Some(size) if size != side => bail!(
+                "image_size = {size} applies to the imagenet recipe: the cifar recipe trains on the images' own \
+                 size ({side} px)"
+            ),
+            _ => Ok(side),
+        }
+    }
+
+    /// The recipe of `style` (`auto`: by `kind`) making `size × size` images: ImageNet-style
+    /// crops, or CIFAR-style for images of that size; the fill is `kind`'s mean.
     pub fn for_style(
         kind: DatasetKind,
         style: RecipeStyle,
-        image_size: usize,
+        size: usize,
         cl_views: ClViews,
         randaugment: &str,
         cutout: bool,
     ) -> Result<Self> {
         match style.or_by_kind(kind) {
-            RecipeStyle::Imagenet => Self::imagenet(cl_views, randaugment, kind.fill()),
-            _ => Ok(Self::cifar(image_size, cutout, kind.fill())),
+            RecipeStyle::Imagenet => Self::imagenet(size, cl_views, randaugment, kind.fill()),
+            _ => Ok(Self::cifar(size, cutout, kind.fill())),
         }
     }
 

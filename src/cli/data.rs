@@ -124,6 +124,9 @@ pub struct RecipeArgs {
     /// cifar or imagenet views (default: by the dataset; a folder or list by its images).
     #[arg(long, value_enum, default_value = "auto")]
     recipe: RecipeStyle,
+    /// Side of the imagenet recipe's crops (default 224).
+    #[arg(long)]
+    image_size: Option<usize>,
     /// ImageNet-style contrastive views.
     #[arg(long, value_enum, default_value = "sim-sim")]
     cl_views: ClViews,
@@ -137,7 +140,7 @@ pub struct RecipeArgs {
 
 impl RecipeArgs {
     fn recipe(&self, kind: DatasetKind, dataset: &dyn Dataset) -> Result<Recipe> {
-        Recipe::for_dataset(kind, self.recipe, dataset, self.cl_views, &self.randaugment, self.cutout)
+        Recipe::for_dataset(kind, self.recipe, dataset, self.image_size, self.cl_views, &self.randaugment, self.cutout)
     }
 }
 

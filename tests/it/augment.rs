@@ -289,15 +289,31 @@ fn cifar_recipe_makes_three_different_views_of_the_right_size() {
 fn imagenet_recipes_make_224_crops() {
     let photo = gradient(500, 375);
     for views in [ClViews::SimSim, ClViews::SimRand, ClViews::RandRand] {
-        let recipe = Recipe::imagenet(views, "rand-n2-m10-mstd0.5", [124, 116, 104]).unwrap();
+        let recipe = Recipe::imagenet(224, views, "rand-n2-m10-mstd0.5", [124, 116, 104]).unwrap();
         for v in recipe.train_views(&photo, &mut rng(9)) {
             assert_eq!((v.width, v.height, v.channels), (224, 224, 3));
         }
         let eval = recipe.eval.apply(photo.clone(), &mut rng(0));
         assert_eq!((eval.width, eval.height), (224, 224));
     }
-    let err = Recipe::imagenet(ClViews::SimSim, "rand-rand", [0, 0, 0]).unwrap_err().to_string();
+    let err = Recipe::imagenet(224, ClViews::SimSim, "rand-rand", [0, 0, 0]).unwrap_err().to_string();
     assert!(err.contains("rand-rand"), "{err}");
+}
+
+/// `image_size` sets the ImageNet-style crop: every view and the evaluation (resize the
+/// shorter side to 8/7 of it, as 256 is of 224) come out at that size.
+#[test]
+fn imagenet_recipes_crop_at_their_image_size() {
+    let photo = gradient(500, 375);
+    let recipe = Recipe::imagenet(112, ClViews::SimRand, "rand-n2-m10-mstd0.5", [124, 116, 104]).unwrap();
+    for v in recipe.train_views(&photo, &mut rng(4)) {
+        assert_eq!((v.width, v.height), (112, 112));
+    }
+    assert_eq!(recipe.eval.steps, vec![Step::ResizeShorter { size: 128 }, Step::CenterCrop { size: 112 }]);
+    let eval = recipe.eval.apply(photo, &mut rng(0));
+    assert_eq!((eval.width, eval.height, recipe.size), (112, 112, 112));
+    let err = Recipe::imagenet(16, ClViews::SimSim, "rand-n2-m10-mstd0.5", [0; 3]).unwrap_err().to_string();
+    assert!(err.contains("image_size = 16") && err.contains("at least 32"), "{err}");
 }
 
 /// A `size × size` checkerboard of 0 and 255 in 1-pixel cells, on 3 channels.

@@ -96,7 +96,7 @@ fn every_exact_op_gives_the_bytes_it_gave_before_vectorisation() {
 
 #[test]
 fn the_imagenet_views_are_the_bytes_they_were() {
-    let recipe = Recipe::imagenet(ClViews::SimSim, "rand-n2-m10-mstd0.5", DatasetKind::Folder.fill()).unwrap();
+    let recipe = Recipe::imagenet(224, ClViews::SimSim, "rand-n2-m10-mstd0.5", DatasetKind::Folder.fill()).unwrap();
     let source = random_image(500, 375, 3, 4);
     let mut rng = Rng::seed_from_u64(5);
     let views: Vec<u32> =
@@ -127,7 +127,7 @@ fn batch_checksums() -> (u32, u32) {
         labels: vec![0, 1, 0, 1],
         class_names: vec!["a".into(), "b".into()],
     });
-    let recipe = Arc::new(Recipe::imagenet(ClViews::SimSim, "rand-n2-m10-mstd0.5", [124, 116, 104]).unwrap());
+    let recipe = Arc::new(Recipe::imagenet(224, ClViews::SimSim, "rand-n2-m10-mstd0.5", [124, 116, 104]).unwrap());
     let normalization = Normalization { mean: vec![0.485, 0.456, 0.406], std: vec![0.229, 0.224, 0.225] };
     let mut config = LoaderConfig::new(n, 7, normalization);
     config.workers = 1;

@@ -127,7 +127,7 @@ fn a_bad_file_fails_its_batch_with_the_file_name() {
         labels: vec![0, 1, 0],
         class_names: vec!["a".into(), "b".into()],
     };
-    let recipe = Arc::new(Recipe::imagenet(ClViews::SimSim, "rand-n2-m10-mstd0.5", [124, 116, 104]).unwrap());
+    let recipe = Arc::new(Recipe::imagenet(224, ClViews::SimSim, "rand-n2-m10-mstd0.5", [124, 116, 104]).unwrap());
     let mut config = LoaderConfig::new(3, 0, normalization());
     config.workers = 2;
     let mut results = eval_batches(Arc::new(files), recipe, &config);

@@ -186,6 +186,61 @@ fn lists_and_torchvision_layouts_are_found_and_bad_ones_named() {
     assert_eq!(full.len(), 40);
 }
 
+/// `--image-size` (or `image_size` in a config file) sets the crops of an ImageNet-style run,
+/// for training, evaluation and prediction; a CIFAR-style run refuses a size other than its
+/// images' instead of ignoring it.
+#[test]
+fn an_imagenet_style_run_trains_and_predicts_at_its_image_size() {
+    let idx = tiny_fashion_mnist(8, 4);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("photos");
+    write_class_folders(idx.path(), Split::Train, &[4, 2], &data.join("train"));
+    let test_files = write_class_folders(idx.path(), Split::Test, &[2, 2], &data.join("test"));
+    let folder = ["--dataset", "folder", "--root", path(&data), "--recipe", "imagenet"];
+
+    let file = dir.path().join("small.toml");
+    std::fs::write(&file, "image_size = 48\n").unwrap();
+    let mut args = vec!["--preset", "imagenet-lt", "--config", path(&file)];
+    args.extend(folder);
+    let (config, _) = config_show(&args);
+    assert_eq!(key(&config, "image_size").unwrap().as_integer(), Some(48), "the file's size is kept: {config}");
+
+    let run = dir.path().join("run");
+    let mut train = vec!["train", "--preset", "imagenet-lt", "--image-size", "32", "--epochs", "1"];
+    train.extend(["--batch-size", "3", "--device", "cpu", "--out", path(&run)]);
+    train.extend(folder);
+    let o = bcl(&train);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let saved: toml::Table = toml::from_str(&std::fs::read_to_string(run.join("config.toml")).unwrap()).unwrap();
+    assert_eq!(key(&saved, "image_size").unwrap().as_integer(), Some(32));
+    let image = data.join("test").join(&test_files[1][0]);
+    let o = bcl(&["predict", "--checkpoint", path(&run), "--device", "cpu", path(&image)]);
+    assert!(o.status.success() && stdout(&o).contains('%'), "{}{}", stdout(&o), stderr(&o));
+
+    let cifar_run = dir.path().join("cifar");
+    let o = bcl(&[
+        "train",
+        "--dataset",
+        "folder",
+        "--root",
+        path(&data),
+        "--image-size",
+        "64",
+        "--batch-size",
+        "3",
+        "--out",
+        path(&cifar_run),
+    ]);
+    assert!(!o.status.success(), "a size the cifar recipe cannot honour is refused");
+    let err = stderr(&o);
+    assert!(err.contains("image_size = 64 applies to the imagenet recipe") && err.contains("28 px"), "{err}");
+    let mut args = vec!["--config", path(&file), "--dataset", "folder", "--root", path(&data)];
+    let o = bcl(&[&["config", "show"][..], &args].concat());
+    assert!(stderr(&o).contains("image_size = 48 applies to the imagenet recipe"), "{}", stderr(&o));
+    args.extend(["--recipe", "cifar"]);
+    assert!(!bcl(&[&["config", "show"][..], &args].concat()).status.success());
+}
+
 /// Runs the venv's Python on `code` with `args` (sys.argv[1:]).
 fn python(code: &str, args: &[&Path]) -> std::process::Output {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
