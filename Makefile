@@ -2,13 +2,17 @@
 # Both first run the idempotent set-up (venv with torch, Fashion-MNIST), then build.
 CARGO ?= cargo
 
-.PHONY: setup build demo test lint golden crash-test fuzz ablation
+.PHONY: setup build portable demo test lint golden crash-test fuzz ablation
 
 setup:
 	@scripts/setup.sh
 
 build: setup
 	$(CARGO) build --release
+
+# The binary for other machines (glibc ≥ 2.34): target/portable/release/bcl.
+portable: build
+	scripts/build_portable.sh
 
 demo: build
 	./target/release/bcl doctor

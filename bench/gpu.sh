@@ -11,7 +11,7 @@
 # Prints samples/s, peak GPU memory (torch) and achieved TFLOP/s as a share of the peak;
 # the table comes last.
 #
-#   here:  bench/gpu.sh --prepare      (stripped bcl, Fashion-MNIST, JPEGs → bench/out/gpu, ~47 MB)
+#   here:  bench/gpu.sh --prepare      (stripped portable bcl, Fashion-MNIST, JPEGs → bench/out/gpu, ~47 MB)
 #   there: bash bench/gpu.sh           (run tool, carry ["bench/out/gpu"]; PAIRS=3)
 #   CI:    bash bench/gpu.sh --dry-run (after --prepare: every section on the CPU with a tiny
 #                                       budget, to the same table, so the script cannot rot)
@@ -19,9 +19,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 G=bench/out/gpu
 if [ "${1:-}" = --prepare ]; then
-  make -s build
+  scripts/build_portable.sh
   rm -rf "$G" && mkdir -p "$G"
-  strip -o "$G/bcl" target/release/bcl
+  strip -o "$G/bcl" target/portable/release/bcl
   cp -r "${BCL_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}" "$G/fashion-mnist"
   [ -d bench/out/jpegs ] || .venv/bin/python bench/make_bench_data.py bench/out
   cp -r bench/out/jpegs "$G/jpegs"
@@ -40,7 +40,7 @@ if [ $DRY = 1 ]; then
   echo "== dry run: CPU, tiny budget (figures are not GPU figures)"
 fi
 # First what decides whether the carried binary can start at all: bcl needs glibc ≥ 2.34
-# and libstdc++ with GLIBCXX_3.4.29 (built on Debian 12); the torch wheel needs glibc 2.28.
+# and libstdc++ with GLIBCXX_3.4.29 (scripts/build_portable.sh); the torch wheel needs 2.28.
 echo "== $(ldd --version 2>&1 | head -1); driver $(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1); card $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
 # Prepended: hosts that find libcuda through LD_LIBRARY_PATH keep it.
 export LD_LIBRARY_PATH="$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__))')/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -159,7 +159,7 @@ torch_run() {
   [ "$cfg" = cifar ] || { folder_data; data=(--dataset folder --root "$W/folder/train" --image-size "$CROP"); }
   $PY bench/reference/train_bcl_torch.py "${data[@]}" --arch "$arch" --batch-size "$batch" --device $DEV --workers $WORKERS \
     --amp bf16 --channels-last --epochs 1 --steps "$steps" --warmup-steps 10 > "$W/torch.log" 2>&1 || { tail -20 "$W/torch.log" >&2; echo 0; return; }
-  tail -1 "$W/torch.log" | $PY -c 'import json, sys; print(json.load(sys.stdin)["samples_per_second"])'
+  tail -1 "$W/torch.log" | $PY -c 'import json, sys; print("%.3g" % json.load(sys.stdin)["samples_per_second"])'
 }
 
 compare() {  # name cfg arch batch steps

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# A bcl binary for other Linux machines (the one bench/gpu.sh carries): it needs glibc
+# ≥ 2.34 and libstdc++ ≥ GLIBCXX_3.4.29 (gcc 11), so it runs on RHEL / Rocky 9, Ubuntu
+# 22.04, Debian 12 and later, where a plain build here (Debian 12) needs glibc 2.35.
+# The same objects as `make build`, linked again by zig against glibc 2.34's symbol
+# versions (scripts/zig_link.sh). Older systems are out of reach of this machine's
+# compilers: the C++ of tch and of our shims, built with gcc 12's headers, needs
+# GLIBCXX_3.4.29 and glibc 2.32's __libc_single_threaded; the torch 2.11 wheel itself
+# needs glibc 2.28 and GLIBCXX_3.4.22.
+#   scripts/build_portable.sh        → target/portable/release/bcl
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ZIGLANG_VERSION=0.17.1
+GLIBC_TARGET=2.34
+make -s build
+.venv/bin/python -c "import ziglang" 2>/dev/null ||
+  .venv/bin/pip install --quiet --disable-pip-version-check "ziglang==$ZIGLANG_VERSION"
+# Reuse the compiled crates: only the binary's own crate is built again, with the linker
+# given to it alone (as cargo's linker setting, it would rebuild build scripts and all).
+rm -rf target/portable && mkdir -p target/portable
+cp -a target/release target/portable/release
+CARGO_TARGET_DIR=target/portable GLIBC_TARGET=$GLIBC_TARGET \
+  cargo rustc --release --quiet --bin bcl -- -C linker="$PWD/scripts/zig_link.sh"
+# Check what the dynamic linker will ask for: no glibc symbol version above the target.
+newest=$(objdump -T target/portable/release/bcl | grep -oE 'GLIBC_[0-9]+\.[0-9]+' | sort -V | tail -1)
+[ "$(printf '%s\n' "$newest" "GLIBC_$GLIBC_TARGET" | sort -V | tail -1)" = "GLIBC_$GLIBC_TARGET" ] ||
+  { echo "build_portable: target/portable/release/bcl needs $newest, above glibc $GLIBC_TARGET" >&2; exit 1; }
+echo "target/portable/release/bcl: needs $newest and $(objdump -T target/portable/release/bcl |
+  grep -oE 'GLIBCXX_[0-9.]+' | sort -V | tail -1)"
