@@ -74,6 +74,12 @@ pub struct ConfigArgs {
     pub lr: Option<f64>,
     #[arg(long, value_enum)]
     pub loss: Option<LossKind>,
+    /// Temperature τ of the contrastive loss (the paper's sensitivity study: 0.07 or 0.1).
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Weight β of the contrastive loss (the paper's sensitivity study: 0.35 or 0.6).
+    #[arg(long)]
+    pub beta: Option<f64>,
     #[arg(long)]
     pub no_class_averaging: bool,
     #[arg(long)]
@@ -137,6 +143,8 @@ impl ConfigArgs {
         config.sampler = self.sampler.unwrap_or(config.sampler);
         config.schedule.base_lr = self.lr.unwrap_or(config.schedule.base_lr);
         config.loss = self.loss.unwrap_or(config.loss);
+        config.temperature = self.temperature.unwrap_or(config.temperature);
+        config.beta = self.beta.unwrap_or(config.beta);
         config.class_averaging &= !self.no_class_averaging;
         config.class_complement &= !self.no_class_complement;
         if self.imb_factor.is_some() {

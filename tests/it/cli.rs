@@ -452,3 +452,17 @@ fn a_finished_run_can_be_extended_with_more_epochs() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("has trained 3 epochs already"), "{}", stderr(&o));
 }
+
+/// The paper's sensitivity study from the command line: `--temperature` and `--beta` land in
+/// the config; values that cannot train are refused.
+#[test]
+fn temperature_and_beta_flags_set_the_contrastive_loss() {
+    let idx = tiny_fashion_mnist(4, 2);
+    let root = ["--root", path(idx.path())];
+    let o = bcl(&[&["config", "show", "--temperature", "0.07", "--beta", "0.35"][..], &root].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config: toml::Table = toml::from_str(&stdout(&o)).unwrap();
+    assert_eq!((config["temperature"].as_float(), config["beta"].as_float()), (Some(0.07), Some(0.35)));
+    let o = bcl(&[&["config", "show", "--temperature", "0"][..], &root].concat());
+    assert!(!o.status.success() && stderr(&o).contains("temperature = 0 must be positive"), "{}", stderr(&o));
+}
