@@ -11,7 +11,7 @@ build: setup
 	$(CARGO) build --release
 
 # The binary for other machines (glibc ≥ 2.34): target/portable/release/bcl.
-portable: build
+portable:
 	scripts/build_portable.sh
 
 demo: build

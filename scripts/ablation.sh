@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # BCL's table of components on long-tailed Fashion-MNIST (ρ = 100), one recipe for every
 # row (the fashion-mnist-lt preset, EPOCHS epochs): CE; LA; SupCon + LA; BCL without
-# class-averaging; BCL without class-complement; BCL. Three seeds for CE, LA and BCL, one
-# for the others; then the paper's sensitivity study on BCL: τ 0.07 (not 0.1), β 0.35 (not
+# class-averaging; BCL without class-complement; BCL. Three seeds for CE, LA and BCL, two
+# for SupCon, one for the others; then the paper's sensitivity study on BCL: τ 0.07 (not 0.1), β 0.35 (not
 # 0.6). Resumable: run it again after an interruption and it continues each run from its last
 # checkpoint and skips finished ones. The table (mean ± std over seeds, by
 # `bcl summarize`) is written into OUT/table.md after every run. Every row runs in the same

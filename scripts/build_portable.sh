@@ -11,19 +11,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ZIGLANG_VERSION=0.17.1
-GLIBC_TARGET=2.34
+GLIBC_TARGET=2.34 GLIBCXX_NEEDED=3.4.29
+CARGO=${CARGO:-cargo}
 make -s build
-.venv/bin/python -c "import ziglang" 2>/dev/null ||
+[ "$(.venv/bin/pip show ziglang 2>/dev/null | sed -n 's/^Version: //p')" = "$ZIGLANG_VERSION" ] ||
   .venv/bin/pip install --quiet --disable-pip-version-check "ziglang==$ZIGLANG_VERSION"
 # Reuse the compiled crates: only the binary's own crate is built again, with the linker
 # given to it alone (as cargo's linker setting, it would rebuild build scripts and all).
 rm -rf target/portable && mkdir -p target/portable
 cp -a target/release target/portable/release
 CARGO_TARGET_DIR=target/portable GLIBC_TARGET=$GLIBC_TARGET \
-  cargo rustc --release --quiet --bin bcl -- -C linker="$PWD/scripts/zig_link.sh"
-# Check what the dynamic linker will ask for: no glibc symbol version above the target.
-newest=$(objdump -T target/portable/release/bcl | grep -oE 'GLIBC_[0-9]+\.[0-9]+' | sort -V | tail -1)
-[ "$(printf '%s\n' "$newest" "GLIBC_$GLIBC_TARGET" | sort -V | tail -1)" = "GLIBC_$GLIBC_TARGET" ] ||
-  { echo "build_portable: target/portable/release/bcl needs $newest, above glibc $GLIBC_TARGET" >&2; exit 1; }
-echo "target/portable/release/bcl: needs $newest and $(objdump -T target/portable/release/bcl |
-  grep -oE 'GLIBCXX_[0-9.]+' | sort -V | tail -1)"
+  "$CARGO" rustc --release --quiet --bin bcl -- -C linker="$PWD/scripts/zig_link.sh"
+# Check what the dynamic linker will ask for: no symbol version above the targets.
+newest() { objdump -T target/portable/release/bcl | { grep -oE "$1_[0-9.]+[0-9]" || true; } | sort -V | tail -1; }
+above() { [ "$(printf '%s\n' "$1" "$2" | sort -V | tail -1)" != "$2" ]; }
+glibc=$(newest GLIBC) glibcxx=$(newest GLIBCXX)
+if [ -z "$glibc" ] || above "$glibc" "GLIBC_$GLIBC_TARGET" || above "$glibcxx" "GLIBCXX_$GLIBCXX_NEEDED"; then
+  echo "build_portable: target/portable/release/bcl needs ${glibc:-no glibc?} and $glibcxx," \
+    "above glibc $GLIBC_TARGET / GLIBCXX $GLIBCXX_NEEDED" >&2
+  exit 1
+fi
+echo "target/portable/release/bcl: needs $glibc and $glibcxx"

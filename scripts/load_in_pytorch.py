@@ -135,7 +135,7 @@ def main():
     parser.add_argument("--logits", help="write the logits here as .npy")
     args = parser.parse_args()
     model, config = bcl_model(args.weights)
-    size = 224 if config["model"]["arch"] != "resnet32" else config.get("image_size", 32)
+    size = config.get("image_size", 224 if config["model"]["arch"] != "resnet32" else 32)
     x = np.load(args.input) if args.input else np.zeros((1, config["model"]["in_channels"], size, size), np.float32)
     with torch.no_grad():
         logits = model(torch.from_numpy(x)).numpy()

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, ensure};
 use serde::{Deserialize, Serialize};
 
 use crate::augment::randaugment::RandAugment;
-use crate::augment::{ClViews, Recipe, RecipeStyle};
+use crate::augment::{ClViews, IMAGENET_CROP_SIZE, Recipe, RecipeStyle, check_crop_size};
 use crate::data::sampler::SamplerKind;
 use crate::data::{DataConfig, Dataset, DatasetKind, Split};
 use crate::model::{Arch, ModelConfig};
@@ -198,7 +198,8 @@ impl TrainConfig {
         }
     }
 
-    /// The views and evaluation transform of this run, sized from `train_set`'s first image.
+    /// The views and evaluation transform of this run: ImageNet-style crops of `image_size`,
+    /// CIFAR-style at the size of `train_set`'s first image.
     pub fn recipe(&self, train_set: &dyn Dataset) -> Result<Recipe> {
         let kind = self.data.dataset;
         Recipe::for_dataset(
@@ -236,10 +237,14 @@ impl TrainConfig {
         let style = self.recipe_style.for_data(config.data.dataset, full.as_ref())?;
         let side = full.image(0)?.width;
         if self.recipe_style == RecipeStyle::Auto {
-            decisions.push(format!("{style:?}-style views for images {side} px wide (change with --recipe)"));
+            let crops = match style {
+                RecipeStyle::Imagenet => format!(" ({} px crops)", self.image_size.unwrap_or(IMAGENET_CROP_SIZE)),
+                _ => String::new(),
+            };
+            decisions.push(format!("{style:?}-style views{crops} for images {side} px wide (change with --recipe)"));
         }
         if style == RecipeStyle::Cifar {
-            config.image_size = Some(Recipe::cifar_size(self.image_size, side)?);
+            config.image_size = Some(side);
         }
         let (channels, classes) = (full.channels() as i64, full.num_classes() as i64);
         config.recipe_style = style;
@@ -313,6 +318,10 @@ impl TrainConfig {
             ensure!(rho.is_finite() && rho >= 1.0, "data.imb_factor = {rho} must be a number ≥ 1");
         }
         RandAugment::parse(&self.randaugment)?;
+        if let (RecipeStyle::Imagenet, Some(size)) = (self.recipe_style.or_by_kind(self.data.dataset), self.image_size)
+        {
+            check_crop_size(size)?;
+        }
         ensure!(self.workers != Some(0), "workers must be positive");
         ensure!(self.bn_group_size != Some(0), "bn_group_size must be positive");
         ensure!(

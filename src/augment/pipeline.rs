@@ -297,6 +297,16 @@ pub const IMAGENET_CROP_SIZE: usize = 224;
 /// The smallest ImageNet-style crop: ResNet-50 downsamples 32 times.
 pub const IMAGENET_MIN_CROP_SIZE: usize = 32;
 
+/// Refuses ImageNet-style crops too small for the encoder.
+pub fn check_crop_size(size: usize) -> Result<()> {
+    anyhow::ensure!(
+        size >= IMAGENET_MIN_CROP_SIZE,
+        "image_size = {size}: ImageNet-style crops must be at least {IMAGENET_MIN_CROP_SIZE} px (ResNet-50 \
+         downsamples 32×)"
+    );
+    Ok(())
+}
+
 /// The area range of ImageNet's RandomResizedCrop.
 pub const IMAGENET_CROP_SCALE: (f64, f64) = (0.08, 1.0);
 
@@ -355,11 +365,7 @@ impl Recipe {
     /// crops (224 in the paper); evaluation = resize the shorter side to 8/7 of `size` (256
     /// for 224), centre crop `size`.
     pub fn imagenet(size: usize, cl_views: ClViews, randaugment: &str, fill: [u8; 3]) -> Result<Self> {
-        anyhow::ensure!(
-            size >= IMAGENET_MIN_CROP_SIZE,
-            "image_size = {size}: ImageNet-style crops must be at least {IMAGENET_MIN_CROP_SIZE} px \
-             (ResNet-50 downsamples 32×)"
-        );
+        check_crop_size(size)?;
         let ra = RandAugment::parse(randaugment)?;
         let mut randcls = crop_flip_jitter(size, IMAGENET_CROP_SCALE, 0.0, 1.0);
         randcls.push(Step::RandAugment(ra.clone()));
@@ -381,7 +387,7 @@ impl Recipe {
 
     /// The recipe of `style` for `dataset` (see [`RecipeStyle::for_data`]): ImageNet-style
     /// crops of `image_size` (default [`IMAGENET_CROP_SIZE`]), CIFAR-style at the size of
-    /// the first image (an `image_size` other than that is refused, not ignored).
+    /// the first image (for CIFAR-style runs `image_size` only records that size).
     pub fn for_dataset(
         kind: DatasetKind,
         style: RecipeStyle,
@@ -395,21 +401,9 @@ impl Recipe {
         let style = style.for_data(kind, dataset)?;
         let size = match style {
             RecipeStyle::Imagenet => image_size.unwrap_or(IMAGENET_CROP_SIZE),
-            _ => Self::cifar_size(image_size, dataset.image(0)?.width)?,
+            _ => dataset.image(0)?.width,
         };
         Self::for_style(kind, style, size, cl_views, randaugment, cutout)
-    }
-
-    /// The side of a CIFAR-style recipe for images `side` px wide: theirs; an `image_size`
-    /// other than that is an error, not ignored.
-    pub fn cifar_size(image_size: Option<usize>, side: usize) -> Result<usize> {
-        match image_size {
-            Some(size) if size != side => bail!(
-                "image_size = {size} applies to the imagenet recipe: the cifar recipe trains on the images' own \
-                 size ({side} px)"
-            ),
-            _ => Ok(side),
-        }
     }
 
     /// The recipe of `style` (`auto`: by `kind`) making `size × size` images: ImageNet-style

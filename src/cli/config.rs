@@ -53,7 +53,8 @@ pub struct ConfigArgs {
     /// `--dataset list`: the test list (evaluation; without it, the val list).
     #[arg(long, requires = "dataset")]
     pub test_list: Option<PathBuf>,
-    /// The views: cifar (small same-size images, resnet32) or imagenet (224 crops, ResNet-50).
+    /// The views: cifar (small same-size images, resnet32) or imagenet (crops, 224 px unless
+    /// --image-size; ResNet-50).
     /// Default: the preset's, or with --dataset folder|list what the images call for.
     #[arg(long, value_enum)]
     pub recipe: Option<RecipeStyle>,
@@ -107,6 +108,7 @@ impl ConfigArgs {
             config = config.with_overrides(&text, &path.display().to_string())?;
         }
         config.recipe_style = self.recipe.unwrap_or(config.recipe_style);
+        config.image_size = self.image_size.or(config.image_size);
         let mut decisions = Vec::new();
         if let Some(kind) = self.dataset {
             let data = DataConfig {
@@ -121,6 +123,11 @@ impl ConfigArgs {
             !config.data.root.as_os_str().is_empty(),
             "--root is required for --preset {} (or data.root in --config)",
             self.preset.name()
+        );
+        ensure!(
+            self.image_size.is_none() || config.recipe_style.or_by_kind(config.data.dataset) == RecipeStyle::Imagenet,
+            "--image-size sets the crops of the imagenet recipe, and this data gets the cifar recipe, which trains \
+             on the images' own size: add --recipe imagenet for crops, or leave --image-size out"
         );
         self.apply_flags(&mut config);
         config.validate().context("the options")?;
@@ -137,7 +144,6 @@ impl ConfigArgs {
     }
 
     fn apply_flags(&self, config: &mut TrainConfig) {
-        config.image_size = self.image_size.or(config.image_size);
         config.epochs = self.epochs.unwrap_or(config.epochs);
         config.batch_size = self.batch_size.unwrap_or(config.batch_size);
         config.sampler = self.sampler.unwrap_or(config.sampler);

@@ -140,7 +140,22 @@ pub struct RecipeArgs {
 
 impl RecipeArgs {
     fn recipe(&self, kind: DatasetKind, dataset: &dyn Dataset) -> Result<Recipe> {
-        Recipe::for_dataset(kind, self.recipe, dataset, self.image_size, self.cl_views, &self.randaugment, self.cutout)
+        let recipe = Recipe::for_dataset(
+            kind,
+            self.recipe,
+            dataset,
+            self.image_size,
+            self.cl_views,
+            &self.randaugment,
+            self.cutout,
+        )?;
+        ensure!(
+            self.image_size.is_none_or(|size| size == recipe.size),
+            "--image-size sets the crops of the imagenet recipe; these images get the cifar recipe, at their own \
+             size ({} px)",
+            recipe.size
+        );
+        Ok(recipe)
     }
 }
 

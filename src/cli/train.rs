@@ -44,7 +44,8 @@ pub struct TrainArgs {
     /// Continue the run in this folder from its last checkpoint, with its saved config;
     /// `--epochs N` extends it to N epochs (the schedule is recomputed for N).
     #[arg(long, conflicts_with_all = ["config", "dataset", "root", "train_list", "val_list", "test_list", "recipe",
-        "batch_size", "sampler", "lr", "loss", "no_class_averaging", "no_class_complement", "imb_factor", "seed", "amp"])]
+        "image_size", "batch_size", "sampler", "lr", "loss", "temperature", "beta", "no_class_averaging",
+        "no_class_complement", "imb_factor", "seed", "amp"])]
     resume: Option<PathBuf>,
     /// If the --out folder already holds this run, continue it instead of refusing: the
     /// same command line works for the first start and for every requeue.
