@@ -6,7 +6,7 @@
 # (bench/reference/train_bcl_torch.py), alternating, for
 #   2. 32×32 colour images (Fashion-MNIST padded to 32 and tinted per class, made here from
 #      the carried IDX files), resnet32, batch 256, the CIFAR recipe;
-#   3. 224 crops of generated JPEGs (bench/make_bench_data.py), resnet50 and
+#   3. 224 crops (CROP=112 for smaller) of generated JPEGs (bench/make_bench_data.py), resnet50 and
 #      resnext50_32x4d, batch 128, the ImageNet-LT sim-sim recipe, 16 loader workers each.
 # Prints samples/s, peak GPU memory (torch) and achieved TFLOP/s as a share of the peak;
 # the table comes last.
@@ -32,11 +32,10 @@ DRY=0
 [ "${1:-}" = --dry-run ] && DRY=1
 PAIRS=${PAIRS:-3}
 PY=${PYTHON:-python3}
-DEV=cuda CROP=224 WORKERS=16 CIFAR_BATCH=256 CIFAR_STEPS=50 JPEG_BATCH=128 JPEG_STEPS=40 EXTRA_TOML=""
+DEV=cuda CROP=${CROP:-224} WORKERS=16 CIFAR_BATCH=256 CIFAR_STEPS=50 JPEG_BATCH=128 JPEG_STEPS=40
 if [ $DRY = 1 ]; then
   # 11 steps: the 10 untimed warm-up steps and one timed; 64 px crops for the ImageNet models.
   PAIRS=1 PY=${PYTHON:-.venv/bin/python} DEV=cpu CROP=64 WORKERS=2 CIFAR_BATCH=16 CIFAR_STEPS=11 JPEG_BATCH=4 JPEG_STEPS=11
-  EXTRA_TOML="image_size = $CROP"
   echo "== dry run: CPU, tiny budget (figures are not GPU figures)"
 fi
 # First what decides whether the carried binary can start at all: bcl needs glibc ≥ 2.34
@@ -144,8 +143,8 @@ bcl_run() {  # config arch batch steps → samples/s
       --max-steps "$steps" --out "$out" > "$W/bcl.log" 2>&1 || { tail -20 "$W/bcl.log" >&2; echo 0; return; }
   else
     folder_data
-    printf '%s\n[model]\narch = "%s"\n' "$EXTRA_TOML" "$arch" > "$W/arch.toml"
-    "$BCL" train --preset imagenet-lt --dataset folder --root "$W/folder" --recipe imagenet --config "$W/arch.toml" \
+    printf '[model]\narch = "%s"\n' "$arch" > "$W/arch.toml"
+    "$BCL" train --preset imagenet-lt --dataset folder --root "$W/folder" --recipe imagenet --image-size "$CROP" --config "$W/arch.toml" \
       --batch-size "$batch" --device $DEV --workers $WORKERS --max-steps "$steps" --out "$out" > "$W/bcl.log" 2>&1 \
       || { tail -20 "$W/bcl.log" >&2; echo 0; return; }
   fi
