@@ -99,6 +99,17 @@ pub struct ConfigArgs {
     pub workers: Option<usize>,
 }
 
+/// `--image-size` sets ImageNet-style crops; data that gets the cifar recipe (`style`) trains
+/// on its images' own size, so the flag is refused there rather than ignored.
+pub fn check_image_size_flag(image_size: Option<usize>, style: RecipeStyle) -> Result<()> {
+    ensure!(
+        image_size.is_none() || style == RecipeStyle::Imagenet,
+        "--image-size sets the crops of the imagenet recipe, and this data gets the cifar recipe, which trains on \
+         the images' own size: add --recipe imagenet for crops, or leave --image-size out"
+    );
+    Ok(())
+}
+
 impl ConfigArgs {
     /// The config these flags make, with a line for each thing the data decided.
     pub fn resolve(&self) -> Result<(TrainConfig, Vec<String>)> {
@@ -124,11 +135,7 @@ impl ConfigArgs {
             "--root is required for --preset {} (or data.root in --config)",
             self.preset.name()
         );
-        ensure!(
-            self.image_size.is_none() || config.recipe_style.or_by_kind(config.data.dataset) == RecipeStyle::Imagenet,
-            "--image-size sets the crops of the imagenet recipe, and this data gets the cifar recipe, which trains \
-             on the images' own size: add --recipe imagenet for crops, or leave --image-size out"
-        );
+        check_image_size_flag(self.image_size, config.recipe_style.or_by_kind(config.data.dataset))?;
         self.apply_flags(&mut config);
         config.validate().context("the options")?;
         Ok((config, decisions))

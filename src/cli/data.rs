@@ -140,22 +140,9 @@ pub struct RecipeArgs {
 
 impl RecipeArgs {
     fn recipe(&self, kind: DatasetKind, dataset: &dyn Dataset) -> Result<Recipe> {
-        let recipe = Recipe::for_dataset(
-            kind,
-            self.recipe,
-            dataset,
-            self.image_size,
-            self.cl_views,
-            &self.randaugment,
-            self.cutout,
-        )?;
-        ensure!(
-            self.image_size.is_none_or(|size| size == recipe.size),
-            "--image-size sets the crops of the imagenet recipe; these images get the cifar recipe, at their own \
-             size ({} px)",
-            recipe.size
-        );
-        Ok(recipe)
+        let style = self.recipe.for_data(kind, dataset)?;
+        super::config::check_image_size_flag(self.image_size, style)?;
+        Recipe::for_dataset(kind, style, dataset, self.image_size, self.cl_views, &self.randaugment, self.cutout)
     }
 }
 
