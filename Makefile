@@ -10,7 +10,7 @@ setup:
 build: setup
 	$(CARGO) build --release
 
-# The binary for other machines (glibc ≥ 2.34): target/portable/release/bcl.
+# The binary for other machines (glibc ≥ 2.28, as the torch wheel): target/portable/release/bcl.
 portable:
 	scripts/build_portable.sh
 

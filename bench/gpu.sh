@@ -38,8 +38,8 @@ if [ $DRY = 1 ]; then
   PAIRS=1 PY=${PYTHON:-.venv/bin/python} DEV=cpu CROP=64 WORKERS=2 CIFAR_BATCH=16 CIFAR_STEPS=11 JPEG_BATCH=4 JPEG_STEPS=11
   echo "== dry run: CPU, tiny budget (figures are not GPU figures)"
 fi
-# First what decides whether the carried binary can start at all: bcl needs glibc ≥ 2.34
-# and libstdc++ with GLIBCXX_3.4.29 (scripts/build_portable.sh); the torch wheel needs 2.28.
+# First what decides whether the carried binary can start at all: bcl, like the torch
+# wheel, needs glibc ≥ 2.28 and libstdc++ with GLIBCXX_3.4.22 (scripts/build_portable.sh).
 echo "== $(ldd --version 2>&1 | head -1); driver $(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1); card $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
 # Prepended: hosts that find libcuda through LD_LIBRARY_PATH keep it.
 export LD_LIBRARY_PATH="$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__))')/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

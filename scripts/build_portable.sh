@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
 # A bcl binary for other Linux machines (the one bench/gpu.sh carries): it needs glibc
-# ≥ 2.34 and libstdc++ ≥ GLIBCXX_3.4.29 (gcc 11), so it runs on RHEL / Rocky 9, Ubuntu
-# 22.04, Debian 12 and later, where a plain build here (Debian 12) needs glibc 2.35.
-# The same objects as `make build`, linked again by zig against glibc 2.34's symbol
-# versions (scripts/zig_link.sh). Older systems are out of reach of this machine's
-# compilers: the C++ of tch and of our shims, built with gcc 12's headers, needs
-# GLIBCXX_3.4.29 and glibc 2.32's __libc_single_threaded; the torch 2.11 wheel itself
-# needs glibc 2.28 and GLIBCXX_3.4.22.
+# ≥ 2.28 and libstdc++ ≥ GLIBCXX_3.4.22, what the torch 2.11 wheel itself needs, so it
+# runs wherever that wheel does (RHEL / Rocky 8, Ubuntu 20.04, Debian 10 and later), where
+# a plain build here (Debian 12) needs glibc 2.35 and gcc 11's libstdc++.
+# The same objects as `make build`, linked again by zig against glibc 2.28's symbol
+# versions (scripts/zig_link.sh), with scripts/old_glibc_compat.cpp defining the three
+# newer symbols that gcc 12's headers put into tch's and our C++.
 #   scripts/build_portable.sh        → target/portable/release/bcl
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ZIGLANG_VERSION=0.17.1
-GLIBC_TARGET=2.34 GLIBCXX_NEEDED=3.4.29
+GLIBC_TARGET=2.28 GLIBCXX_NEEDED=3.4.22
 CARGO=${CARGO:-cargo}
 make -s build
 [ "$(.venv/bin/pip show ziglang 2>/dev/null | sed -n 's/^Version: //p')" = "$ZIGLANG_VERSION" ] ||
@@ -20,7 +19,9 @@ make -s build
 # given to it alone (as cargo's linker setting, it would rebuild build scripts and all).
 rm -rf target/portable && mkdir -p target/portable
 cp -a target/release target/portable/release
-CARGO_TARGET_DIR=target/portable GLIBC_TARGET=$GLIBC_TARGET \
+compat=target/portable/old_glibc_compat.o
+g++ -std=c++17 -O2 -fPIC -c scripts/old_glibc_compat.cpp -o "$compat"
+CARGO_TARGET_DIR=target/portable GLIBC_TARGET=$GLIBC_TARGET COMPAT_OBJECT=$PWD/$compat \
   "$CARGO" rustc --release --quiet --bin bcl -- -C linker="$PWD/scripts/zig_link.sh"
 # Check what the dynamic linker will ask for: no symbol version above the targets.
 newest() { objdump -T target/portable/release/bcl | { grep -oE "$1_[0-9.]+[0-9]" || true; } | sort -V | tail -1; }

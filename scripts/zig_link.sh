@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The linker of scripts/build_portable.sh: zig's clang linking against glibc 2.34's symbol
-# versions (not this machine's), with gcc's own libstdc++ and libgomp, whose C++ ABI
-# libtorch uses (zig would bring its libc++ for -lstdc++).
+# The linker of scripts/build_portable.sh: zig's clang linking against the symbol versions
+# of glibc GLIBC_TARGET (not this machine's), with gcc's own libstdc++ and libgomp, whose
+# C++ ABI libtorch uses (zig would bring its libc++ for -lstdc++), and COMPAT_OBJECT.
+# gcc's libraries are built for this machine's newer glibc: only their symbols are used
+# here, the target machine loads its own, hence --allow-shlib-undefined.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 gcc_lib=$(dirname "$(g++ -print-file-name=libstdc++.so)")
@@ -12,4 +14,5 @@ for arg in "$@"; do
     *) args+=("$arg") ;;
   esac
 done
-exec "$root/.venv/bin/python" -m ziglang cc -target "x86_64-linux-gnu.${GLIBC_TARGET:-2.34}" "${args[@]}" -L"$gcc_lib"
+exec "$root/.venv/bin/python" -m ziglang cc -target "x86_64-linux-gnu.$GLIBC_TARGET" "${args[@]}" \
+  ${COMPAT_OBJECT:+"$COMPAT_OBJECT"} -Wl,--allow-shlib-undefined -L"$gcc_lib"
