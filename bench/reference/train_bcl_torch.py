@@ -139,14 +139,15 @@ class RandomGaussianBlur:
         return img.filter(ImageFilter.GaussianBlur(radius=random.uniform(0.1, 2.0)))
 
 
-def recipe(size, normalization):
+def recipe(size, channels, normalization):
     """SPEC 3's small-image views: [view 0, sim, sim] and the evaluation transform."""
     normalize = [transforms.ToTensor(), transforms.Normalize(*normalization)]
     view0 = transforms.Compose(
         [
             transforms.RandomCrop(size, padding=4),
             transforms.RandomHorizontalFlip(),
-            transforms.AutoAugment(transforms.AutoAugmentPolicy.CIFAR10),
+            # Grey fill, as the CIFAR policy of the BCL-derived code (and bcl) has it.
+            transforms.AutoAugment(transforms.AutoAugmentPolicy.CIFAR10, fill=[128] * channels),
             *normalize,
         ]
     )
@@ -295,11 +296,11 @@ def main():
     else:
         images, labels = read_arrays(args.dataset, args.root, train=True)
         images, labels = long_tailed(images, labels, args.imb_factor, args.subset_seed)
-        views, evaluation = recipe(images.shape[1], normalization)
+        in_channels = 1 if images.ndim == 3 else images.shape[3]
+        views, evaluation = recipe(images.shape[1], in_channels, normalization)
         if args.loss == "la":
             views = views[:1]  # the contrastive views are never used
         data = ThreeViews(images, labels, views)
-        in_channels = 1 if images.ndim == 3 else images.shape[3]
         hidden, out, tau, alpha, beta = 512, 128, 0.1, 2.0, 0.6
     classes = int(labels.max()) + 1
     loader = DataLoader(
@@ -345,7 +346,9 @@ def main():
                     features, logits, prototypes = model(x)
                     ce = F.cross_entropy(logits[:b].float() + log_prior, y)
                     z1, z2 = features[b : 2 * b].float(), features[2 * b :].float()
-                    contrastive = bcl_loss(z1, z2, prototypes.float(), y, classes, tau)
+                    # In float32, as bcl: exp(s/τ) of bfloat16 similarities is off by percents.
+                    with torch.autocast(device.type, enabled=False):
+                        contrastive = bcl_loss(z1, z2, prototypes.float(), y, classes, tau)
                     loss = alpha * ce + beta * contrastive
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
