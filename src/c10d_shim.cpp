@@ -27,6 +27,9 @@ template <typename F>
 auto guarded(F f, decltype(f()) failed) -> decltype(f()) {
   try {
     return f();
+  } catch (const c10::Error& e) {
+    // libtorch's what() appends its C++ backtrace: noise in a user's error message.
+    last_error = e.what_without_backtrace();
   } catch (const std::exception& e) {
     last_error = e.what();
   } catch (...) {

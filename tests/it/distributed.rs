@@ -4,9 +4,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::common::{path, tiny_fashion_mnist};
-use bcl::c10d::sum_over_ranks;
+use bcl::c10d::{Store, sum_over_ranks};
 use bcl::checkpoint::{self, Checkpoint};
 use bcl::distributed::{Group, World};
 use bcl::loss::BalancedContrastiveLoss;
@@ -446,6 +447,17 @@ fn launcher_mistakes_are_clear_errors() {
         assert!(!stderr.contains("panicked"), "{stderr}");
         let _ = std::fs::remove_dir_all(&out_dir);
     }
+}
+
+/// A port already taken is one line naming the problem, without libtorch's C++ backtrace.
+#[test]
+fn a_taken_port_is_a_short_error() {
+    let taken = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let error = Store::connect("127.0.0.1", port, (0, 2), Duration::from_secs(5), None).err().unwrap();
+    let message = format!("{error:#}");
+    assert!(message.contains("address already in use"), "{message}");
+    assert!(!message.contains("Exception raised from") && !message.contains("frame #"), "{message}");
 }
 
 /// Rank k takes GPU k when it sees every GPU, and the GPU it sees when a launcher gives each
