@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The linker of scripts/build_portable.sh: zig's clang linking against the symbol versions
-# of glibc GLIBC_TARGET (not this machine's), with gcc's own libstdc++ and libgomp, whose
-# C++ ABI libtorch uses (zig would bring its libc++ for -lstdc++), and COMPAT_OBJECT.
+# of glibc GLIBC_TARGET (not this machine's), with gcc's own libstdc++ and libgcc_s, whose
+# C++ ABI and unwinder libtorch uses (zig would bring its libc++ for -lstdc++), and
+# COMPAT_OBJECT.
 # gcc's libraries are built for this machine's newer glibc: only their symbols are used
 # here, the target machine loads its own, hence --allow-shlib-undefined.
 set -euo pipefail
@@ -11,6 +12,9 @@ args=()
 for arg in "$@"; do
   case $arg in
     -lstdc++) args+=("$gcc_lib/libstdc++.so") ;;
+    # zig would link LLVM's libunwind in its place: then an exception libtorch raises with
+    # the system's unwinder would be resumed in our code by another one.
+    -lgcc_s) args+=("$(g++ -print-file-name=libgcc_s.so.1)") ;;
     *) args+=("$arg") ;;
   esac
 done
