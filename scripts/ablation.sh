@@ -2,7 +2,7 @@
 # BCL's table of components on long-tailed Fashion-MNIST (ρ = 100), one recipe for every
 # row (the fashion-mnist-lt preset, EPOCHS epochs): CE; LA; SupCon + LA; BCL without
 # class-averaging; BCL without class-complement; BCL. Three seeds for CE, LA and BCL, two
-# for SupCon, one for the others; then the paper's sensitivity study on BCL: τ 0.07 (not 0.1), β 0.35 (not
+# for SupCon and BCL without class-averaging, one for the others; then the paper's sensitivity study on BCL: τ 0.07 (not 0.1), β 0.35 (not
 # 0.6). Resumable: run it again after an interruption and it continues each run from its last
 # checkpoint and skips finished ones. The table (mean ± std over seeds, by
 # `bcl summarize`) is written into OUT/table.md after every run. Every row runs in the same
@@ -38,7 +38,7 @@ table() {
 }
 
 runs="la-seed0 bcl-seed0 ce-seed0 supcon-seed0 la-seed1 bcl-seed1 ce-seed1 la-seed2 bcl-seed2 ce-seed2
-  bcl-no-averaging-seed0 bcl-no-complement-seed0 bcl-tau0.07-seed0 bcl-beta0.35-seed0 supcon-seed1"
+  bcl-no-averaging-seed0 bcl-no-complement-seed0 bcl-tau0.07-seed0 bcl-beta0.35-seed0 supcon-seed1 bcl-no-averaging-seed1"
 for run in ${ONLY:-$runs}; do
   row=${run%-seed*} seed=${run##*-seed} dir="$OUT/$run"
   if [ -f "$dir/per_class.csv" ]; then echo "ablation: $dir done already"; continue; fi
