@@ -381,8 +381,9 @@ def main():
         with torch.no_grad():
             for x, _ in test:
                 predictions.append(model.logits(model.encoder(x.to(device))).argmax(1).cpu())
-        hits = (torch.cat(predictions) == torch.from_numpy(test_labels)).float()
-        per_class = [hits[torch.from_numpy(test_labels) == c].mean().item() for c in range(classes)]
+        truth = torch.from_numpy(test_labels)
+        hits = (torch.cat(predictions) == truth).float()
+        per_class = [hits[truth == c].mean().item() for c in range(classes)]
         result["test_top1"] = hits.mean().item()
         result["per_class_top1"] = per_class
         # Classes are numbered from the largest to the smallest in the long-tailed split.
