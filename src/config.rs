@@ -6,9 +6,9 @@ use anyhow::{Context, Result, ensure};
 use serde::{Deserialize, Serialize};
 
 use crate::augment::randaugment::RandAugment;
-use crate::augment::{ClViews, IMAGENET_CROP_SIZE, Recipe, RecipeStyle, check_crop_size};
+use crate::augment::{ClViews, IMAGENET_CROP_SIZE, InputSpec, Recipe, RecipeStyle, check_crop_size};
 use crate::data::sampler::SamplerKind;
-use crate::data::{DataConfig, Dataset, DatasetKind, Split};
+use crate::data::{DataConfig, DatasetKind, Split};
 use crate::model::{Arch, ModelConfig};
 use crate::schedule::{Decay, LrSchedule};
 
@@ -198,19 +198,25 @@ impl TrainConfig {
         }
     }
 
-    /// The views and evaluation transform of this run: ImageNet-style crops of `image_size`,
-    /// CIFAR-style at the size of `train_set`'s first image.
-    pub fn recipe(&self, train_set: &dyn Dataset) -> Result<Recipe> {
+    /// What the model takes as input: decided here alone, from what the preset, the data
+    /// ([`Self::on_data`] records a CIFAR-style data set's image size) and the weights set.
+    /// ImageNet-style: crops of `image_size` (default 224); CIFAR-style: `image_size`, or
+    /// the benchmark's own (28 for MNIST-like data, 32 otherwise).
+    pub fn input(&self) -> InputSpec {
         let kind = self.data.dataset;
-        Recipe::for_dataset(
-            kind,
-            self.recipe_style,
-            train_set,
-            self.image_size,
-            self.cl_views,
-            &self.randaugment,
-            self.cutout,
-        )
+        let style = self.recipe_style.or_by_kind(kind);
+        let size = match (style, self.image_size, kind) {
+            (_, Some(size), _) => size,
+            (RecipeStyle::Imagenet, None, _) => IMAGENET_CROP_SIZE,
+            (_, None, DatasetKind::Mnist | DatasetKind::FashionMnist) => 28,
+            (_, None, _) => 32,
+        };
+        InputSpec { style, size, channels: self.model.in_channels, normalization: kind.normalization() }
+    }
+
+    /// The views and evaluation transform of this run, making [`Self::input`]'s images.
+    pub fn recipe(&self) -> Result<Recipe> {
+        Recipe::for_input(&self.input(), self.cl_views, &self.randaugment, self.cutout)
     }
 
     /// This recipe trained on other data (`--dataset`). What the data decide replaces what

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint::{self, Checkpoint};
-use crate::predict::{LoadedModel, input_size};
+use crate::predict::LoadedModel;
 
 /// The `format` of an exported weights file's metadata.
 pub const WEIGHTS_FORMAT: &str = "bcl-weights";
@@ -38,7 +38,8 @@ pub fn write_state_dict(loaded: &LoadedModel, path: &Path) -> Result<()> {
 /// Writes a TorchScript module whose `forward` maps a normalised N × C × H × W float32
 /// batch to the classifier's logits (traced on the CPU, evaluation mode).
 pub fn write_torchscript(loaded: &LoadedModel, path: &Path) -> Result<()> {
-    let (channels, size) = (loaded.config.model.in_channels, input_size(&loaded.config) as i64);
+    let input = loaded.config.input();
+    let (channels, size) = (input.channels, input.size as i64);
     let example = Tensor::zeros([2, channels, size, size], (Kind::Float, loaded.vs.device()));
     let module = tch::no_grad(|| {
         tch::CModule::create_by_tracing("BclClassifier", "forward", &[example], &mut |inputs| {

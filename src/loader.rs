@@ -163,7 +163,7 @@ impl LoaderConfig {
     /// The loader of a training run on `device`: 8-bit batches in pinned memory for a GPU,
     /// which normalises them itself.
     pub fn for_run(config: &TrainConfig, device: Device) -> Self {
-        let mut loader = Self::new(config.batch_size, config.seed, config.data.dataset.normalization());
+        let mut loader = Self::new(config.batch_size, config.seed, config.input().normalization);
         loader.workers = config.workers.unwrap_or(loader.workers);
         loader.sampler = config.sampler;
         if device.is_cuda() {

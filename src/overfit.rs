@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail, ensure};
-use tch::{Device, Kind, Tensor, nn};
+use tch::{Device, Kind, Tensor};
 
 use crate::config::{Preset, TrainConfig};
-use crate::data::{Dataset, DatasetKind, InMemoryDataset, Normalization, mnist};
+use crate::data::{Dataset, InMemoryDataset, Normalization, mnist};
 use crate::loss::{BalancedContrastiveLoss, logit_adjusted_cross_entropy};
-use crate::model::BclModel;
+use crate::model;
 use crate::optim::{Sgd, trainable};
 
 /// Settings of [`overfit_batch`]; model, loss weights and temperature come from the preset.
@@ -43,17 +43,16 @@ pub fn overfit_batch(config: &OverfitConfig) -> Result<Vec<StepRecord>> {
     ensure!(train.len() >= config.batch_size, "only {} training images", train.len());
     tch::manual_seed(config.seed as i64);
 
+    // Model, input, losses and optimiser of the fashion-mnist-lt preset.
+    let preset = TrainConfig::preset(Preset::FashionMnistLt, config.data_dir.clone());
     let (batch, labels) = sample_batch(&train, config.batch_size, config.device)?;
-    let view0 = normalize(&batch);
-    let view1 = normalize(&random_flip(&batch));
-    let view2 = normalize(&random_flip(&batch));
+    let view0 = normalize(&batch, &preset);
+    let view1 = normalize(&random_flip(&batch), &preset);
+    let view2 = normalize(&random_flip(&batch), &preset);
     let images = Tensor::cat(&[view0, view1, view2], 0);
     let class_counts = Tensor::from_slice(&train.class_counts()).to_device(config.device);
 
-    let vs = nn::VarStore::new(config.device);
-    // Model, losses and optimiser of the fashion-mnist-lt preset.
-    let preset = TrainConfig::preset(Preset::FashionMnistLt, config.data_dir.clone());
-    let model = BclModel::new(&vs.root(), &preset.model);
+    let (vs, model) = model::create(&preset.model, config.device, None);
     let contrastive = BalancedContrastiveLoss::from_config(&preset);
     let mut optimizer = Sgd::new(preset.momentum, preset.weight_decay, preset.nesterov);
     let parameters = trainable(&vs);
@@ -110,7 +109,7 @@ fn random_flip(images: &Tensor) -> Tensor {
     images.flip([3]).where_self(&flip, images)
 }
 
-fn normalize(images: &Tensor) -> Tensor {
-    let Normalization { mean, std } = DatasetKind::FashionMnist.normalization();
+fn normalize(images: &Tensor, preset: &TrainConfig) -> Tensor {
+    let Normalization { mean, std } = preset.input().normalization;
     (images - mean[0]) / std[0]
 }

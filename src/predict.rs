@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use tch::{Device, Kind, Tensor, nn};
 
-use crate::augment::{IMAGENET_CROP_SIZE, Recipe, RecipeStyle, ops};
+use crate::augment::{Recipe, RecipeStyle, ops};
 use crate::checkpoint;
 use crate::config::TrainConfig;
-use crate::data::{DatasetKind, Image, files};
+use crate::data::{Image, files};
 use crate::loader::to_planar;
-use crate::model::BclModel;
+use crate::model::{self, BclModel};
 
 /// A trained model, ready to evaluate.
 pub struct LoadedModel {
@@ -31,8 +31,7 @@ pub fn load_model(path: &Path, fallback: Option<&TrainConfig>, device: Device) -
         (Some(text), None) => TrainConfig::from_toml(text, &format!("the config in {}", path.display()))?,
         (None, None) => bail!("{} holds weights only; say which model it is with --preset", path.display()),
     };
-    let mut vs = nn::VarStore::new(device);
-    let model = BclModel::new(&vs.root(), &config.model);
+    let (mut vs, model) = model::create(&config.model, device, None);
     checkpoint::copy_weights(&vs.variables(), &saved.weights, path)?;
     // For inference only (and so that tracing takes the weights as constants).
     vs.freeze();
@@ -45,24 +44,6 @@ fn class_names(metadata: Option<&String>, num_classes: i64) -> Result<Vec<String
     match metadata {
         Some(text) => serde_json::from_str(text).context("the checkpoint's class names are damaged"),
         None => Ok((0..num_classes).map(|k| format!("class {k}")).collect()),
-    }
-}
-
-/// Side of the model's input images: the crops of ImageNet-style models, the training
-/// images' for CIFAR-style ones.
-pub fn input_size(config: &TrainConfig) -> usize {
-    match config.recipe_style.or_by_kind(config.data.dataset) {
-        RecipeStyle::Imagenet => config.image_size.unwrap_or(IMAGENET_CROP_SIZE),
-        _ => small_image_size(config),
-    }
-}
-
-/// Side of the images a CIFAR-style model was trained on.
-fn small_image_size(config: &TrainConfig) -> usize {
-    match (config.image_size, config.data.dataset) {
-        (Some(size), _) => size,
-        (None, DatasetKind::Mnist | DatasetKind::FashionMnist) => 28,
-        (None, _) => 32,
     }
 }
 
@@ -79,14 +60,12 @@ pub struct InputTransform {
 
 impl InputTransform {
     pub fn new(config: &TrainConfig) -> Result<Self> {
-        let kind = config.data.dataset;
-        let size = input_size(config);
-        let style = config.recipe_style.or_by_kind(kind);
+        let input = config.input();
         Ok(Self {
-            recipe: Recipe::for_style(kind, style, size, config.cl_views, &config.randaugment, config.cutout)?,
-            resize_to: (style == RecipeStyle::Cifar).then_some(size),
-            gray: config.model.in_channels == 1,
-            tables: kind.normalization().tables(),
+            recipe: config.recipe()?,
+            resize_to: (input.style == RecipeStyle::Cifar).then_some(input.size),
+            gray: input.channels == 1,
+            tables: input.normalization.tables(),
         })
     }
 

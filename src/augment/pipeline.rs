@@ -11,7 +11,7 @@ use super::Rng;
 use super::autoaugment;
 use super::ops;
 use super::randaugment::RandAugment;
-use crate::data::{Dataset, DatasetKind, Image, indices_by_class};
+use crate::data::{Dataset, DatasetKind, Image, Normalization, indices_by_class};
 
 /// One random transform.
 #[derive(Debug, Clone, PartialEq)]
@@ -279,6 +279,19 @@ impl RecipeStyle {
     }
 }
 
+/// What a model takes as input, decided once from the preset, the data and the weights
+/// (torchvision's `weights.transforms()`, timm's `resolve_data_config`): the views, the
+/// side of the square images, their channels and normalisation. The recipe, the loader,
+/// prediction and export all read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputSpec {
+    /// CIFAR-style or ImageNet-style (never `auto`).
+    pub style: RecipeStyle,
+    pub size: usize,
+    pub channels: i64,
+    pub normalization: Normalization,
+}
+
 /// The three training views and the evaluation transform, all giving `size × size` images.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recipe {
@@ -416,9 +429,16 @@ impl Recipe {
         randaugment: &str,
         cutout: bool,
     ) -> Result<Self> {
-        match style.or_by_kind(kind) {
-            RecipeStyle::Imagenet => Self::imagenet(size, cl_views, randaugment, kind.fill()),
-            _ => Ok(Self::cifar(size, cutout, kind.fill())),
+        let input = InputSpec { style: style.or_by_kind(kind), size, channels: 3, normalization: kind.normalization() };
+        Self::for_input(&input, cl_views, randaugment, cutout)
+    }
+
+    /// The recipe making `input`'s images, filling with its mean colour.
+    pub fn for_input(input: &InputSpec, cl_views: ClViews, randaugment: &str, cutout: bool) -> Result<Self> {
+        let fill = input.normalization.fill();
+        match input.style {
+            RecipeStyle::Imagenet => Self::imagenet(input.size, cl_views, randaugment, fill),
+            RecipeStyle::Cifar | RecipeStyle::Auto => Ok(Self::cifar(input.size, cutout, fill)),
         }
     }
 

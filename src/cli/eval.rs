@@ -71,14 +71,15 @@ pub fn exec(args: &EvalArgs) -> Result<()> {
         loaded.config.data.root = root.clone();
     }
     if let Some(kind) = args.dataset {
-        loaded.config.data = other_data(&loaded.config, kind, args)?;
+        // A CIFAR-style model takes small images at their own size: the other data's.
+        (loaded.config.data, loaded.config.image_size) = other_data(&loaded.config, kind, args)?;
     }
     let config = &loaded.config;
     let train_set = config.data.train_set()?;
     let counts = train_set.class_counts();
     let split = config.data.eval_split();
     let test_set = config.data.eval_set(split, train_set.as_ref())?;
-    let recipe = Arc::new(config.recipe(train_set.as_ref())?);
+    let recipe = Arc::new(config.recipe()?);
     println!(
         "evaluating {} on the {split:?} split of {} ({} images)",
         path.display(),
@@ -116,7 +117,7 @@ pub fn exec(args: &EvalArgs) -> Result<()> {
 }
 
 /// The data of `--dataset`, checked to have the classes of the model `config` describes.
-fn other_data(config: &TrainConfig, kind: DatasetKind, args: &EvalArgs) -> Result<DataConfig> {
+fn other_data(config: &TrainConfig, kind: DatasetKind, args: &EvalArgs) -> Result<(DataConfig, Option<usize>)> {
     let root = args.root.clone().unwrap_or_default();
     let data = DataConfig {
         train_list: args.train_list.clone(),
@@ -133,7 +134,7 @@ fn other_data(config: &TrainConfig, kind: DatasetKind, args: &EvalArgs) -> Resul
         config.model.num_classes,
         config.model.in_channels
     );
-    Ok(other.data)
+    Ok((other.data, other.image_size))
 }
 
 /// The plain evaluation and the post-hoc corrected ones, a row each.

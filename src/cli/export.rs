@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use bcl::checkpoint;
-use bcl::predict::{input_size, load_model};
+use bcl::predict::load_model;
 use clap::{Args, ValueEnum};
 use tch::Device;
 
@@ -35,17 +35,17 @@ pub fn exec(args: &ExportArgs) -> Result<()> {
         Format::Torchscript => bcl::export::write_torchscript(&loaded, &args.out)?,
     }
     let config = &loaded.config;
-    let normalization = config.data.dataset.normalization();
-    let side = input_size(config);
+    let input = config.input();
+    let side = input.size;
     println!(
         "wrote {}: {:?}, {} classes; input N×{}×{side}×{side} float32, (pixel/255 − mean) / std with mean {:?}, \
          std {:?}",
         args.out.display(),
         config.model.arch,
         config.model.num_classes,
-        config.model.in_channels,
-        normalization.mean,
-        normalization.std
+        input.channels,
+        input.normalization.mean,
+        input.normalization.std
     );
     Ok(())
 }

@@ -61,7 +61,7 @@ fn features_of(source: &FeatureSource) -> Result<(LoadedModel, Features, Vec<i64
             .eval_set(if split == Split::Test { config.data.eval_split() } else { split }, train_set.as_ref())?,
     };
     println!("embedding {} images of the {:?} split of {}", data.len(), source.split, config.data.root.display());
-    let recipe = Arc::new(config.recipe(train_set.as_ref())?);
+    let recipe = Arc::new(config.recipe()?);
     let features = geometry::extract(&loaded.model, data, recipe, &LoaderConfig::for_run(config, device), device)?;
     Ok((loaded, features, train_set.class_counts()))
 }

@@ -278,7 +278,7 @@ fn report_outcome(config: &TrainConfig, run: &RunDir, outcome: &Outcome, device:
     let on_split = |checkpoint: &Path| -> Result<Vec<Scored>> {
         let loaded = load_model(checkpoint, Some(config), device)?;
         let data = config.data.eval_set(split, train_set.as_ref())?;
-        let recipe = Arc::new(config.recipe(train_set.as_ref())?);
+        let recipe = Arc::new(config.recipe()?);
         score(&loaded.model, data, recipe, &LoaderConfig::for_run(config, device), device, None)
     };
     let last_scores = if selection == split { outcome.last_scores.clone() } else { on_split(&run.last())? };

@@ -210,6 +210,12 @@ impl Normalization {
             .map(|(&m, &s)| std::array::from_fn(|v| ((v as f64 / 255.0 - m) / s) as f32))
             .collect()
     }
+
+    /// The mean colour as 8-bit RGB: the fill of geometric augmentations.
+    pub fn fill(&self) -> [u8; 3] {
+        let mean = &self.mean;
+        std::array::from_fn(|c| (mean[c.min(mean.len() - 1)] * 255.0).round() as u8)
+    }
 }
 
 impl DatasetKind {
@@ -241,8 +247,7 @@ impl DatasetKind {
 
     /// The mean colour as 8-bit RGB: the fill of geometric augmentations.
     pub fn fill(self) -> [u8; 3] {
-        let mean = self.normalization().mean;
-        std::array::from_fn(|c| (mean[c.min(mean.len() - 1)] * 255.0).round() as u8)
+        self.normalization().fill()
     }
 }
 

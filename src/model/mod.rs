@@ -1,4 +1,8 @@
-//! The BCL model (SPEC section 1): a ResNet encoder and two branches on its features.
+//! The BCL model (SPEC section 1): an encoder and two branches on its features.
+//!
+//! The one door for backbones: a new architecture is a file here (its layers under
+//! torchvision's or timm's parameter names), a variant of [`Arch`] and its entry in
+//! [`Arch::spec`]; every command builds models through [`create`].
 pub mod norm;
 mod resnet;
 mod two_branch;
@@ -6,10 +10,15 @@ mod two_branch;
 pub use resnet::ResNet;
 pub use two_branch::{BclModel, BclOutput, Classifier};
 
-use serde::{Deserialize, Serialize};
-use tch::nn;
+use std::sync::Mutex;
 
-/// Encoder architecture.
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT};
+use tch::{Device, Tensor};
+
+use crate::augment::RecipeStyle;
+
+/// Encoder architecture, by torchvision's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Arch {
@@ -23,6 +32,99 @@ pub enum Arch {
     #[value(name = "resnext50_32x4d")]
     #[serde(rename = "resnext50_32x4d")]
     Resnext50_32x4d,
+}
+
+/// ImageNet's channel mean and standard deviation: what torchvision's and timm's ResNet
+/// weights were trained with.
+pub const IMAGENET_MEAN_STD: ([f64; 3], [f64; 3]) = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
+
+/// What an architecture is: the registry entry a new backbone adds.
+#[derive(Debug, Clone, Copy)]
+pub struct ArchSpec {
+    /// Width d of the encoder's features.
+    pub feature_dim: i64,
+    /// The views it is made for: CIFAR-style (small images at their own size) or
+    /// ImageNet-style crops.
+    pub style: RecipeStyle,
+    /// The channel mean and std its published weights expect; none where no one publishes
+    /// weights (resnet32).
+    pub weights_mean_std: Option<([f64; 3], [f64; 3])>,
+    build: fn(nn::Path, i64) -> Encoder,
+}
+
+impl Arch {
+    /// The registry: one entry per architecture.
+    pub fn spec(self) -> ArchSpec {
+        let cifar = |build| ArchSpec { feature_dim: 64, style: RecipeStyle::Cifar, weights_mean_std: None, build };
+        let torchvision = |feature_dim, build| ArchSpec {
+            feature_dim,
+            style: RecipeStyle::Imagenet,
+            weights_mean_std: Some(IMAGENET_MEAN_STD),
+            build,
+        };
+        match self {
+            Arch::Resnet32 => cifar(|vs, c| Encoder::ResNet(ResNet::cifar(vs, c, 5))),
+            Arch::Resnet50 => {
+                torchvision(2048, |vs, c| Encoder::ResNet(ResNet::bottleneck(vs, c, [3, 4, 6, 3], 1, 64)))
+            }
+            Arch::Resnext50_32x4d => {
+                torchvision(2048, |vs, c| Encoder::ResNet(ResNet::bottleneck(vs, c, [3, 4, 6, 3], 32, 4)))
+            }
+        }
+    }
+
+    /// The encoder for images with `in_channels` channels, its variables under `vs`.
+    pub fn build(self, vs: nn::Path, in_channels: i64) -> Encoder {
+        (self.spec().build)(vs, in_channels)
+    }
+
+    /// The name `--arch` takes and `bcl models` lists, such as `resnet50`.
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self).map_or_else(String::new, |v| v.get_name().to_string())
+    }
+
+    pub fn all() -> &'static [Arch] {
+        <Arch as clap::ValueEnum>::value_variants()
+    }
+}
+
+/// An encoder: images (N × c × H × W) to features (N × d).
+#[derive(Debug)]
+pub enum Encoder {
+    ResNet(ResNet),
+}
+
+impl Encoder {
+    /// Width d of the features this encoder returns.
+    pub fn feature_dim(&self) -> i64 {
+        match self {
+            Encoder::ResNet(resnet) => resnet.feature_dim(),
+        }
+    }
+}
+
+impl ModuleT for Encoder {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        match self {
+            Encoder::ResNet(resnet) => resnet.forward_t(xs, train),
+        }
+    }
+}
+
+/// The model `config` describes, its variables on `device` (timm's `create_model`): every
+/// command builds its model here. With `seed`, initialised from libtorch's generator seeded
+/// with it; without, from the generator as it stands (weights about to be loaded, or a
+/// caller that seeded it). The generator is global: the lock keeps models built in other
+/// threads (tests run in parallel) from drawing between the seeding and the initialisation.
+pub fn create(config: &ModelConfig, device: Device, seed: Option<u64>) -> (nn::VarStore, BclModel) {
+    static INIT: Mutex<()> = Mutex::new(());
+    let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(seed) = seed {
+        tch::manual_seed(seed as i64);
+    }
+    let vs = nn::VarStore::new(device);
+    let model = BclModel::new(&vs.root(), config);
+    (vs, model)
 }
 
 /// Classifier of the classification branch.

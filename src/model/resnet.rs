@@ -8,7 +8,6 @@
 use tch::nn::{self, ModuleT};
 use tch::{Tensor, nn::init};
 
-use super::Arch;
 use super::norm::BatchNorm;
 
 /// Kaiming-normal, fan-out, ReLU gain: torchvision's convolution initialisation.
@@ -126,21 +125,13 @@ pub struct ResNet {
 }
 
 impl ResNet {
-    /// Builds `arch` for images with `in_channels` channels under `vs` (e.g. `root / "encoder"`).
-    pub fn new(vs: nn::Path, arch: Arch, in_channels: i64) -> Self {
-        match arch {
-            Arch::Resnet32 => Self::cifar(vs, in_channels, 5),
-            Arch::Resnet50 => Self::bottleneck(vs, in_channels, [3, 4, 6, 3], 1, 64),
-            Arch::Resnext50_32x4d => Self::bottleneck(vs, in_channels, [3, 4, 6, 3], 32, 4),
-        }
-    }
-
     /// Width d of the features this encoder returns.
     pub fn feature_dim(&self) -> i64 {
         self.feature_dim
     }
 
-    fn cifar(vs: nn::Path, in_channels: i64, blocks_per_stage: usize) -> Self {
+    /// A CIFAR ResNet of 3 stages of `blocks_per_stage` BasicBlocks (resnet32: 5).
+    pub(super) fn cifar(vs: nn::Path, in_channels: i64, blocks_per_stage: usize) -> Self {
         let mut c_in = 16;
         let mut layers = Vec::new();
         for (stage, (width, stride)) in [(16, 1), (32, 2), (64, 2)].into_iter().enumerate() {
@@ -164,7 +155,15 @@ impl ResNet {
         }
     }
 
-    fn bottleneck(vs: nn::Path, in_channels: i64, depths: [usize; 4], groups: i64, width_per_group: i64) -> Self {
+    /// torchvision's Bottleneck ResNet with `depths` blocks per stage (ResNeXt: `groups`,
+    /// `width_per_group`; wide ResNets: width_per_group 128).
+    pub(super) fn bottleneck(
+        vs: nn::Path,
+        in_channels: i64,
+        depths: [usize; 4],
+        groups: i64,
+        width_per_group: i64,
+    ) -> Self {
         let mut c_in = 64;
         let mut layers = Vec::new();
         for (stage, depth) in depths.into_iter().enumerate() {

@@ -6,8 +6,7 @@ use tch::Tensor;
 use tch::nn::{self, Module, ModuleT};
 
 use super::norm::BatchNorm;
-use super::resnet::ResNet;
-use super::{ClassifierKind, ModelConfig};
+use super::{ClassifierKind, Encoder, ModelConfig};
 
 /// Linear → BatchNorm1d → ReLU → Linear, named `0`, `1`, `3` like `nn.Sequential`.
 #[derive(Debug)]
@@ -120,7 +119,7 @@ pub struct BclOutput {
 #[derive(Debug)]
 pub struct BclModel {
     pub config: ModelConfig,
-    encoder: ResNet,
+    encoder: Encoder,
     head: ProjectionMlp,
     fc: Classifier,
     head_fc: ProjectionMlp,
@@ -129,7 +128,7 @@ pub struct BclModel {
 impl BclModel {
     /// Builds the model's variables at the root of `vs` (`encoder.*`, `head.*`, `fc.*`, `head_fc.*`).
     pub fn new(vs: &nn::Path, config: &ModelConfig) -> Self {
-        let encoder = ResNet::new(vs / "encoder", config.arch, config.in_channels);
+        let encoder = config.arch.build(vs / "encoder", config.in_channels);
         let d = encoder.feature_dim();
         let (hidden, out) = (config.head_hidden_dim, config.feature_dim);
         Self {

@@ -16,8 +16,8 @@ mod window;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Result, bail, ensure};
@@ -35,7 +35,7 @@ use crate::distributed::Group;
 use crate::evaluation::score;
 use crate::loader::{self, Batch, DeviceNormalization, LoaderConfig};
 use crate::metrics::{self, EpochRecord, Scored};
-use crate::model::{BclModel, norm};
+use crate::model::{self, BclModel, norm};
 use crate::optim::{Sgd, trainable};
 use crate::run::RunDir;
 use crate::tensorboard::EventWriter;
@@ -179,12 +179,12 @@ impl<'a> Trainer<'a> {
         let class_counts = check_data(config, train_set.as_ref())?;
         // The loader drops each epoch's last partial batch.
         let steps_per_epoch = train_set.len() / config.batch_size;
-        let recipe = Arc::new(config.recipe(train_set.as_ref())?);
+        let recipe = Arc::new(config.recipe()?);
         let mut loader_config = LoaderConfig::for_run(config, device);
         if let Some(group) = group {
             (loader_config.rank, loader_config.world_size) = (group.rank(), world);
         }
-        let (vs, model) = seeded_model(config, device);
+        let (vs, model) = model::create(&config.model, device, Some(config.seed));
         let parameters = trainable(&vs);
         let mut optimizer = Sgd::new(config.momentum, config.weight_decay, config.nesterov);
         let mut state = TrainState::default();
@@ -429,18 +429,6 @@ fn start_from_primary(group: &Group, vs: &nn::VarStore, state: &mut TrainState) 
         state.sums = EpochSums::default();
     }
     Ok(())
-}
-
-/// A freshly initialised model. libtorch's random generator is global: the lock keeps
-/// models built in other threads (tests run in parallel) from drawing between the seeding
-/// and the initialisation.
-fn seeded_model(config: &TrainConfig, device: Device) -> (nn::VarStore, BclModel) {
-    static INIT: Mutex<()> = Mutex::new(());
-    let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    tch::manual_seed(config.seed as i64);
-    let vs = nn::VarStore::new(device);
-    let model = BclModel::new(&vs.root(), &config.model);
-    (vs, model)
 }
 
 /// Class counts of the training set, after checking that the data fits the config.

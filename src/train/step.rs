@@ -155,7 +155,7 @@ fn forward_in_groups(model: &BclModel, images: &Tensor, b: i64, group: i64) -> B
 
 #[cfg(test)]
 mod tests {
-    use tch::{Device, nn};
+    use tch::Device;
 
     use super::*;
     use crate::config::Preset;
@@ -164,8 +164,7 @@ mod tests {
     #[test]
     fn losses_are_float32_under_bf16_autocast() {
         let config = TrainConfig::preset(Preset::Cifar10Lt, "/data".into());
-        let vs = nn::VarStore::new(Device::Cpu);
-        let model = BclModel::new(&vs.root(), &config.model);
+        let (_vs, model) = crate::model::create(&config.model, Device::Cpu, None);
         let objective = Objective::new(&config, Tensor::from_slice(&[500i64, 300, 200, 100, 50, 30, 20, 10, 5, 5]));
         let images = Tensor::randn([12, 3, 32, 32], (Kind::Float, Device::Cpu));
         let labels = Tensor::from_slice(&[0i64, 1, 9, 9]);

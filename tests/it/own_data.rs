@@ -214,7 +214,7 @@ fn an_imagenet_style_run_trains_and_predicts_at_its_image_size() {
     assert!(o.status.success(), "{}", stderr(&o));
     // The run's recipe, prediction and export all work on 32 px crops.
     let saved = TrainConfig::from_toml(&std::fs::read_to_string(run.join("config.toml")).unwrap(), "config").unwrap();
-    let recipe = saved.recipe(saved.data.open(Split::Train).unwrap().as_ref()).unwrap();
+    let recipe = saved.recipe().unwrap();
     assert_eq!((saved.image_size, recipe.size), (Some(32), 32));
     let image = data.join("test").join(&test_files[1][0]);
     let o = bcl(&["predict", "--checkpoint", path(&run), "--device", "cpu", path(&image)]);
