@@ -105,6 +105,51 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
     Ok(checkpoint)
 }
 
+/// How a file's tensors line up with a model's variables, key by key (after whatever
+/// renaming the caller did).
+#[derive(Debug, Default)]
+pub struct KeyMatch {
+    /// In both, with equal shapes: the keys that load.
+    pub matched: Vec<String>,
+    /// The model's keys the file lacks.
+    pub missing: Vec<String>,
+    /// The file's keys the model lacks.
+    pub unexpected: Vec<String>,
+    /// In both with different shapes: the key, the file's shape, the model's.
+    pub mismatched: Vec<(String, Vec<i64>, Vec<i64>)>,
+}
+
+impl KeyMatch {
+    /// Matches `weights` to `variables` (a VarStore's); every list in key order.
+    pub fn new(variables: &HashMap<String, Tensor>, weights: &BTreeMap<String, Tensor>) -> Self {
+        let mut found = Self::default();
+        let mut keys: Vec<&String> = variables.keys().collect();
+        keys.sort();
+        for key in keys {
+            match weights.get(key) {
+                None => found.missing.push(key.clone()),
+                Some(weight) if weight.size() != variables[key].size() => {
+                    found.mismatched.push((key.clone(), weight.size(), variables[key].size()))
+                }
+                Some(_) => found.matched.push(key.clone()),
+            }
+        }
+        found.unexpected = weights.keys().filter(|k| !variables.contains_key(*k)).cloned().collect();
+        found
+    }
+
+    /// Copies the matched tensors into `variables`, each cast to its variable's type (so
+    /// fp16 or bf16 files load into a float32 model and leave it float32).
+    pub fn copy(&self, variables: &HashMap<String, Tensor>, weights: &BTreeMap<String, Tensor>) {
+        tch::no_grad(|| {
+            for key in &self.matched {
+                let variable = &variables[key];
+                variable.shallow_clone().copy_(&weights[key].to_kind(variable.kind()));
+            }
+        });
+    }
+}
+
 /// Copies `weights` into `variables` (a VarStore's), which must match key for key and
 /// shape for shape; `source` names the file in errors.
 pub fn copy_weights(
@@ -112,38 +157,32 @@ pub fn copy_weights(
     weights: &BTreeMap<String, Tensor>,
     source: &Path,
 ) -> Result<()> {
-    let missing: Vec<&String> = variables.keys().filter(|k| !weights.contains_key(*k)).collect();
-    let unexpected: Vec<&String> = weights.keys().filter(|k| !variables.contains_key(*k)).collect();
+    let found = KeyMatch::new(variables, weights);
+    let (missing, unexpected) = (&found.missing, &found.unexpected);
     if !missing.is_empty() || !unexpected.is_empty() {
         bail!(
             "{} does not fit the model: {} of its tensors are missing ({}), {} are not in the model ({})",
             source.display(),
             missing.len(),
-            first_few(&missing),
+            first_few(missing),
             unexpected.len(),
-            first_few(&unexpected)
+            first_few(unexpected)
         );
     }
-    for (key, variable) in variables {
-        let weight = &weights[key];
-        ensure!(
-            weight.size() == variable.size(),
-            "{}: tensor {key:?} has shape {:?}, the model expects {:?} (a different architecture or class count?)",
+    if let Some((key, file_shape, model_shape)) = found.mismatched.first() {
+        bail!(
+            "{}: tensor {key:?} has shape {file_shape:?}, the model expects {model_shape:?} (a different \
+             architecture or class count?)",
             source.display(),
-            weight.size(),
-            variable.size()
         );
     }
-    tch::no_grad(|| {
-        for (key, variable) in variables {
-            variable.shallow_clone().copy_(&weights[key].to_kind(variable.kind()));
-        }
-    });
+    found.copy(variables, weights);
     Ok(())
 }
 
-fn first_few(keys: &[&String]) -> String {
-    let mut shown: Vec<&str> = keys.iter().take(4).map(|k| k.as_str()).collect();
+/// Up to four of `keys`, for an error message.
+pub fn first_few(keys: &[String]) -> String {
+    let mut shown: Vec<&str> = keys.iter().take(4).map(String::as_str).collect();
     if keys.len() > 4 {
         shown.push("…");
     }
