@@ -4,7 +4,9 @@
 #      and tensorboard (to view runs; the tests read bcl's event files with its reader);
 #   2. PyPI's CUDA 13.0 headers (nvcc, cccl), which build.rs compiles the NCCL part of the
 #      c10d shim (src/c10d_shim.cpp) against; the CUDA libraries themselves came with torch;
-#   3. Fashion-MNIST, the embedded default data set, from Debian's `dataset-fashion-mnist`.
+#   3. torchvision and safetensors beside it, for the tests that compare bcl's models with
+#      torchvision's own;
+#   4. Fashion-MNIST, the embedded default data set, from Debian's `dataset-fashion-mnist`.
 # A second run does nothing but check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +64,17 @@ setup_tensorboard() {
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "tensorboard==$TENSORBOARD_VERSION"
 }
 
+# The reference models the equality tests build with seeded random weights (no weights are
+# downloaded): torchvision's ResNets. --no-deps keeps the venv's torch as it is.
+REFERENCE_PACKAGES="torchvision==0.26.0 pillow==12.0.0 safetensors==0.8.0"
+setup_reference_models() {
+  "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('torchvision') != '0.26.0')" \
+    2>/dev/null && "$VENV/bin/python" -c "import safetensors.torch, PIL" 2>/dev/null && return
+  say "installing the reference models' packages into $VENV ($REFERENCE_PACKAGES; once)"
+  # shellcheck disable=SC2086  # a list of requirements
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps $REFERENCE_PACKAGES
+}
+
 setup_cuda_headers() {
   "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('nvidia-cuda-crt') != '13.0.88')" \
     2>/dev/null && return
@@ -97,6 +110,7 @@ setup_fashion_mnist() {
 
 setup_venv
 setup_tensorboard
+setup_reference_models
 setup_cuda_headers
 link_libtorch
 setup_fashion_mnist

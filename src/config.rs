@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::augment::randaugment::RandAugment;
 use crate::augment::{ClViews, IMAGENET_CROP_SIZE, InputSpec, Recipe, RecipeStyle, check_crop_size};
 use crate::data::sampler::SamplerKind;
-use crate::data::{DataConfig, DatasetKind, Split};
+use crate::data::{DataConfig, DatasetKind, Normalization, Split};
+use crate::init::InitSource;
 use crate::model::{Arch, ModelConfig};
 use crate::schedule::{Decay, LrSchedule};
 
@@ -38,6 +39,39 @@ pub enum Amp {
     Fp16,
     /// bfloat16 autocast (float32's range: no loss scaling).
     Bf16,
+}
+
+/// How the classifier starts (`--init-classifier`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClassifierInit {
+    /// At random (SPEC section 1).
+    #[default]
+    Random,
+    /// Each class's weight the mean of its training images' encoder features (evaluation
+    /// transform): what fine-tuners start a new head from.
+    ClassMean,
+}
+
+/// How a pretrained encoder is fine-tuned (SPEC section 6); the defaults train everything
+/// alike, as from scratch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FineTune {
+    /// The encoder's learning rate as a share of the heads' (`--encoder-lr-scale 0.1`).
+    pub encoder_lr_scale: f64,
+    /// No encoder training at all (linear probe, cRT): no encoder gradients are computed or
+    /// stored, and its BatchNorm statistics stay as loaded.
+    pub freeze_encoder: bool,
+    /// The encoder's BatchNorm layers normalise with their running statistics and keep them.
+    pub freeze_bn: bool,
+    pub init_classifier: ClassifierInit,
+}
+
+impl Default for FineTune {
+    fn default() -> Self {
+        Self { encoder_lr_scale: 1.0, freeze_encoder: false, freeze_bn: false, init_classifier: ClassifierInit::Random }
+    }
 }
 
 /// Everything a run needs, as saved with it.
@@ -97,6 +131,15 @@ pub struct TrainConfig {
     /// PyTorch's DDP without SyncBatchNorm. No effect on a run without a launcher.
     #[serde(default)]
     pub sync_batch_norm: bool,
+    /// Pretrained weights the model starts from (`--init`); none: from scratch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitSource>,
+    /// The input's channel mean and std when not the data set's: those of the `--init`
+    /// weights, which were trained with them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalization: Option<Normalization>,
+    #[serde(default)]
+    pub finetune: FineTune,
 }
 
 /// The benchmark recipes of SPEC section 3 (`--preset`).
@@ -169,6 +212,9 @@ impl TrainConfig {
             channels_last: true,
             bn_group_size: None,
             sync_batch_norm: false,
+            init: None,
+            normalization: None,
+            finetune: FineTune::default(),
         };
         let imagenet_lt = Self {
             temperature: 0.07,
@@ -211,7 +257,8 @@ impl TrainConfig {
             (_, None, DatasetKind::Mnist | DatasetKind::FashionMnist) => 28,
             (_, None, _) => 32,
         };
-        InputSpec { style, size, channels: self.model.in_channels, normalization: kind.normalization() }
+        let normalization = self.normalization.clone().unwrap_or_else(|| kind.normalization());
+        InputSpec { style, size, channels: self.model.in_channels, normalization }
     }
 
     /// The views and evaluation transform of this run, making [`Self::input`]'s images.
@@ -254,12 +301,12 @@ impl TrainConfig {
         }
         let (channels, classes) = (full.channels() as i64, full.num_classes() as i64);
         config.recipe_style = style;
-        config.model = match (style, config.model.arch) {
-            (RecipeStyle::Cifar, Arch::Resnet32) | (RecipeStyle::Imagenet, Arch::Resnet50 | Arch::Resnext50_32x4d) => {
-                ModelConfig { in_channels: channels, num_classes: classes, ..config.model }
-            }
-            (RecipeStyle::Cifar, _) => ModelConfig::cifar(channels, classes),
-            _ => ModelConfig::imagenet(Arch::Resnet50, classes),
+        // The preset's encoder if it is made for these images; else the default for them.
+        config.model = if config.model.arch.spec().style == style {
+            ModelConfig { in_channels: channels, num_classes: classes, ..config.model }
+        } else {
+            let arch = if style == RecipeStyle::Cifar { Arch::Resnet32 } else { Arch::Resnet50 };
+            ModelConfig::for_arch(arch, channels, classes)
         };
         if config.model.arch != self.model.arch {
             decisions.push(format!("model {:?} for {style:?}-style images", config.model.arch));
@@ -310,6 +357,7 @@ impl TrainConfig {
             ("momentum", self.momentum),
             ("weight_decay", self.weight_decay),
             ("model.cosine_scale", self.model.cosine_scale),
+            ("finetune.encoder_lr_scale", self.finetune.encoder_lr_scale),
         ] {
             finite(name, v)?;
         }
@@ -327,6 +375,19 @@ impl TrainConfig {
         if let (RecipeStyle::Imagenet, Some(size)) = (self.recipe_style.or_by_kind(self.data.dataset), self.image_size)
         {
             check_crop_size(size)?;
+        }
+        ensure!(
+            self.finetune.encoder_lr_scale >= 0.0,
+            "finetune.encoder_lr_scale = {} must not be negative",
+            self.finetune.encoder_lr_scale
+        );
+        if let Some(normalization) = &self.normalization {
+            ensure!(
+                normalization.mean.len() == normalization.std.len()
+                    && normalization.std.iter().chain(&normalization.mean).all(|v| v.is_finite())
+                    && normalization.std.iter().all(|&s| s > 0.0),
+                "normalization: mean and std need one finite value per channel, std positive"
+            );
         }
         ensure!(self.workers != Some(0), "workers must be positive");
         ensure!(self.bn_group_size != Some(0), "bn_group_size must be positive");

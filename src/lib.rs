@@ -9,7 +9,8 @@
 //! - [`augment`]: augmentation operations and the BCL view recipes.
 //! - [`loader`]: parallel, deterministic batches of augmented views.
 //! - [`train`]: the training loop; [`evaluation`] and [`metrics`] (section 5).
-//! - [`run`]: run folders; [`checkpoint`]: safetensors checkpoints; [`predict`]: inference.
+//! - [`run`]: run folders; [`checkpoint`]: safetensors checkpoints; [`init`]: pretrained
+//!   weights in; [`predict`]: inference.
 //! - [`distributed`]: data-parallel training over libtorch's c10d ([`c10d`]).
 //! - [`doctor`]: what this build of `bcl` can use on this machine.
 pub mod amp;
@@ -24,6 +25,7 @@ pub mod evaluation;
 pub mod export;
 pub mod fs;
 pub mod geometry;
+pub mod init;
 pub mod loader;
 pub mod loss;
 pub mod metrics;

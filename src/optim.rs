@@ -19,11 +19,25 @@ pub struct Sgd {
     pub nesterov: bool,
     /// Momentum buffer per parameter name; absent until the parameter's first step.
     buffers: BTreeMap<String, Tensor>,
+    /// Learning-rate multipliers of the parameters under a name prefix (PyTorch's parameter
+    /// groups): the first matching prefix applies, 1 where none does.
+    lr_scales: Vec<(String, f64)>,
 }
 
 impl Sgd {
     pub fn new(momentum: f64, weight_decay: f64, nesterov: bool) -> Self {
-        Self { momentum, weight_decay, nesterov, buffers: BTreeMap::new() }
+        Self { momentum, weight_decay, nesterov, buffers: BTreeMap::new(), lr_scales: Vec::new() }
+    }
+
+    /// This optimizer with the parameters whose names start with `prefix` at `scale` times
+    /// the learning rate.
+    pub fn with_lr_scale(mut self, prefix: &str, scale: f64) -> Self {
+        self.lr_scales.push((prefix.to_string(), scale));
+        self
+    }
+
+    fn lr_scale(&self, name: &str) -> f64 {
+        self.lr_scales.iter().find(|(prefix, _)| name.starts_with(prefix.as_str())).map_or(1.0, |(_, s)| *s)
     }
 
     /// One update of each named parameter that has a gradient, with learning rate `lr`:
@@ -52,7 +66,7 @@ impl Sgd {
                     g = if self.nesterov { g + buffer * self.momentum } else { buffer };
                 }
                 let mut p = p.shallow_clone();
-                let _ = p.g_sub_(&(g * lr));
+                let _ = p.g_sub_(&(g * (lr * self.lr_scale(name))));
             }
         })
     }

@@ -88,6 +88,11 @@ impl RunDir {
         TrainConfig::from_toml(&text, &path.display().to_string())
     }
 
+    /// Writes `text` to the file `name` in the run folder (atomically).
+    pub fn write_text(&self, name: &str, text: &str) -> Result<()> {
+        write_atomic(&self.path.join(name), text.as_bytes())
+    }
+
     pub fn write_class_counts(&self, names: &[String], counts: &[i64]) -> Result<()> {
         let mut csv = String::from("class,name,train_images\n");
         for (class, (name, n)) in names.iter().zip(counts).enumerate() {

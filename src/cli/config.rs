@@ -4,9 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, ensure};
 use bcl::augment::RecipeStyle;
-use bcl::config::{Amp, LossKind, Preset, TrainConfig};
+use bcl::checkpoint;
+use bcl::config::{Amp, ClassifierInit, LossKind, Preset, TrainConfig};
 use bcl::data::sampler::SamplerKind;
-use bcl::data::{DataConfig, DatasetKind};
+use bcl::data::{DataConfig, DatasetKind, Normalization};
+use bcl::init::InitSource;
+use bcl::model::{Arch, ModelConfig};
 use clap::{Args, Subcommand};
 
 #[derive(Subcommand)]
@@ -53,6 +56,10 @@ pub struct ConfigArgs {
     /// `--dataset list`: the test list (evaluation; without it, the val list).
     #[arg(long, requires = "dataset")]
     pub test_list: Option<PathBuf>,
+    /// The encoder (`bcl models` lists them): torchvision's ResNets, or the CIFAR resnet32.
+    /// Its views follow it (ImageNet-style crops for torchvision's) unless --recipe says.
+    #[arg(long, value_enum)]
+    pub arch: Option<Arch>,
     /// The views: cifar (small same-size images, resnet32) or imagenet (crops, 224 px unless
     /// --image-size; ResNet-50).
     /// Default: the preset's, or with --dataset folder|list what the images call for.
@@ -97,6 +104,26 @@ pub struct ConfigArgs {
     /// Loader threads (default: the number of cores).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Start from these weights (safetensors): a torchvision or timm state_dict of --arch,
+    /// or a bcl checkpoint or export. The encoder loads; a classifier for other classes is
+    /// dropped; init.txt in the run folder lists every key. The input is normalised as the
+    /// weights were trained (ImageNet's mean/std for torchvision's).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// The encoder's learning rate as a share of the heads' (e.g. 0.1 for a pretrained one).
+    #[arg(long)]
+    pub encoder_lr_scale: Option<f64>,
+    /// Train the heads only (linear probe, cRT): the encoder gets no gradients and keeps its
+    /// BatchNorm statistics.
+    #[arg(long)]
+    pub freeze_encoder: bool,
+    /// The encoder's BatchNorm layers keep their running statistics (normalise with them).
+    #[arg(long)]
+    pub freeze_bn: bool,
+    /// How the classifier starts: random, or class-mean (each class's mean encoder feature
+    /// over the training images).
+    #[arg(long, value_enum)]
+    pub init_classifier: Option<ClassifierInit>,
 }
 
 /// `--image-size` sets ImageNet-style crops; data that gets the cifar recipe (`style`) trains
@@ -118,6 +145,10 @@ impl ConfigArgs {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
             config = config.with_overrides(&text, &path.display().to_string())?;
         }
+        if let Some(arch) = self.arch {
+            config.model = ModelConfig::for_arch(arch, config.model.in_channels, config.model.num_classes);
+            config.recipe_style = arch.spec().style;
+        }
         config.recipe_style = self.recipe.unwrap_or(config.recipe_style);
         config.image_size = self.image_size.or(config.image_size);
         let mut decisions = Vec::new();
@@ -137,6 +168,7 @@ impl ConfigArgs {
         );
         check_image_size_flag(self.image_size, config.recipe_style.or_by_kind(config.data.dataset))?;
         self.apply_flags(&mut config);
+        decisions.extend(self.apply_init(&mut config)?);
         config.validate().context("the options")?;
         Ok((config, decisions))
     }
@@ -166,6 +198,43 @@ impl ConfigArgs {
         config.seed = self.seed.unwrap_or(config.seed);
         config.amp = self.amp.unwrap_or(config.amp);
         config.workers = self.workers.or(config.workers);
+        let finetune = &mut config.finetune;
+        finetune.encoder_lr_scale = self.encoder_lr_scale.unwrap_or(finetune.encoder_lr_scale);
+        finetune.freeze_encoder |= self.freeze_encoder;
+        finetune.freeze_bn |= self.freeze_bn;
+        finetune.init_classifier = self.init_classifier.unwrap_or(finetune.init_classifier);
+    }
+
+    /// `--init`: the file and its sha256 into the config, and the input normalised as the
+    /// weights were trained: a bcl file's own config says how; torchvision's and timm's
+    /// ResNets, ImageNet's mean/std.
+    fn apply_init(&self, config: &mut TrainConfig) -> Result<Vec<String>> {
+        let Some(path) = &self.init else { return Ok(Vec::new()) };
+        config.init = Some(InitSource::of(path)?);
+        let saved = checkpoint::metadata(path)?;
+        let trained_with = match saved.get("config") {
+            Some(text) => {
+                Some(TrainConfig::from_toml(text, &format!("the config in {}", path.display()))?.input().normalization)
+            }
+            None => config
+                .model
+                .arch
+                .spec()
+                .weights_mean_std
+                .map(|(mean, std)| Normalization { mean: mean.to_vec(), std: std.to_vec() }),
+        };
+        let mut notes = Vec::new();
+        if let Some(normalization) = trained_with.filter(|n| *n != config.input().normalization) {
+            notes.push(format!(
+                "input normalised as the --init weights were trained: mean {:?}, std {:?}",
+                normalization.mean, normalization.std
+            ));
+            config.normalization = Some(normalization);
+        }
+        if config.data.dataset == DatasetKind::ImagenetLt {
+            notes.push(format!("warning: ImageNet-LT is defined from scratch; ImageNet-1k weights have seen its training images, so results with --init {} do not compare with the benchmark's", path.display()));
+        }
+        Ok(notes)
     }
 
     /// A run folder's name when none is given: the preset, and the config file's or the

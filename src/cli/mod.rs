@@ -6,6 +6,7 @@ mod doctor;
 mod eval;
 mod export;
 mod features;
+mod models;
 mod overfit;
 mod predict;
 mod progress;
@@ -36,6 +37,8 @@ enum Command {
     Doctor,
     /// Train the Fashion-MNIST BCL model on one fixed batch and show both losses fall.
     OverfitBatch(overfit::OverfitArgs),
+    /// List the encoders (--arch): feature width, parameters, input, the weights' normalisation.
+    Models,
     /// Show the config a run would use.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -66,6 +69,7 @@ impl Cli {
     pub fn exec(self) -> Result<ExitCode> {
         match self.command {
             Command::Doctor => doctor::exec(),
+            Command::Models => models::exec(),
             Command::OverfitBatch(args) => overfit::exec(&args),
             Command::Config(command) => config::exec(&command),
             Command::Data(command) => data::exec(command),

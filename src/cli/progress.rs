@@ -51,6 +51,7 @@ impl ProgressView {
 
     pub fn show(&mut self, progress: Progress) {
         match progress {
+            Progress::Note(line) => println!("{line}"),
             Progress::EpochStart { epoch, step, steps } => {
                 self.epoch_base = (self.latest.map_or(0, |(taken, _)| taken), step);
                 let bar = ProgressBar::new(steps as u64).with_position(step as u64);

@@ -30,7 +30,8 @@ pub struct TrainArgs {
     #[arg(long, default_value = "auto")]
     device: String,
     /// Checkpoint and stop after this many steps, printing the throughput after the first
-    /// 10 (for benchmarks).
+    /// 10 (for benchmarks); 0 writes the run folder with the model as initialised (to
+    /// inspect or `bcl export` what --init loaded).
     #[arg(long)]
     max_steps: Option<usize>,
     /// Run folder (default: runs/<preset>-<date>-<time>).
@@ -45,7 +46,8 @@ pub struct TrainArgs {
     /// `--epochs N` extends it to N epochs (the schedule is recomputed for N).
     #[arg(long, conflicts_with_all = ["config", "dataset", "root", "train_list", "val_list", "test_list", "recipe",
         "image_size", "batch_size", "sampler", "lr", "loss", "temperature", "beta", "no_class_averaging",
-        "no_class_complement", "imb_factor", "seed", "amp"])]
+        "no_class_complement", "imb_factor", "seed", "amp", "arch", "init", "encoder_lr_scale", "freeze_encoder",
+        "freeze_bn", "init_classifier"])]
     resume: Option<PathBuf>,
     /// If the --out folder already holds this run, continue it instead of refusing: the
     /// same command line works for the first start and for every requeue.

@@ -195,7 +195,8 @@ impl Split {
 }
 
 /// Per-channel mean and standard deviation of inputs scaled to [0, 1].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Normalization {
     pub mean: Vec<f64>,
     pub std: Vec<f64>,

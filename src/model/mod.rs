@@ -7,6 +7,7 @@ pub mod norm;
 mod resnet;
 mod two_branch;
 
+use resnet::Layout;
 pub use resnet::ResNet;
 pub use two_branch::{BclModel, BclOutput, Classifier};
 
@@ -25,13 +26,33 @@ pub enum Arch {
     /// CIFAR ResNet-32, d = 64.
     #[value(name = "resnet32")]
     Resnet32,
+    /// torchvision ResNet-18, d = 512.
+    #[value(name = "resnet18")]
+    Resnet18,
+    /// torchvision ResNet-34, d = 512.
+    #[value(name = "resnet34")]
+    Resnet34,
     /// torchvision ResNet-50, d = 2048.
     #[value(name = "resnet50")]
     Resnet50,
+    /// torchvision ResNet-101, d = 2048.
+    #[value(name = "resnet101")]
+    Resnet101,
+    /// torchvision ResNet-152, d = 2048 (Places-LT's backbone).
+    #[value(name = "resnet152")]
+    Resnet152,
     /// torchvision ResNeXt-50 32×4d, d = 2048.
     #[value(name = "resnext50_32x4d")]
     #[serde(rename = "resnext50_32x4d")]
     Resnext50_32x4d,
+    /// torchvision ResNeXt-101 32×8d, d = 2048.
+    #[value(name = "resnext101_32x8d")]
+    #[serde(rename = "resnext101_32x8d")]
+    Resnext101_32x8d,
+    /// torchvision Wide ResNet-50-2, d = 2048.
+    #[value(name = "wide_resnet50_2")]
+    #[serde(rename = "wide_resnet50_2")]
+    WideResnet50_2,
 }
 
 /// ImageNet's channel mean and standard deviation: what torchvision's and timm's ResNet
@@ -64,12 +85,16 @@ impl Arch {
         };
         match self {
             Arch::Resnet32 => cifar(|vs, c| Encoder::ResNet(ResNet::cifar(vs, c, 5))),
-            Arch::Resnet50 => {
-                torchvision(2048, |vs, c| Encoder::ResNet(ResNet::bottleneck(vs, c, [3, 4, 6, 3], 1, 64)))
+            Arch::Resnet18 => torchvision(512, |vs, c| resnet(vs, c, Layout::basic([2, 2, 2, 2]))),
+            Arch::Resnet34 => torchvision(512, |vs, c| resnet(vs, c, Layout::basic([3, 4, 6, 3]))),
+            Arch::Resnet50 => torchvision(2048, |vs, c| resnet(vs, c, Layout::bottleneck([3, 4, 6, 3], 1, 64))),
+            Arch::Resnet101 => torchvision(2048, |vs, c| resnet(vs, c, Layout::bottleneck([3, 4, 23, 3], 1, 64))),
+            Arch::Resnet152 => torchvision(2048, |vs, c| resnet(vs, c, Layout::bottleneck([3, 8, 36, 3], 1, 64))),
+            Arch::Resnext50_32x4d => torchvision(2048, |vs, c| resnet(vs, c, Layout::bottleneck([3, 4, 6, 3], 32, 4))),
+            Arch::Resnext101_32x8d => {
+                torchvision(2048, |vs, c| resnet(vs, c, Layout::bottleneck([3, 4, 23, 3], 32, 8)))
             }
-            Arch::Resnext50_32x4d => {
-                torchvision(2048, |vs, c| Encoder::ResNet(ResNet::bottleneck(vs, c, [3, 4, 6, 3], 32, 4)))
-            }
+            Arch::WideResnet50_2 => torchvision(2048, |vs, c| resnet(vs, c, Layout::bottleneck([3, 4, 6, 3], 1, 128))),
         }
     }
 
@@ -86,6 +111,19 @@ impl Arch {
     pub fn all() -> &'static [Arch] {
         <Arch as clap::ValueEnum>::value_variants()
     }
+
+    /// Trainable parameters of the encoder for 3-channel images (torchvision's count
+    /// without `fc`), by building it on the CPU.
+    pub fn parameter_count(self) -> i64 {
+        let vs = nn::VarStore::new(Device::Cpu);
+        self.build(vs.root() / "encoder", 3);
+        count_parameters(&vs, |_| true)
+    }
+}
+
+/// torchvision's ImageNet ResNet of `layout`.
+fn resnet(vs: nn::Path, in_channels: i64, layout: Layout) -> Encoder {
+    Encoder::ResNet(ResNet::imagenet(vs, in_channels, layout))
 }
 
 /// An encoder: images (N × c × H × W) to features (N × d).
@@ -155,6 +193,15 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// The BCL model around `arch`: [`Self::cifar`]'s heads for CIFAR-style encoders,
+    /// [`Self::imagenet`]'s otherwise.
+    pub fn for_arch(arch: Arch, in_channels: i64, num_classes: i64) -> Self {
+        match arch.spec().style {
+            RecipeStyle::Cifar => Self { arch, ..Self::cifar(in_channels, num_classes) },
+            RecipeStyle::Imagenet | RecipeStyle::Auto => Self { in_channels, ..Self::imagenet(arch, num_classes) },
+        }
+    }
+
     /// The CIFAR-style model of SPEC section 3: resnet32, head 512 → 128, cosine classifier.
     pub fn cifar(in_channels: i64, num_classes: i64) -> Self {
         Self {

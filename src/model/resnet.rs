@@ -4,7 +4,9 @@
 //! - `resnet32`: the CIFAR ResNet of He et al. (2016), 3 stages of 5 BasicBlocks, widths
 //!   16/32/64, with the parameter-free shortcut ("option A": subsample, pad channels with
 //!   zeros) used by the long-tailed CIFAR literature.
-//! - `resnet50`, `resnext50_32x4d`: torchvision's Bottleneck networks (stride on the 3×3).
+//! - torchvision's ImageNet ResNets: BasicBlock (`resnet18`, `resnet34`) and Bottleneck
+//!   (`resnet50`/`101`/`152`, `resnext50_32x4d`, `resnext101_32x8d`, `wide_resnet50_2`;
+//!   stride on the 3×3) networks, which [`Layout`] describes.
 use tch::nn::{self, ModuleT};
 use tch::{Tensor, nn::init};
 
@@ -29,7 +31,7 @@ fn batch_norm2d(vs: nn::Path, channels: i64) -> BatchNorm {
 
 /// CIFAR BasicBlock: two 3×3 convolutions; the shortcut subsamples and zero-pads channels.
 #[derive(Debug)]
-struct BasicBlock {
+struct CifarBasicBlock {
     conv1: nn::Conv2D,
     bn1: BatchNorm,
     conv2: nn::Conv2D,
@@ -39,7 +41,7 @@ struct BasicBlock {
     stride: i64,
 }
 
-impl BasicBlock {
+impl CifarBasicBlock {
     fn new(vs: nn::Path, c_in: i64, c_out: i64, stride: i64) -> Self {
         let widens = stride != 1 || c_in != c_out;
         Self {
@@ -53,7 +55,7 @@ impl BasicBlock {
     }
 }
 
-impl ModuleT for BasicBlock {
+impl ModuleT for CifarBasicBlock {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let out = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu();
         let out = out.apply(&self.conv2).apply_t(&self.bn2, train);
@@ -64,6 +66,50 @@ impl ModuleT for BasicBlock {
             None => xs.shallow_clone(),
         };
         (out + shortcut).relu()
+    }
+}
+
+/// torchvision's shortcut projection where a block changes shape: 1×1 conv (strided) + BatchNorm.
+fn downsample(vs: &nn::Path, c_in: i64, c_out: i64, stride: i64) -> Option<(nn::Conv2D, BatchNorm)> {
+    (stride != 1 || c_in != c_out).then(|| {
+        (conv2d(vs / "downsample" / "0", c_in, c_out, 1, stride, 1), batch_norm2d(vs / "downsample" / "1", c_out))
+    })
+}
+
+fn shortcut(xs: &Tensor, downsample: &Option<(nn::Conv2D, BatchNorm)>, train: bool) -> Tensor {
+    match downsample {
+        Some((conv, bn)) => xs.apply(conv).apply_t(bn, train),
+        None => xs.shallow_clone(),
+    }
+}
+
+/// torchvision BasicBlock (resnet18/34): two 3×3 convolutions, a projection shortcut.
+#[derive(Debug)]
+struct BasicBlock {
+    conv1: nn::Conv2D,
+    bn1: BatchNorm,
+    conv2: nn::Conv2D,
+    bn2: BatchNorm,
+    downsample: Option<(nn::Conv2D, BatchNorm)>,
+}
+
+impl BasicBlock {
+    fn new(vs: nn::Path, c_in: i64, planes: i64, stride: i64) -> Self {
+        Self {
+            conv1: conv2d(&vs / "conv1", c_in, planes, 3, stride, 1),
+            bn1: batch_norm2d(&vs / "bn1", planes),
+            conv2: conv2d(&vs / "conv2", planes, planes, 3, 1, 1),
+            bn2: batch_norm2d(&vs / "bn2", planes),
+            downsample: downsample(&vs, c_in, planes, stride),
+        }
+    }
+}
+
+impl ModuleT for BasicBlock {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let out = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        let out = out.apply(&self.conv2).apply_t(&self.bn2, train);
+        (out + shortcut(xs, &self.downsample, train)).relu()
     }
 }
 
@@ -85,9 +131,6 @@ impl Bottleneck {
     fn new(vs: nn::Path, c_in: i64, planes: i64, stride: i64, groups: i64, width_per_group: i64) -> Self {
         let width = planes * width_per_group / 64 * groups;
         let c_out = planes * BOTTLENECK_EXPANSION;
-        let downsample = (stride != 1 || c_in != c_out).then(|| {
-            (conv2d(&vs / "downsample" / "0", c_in, c_out, 1, stride, 1), batch_norm2d(&vs / "downsample" / "1", c_out))
-        });
         Self {
             conv1: conv2d(&vs / "conv1", c_in, width, 1, 1, 1),
             bn1: batch_norm2d(&vs / "bn1", width),
@@ -95,7 +138,7 @@ impl Bottleneck {
             bn2: batch_norm2d(&vs / "bn2", width),
             conv3: conv2d(&vs / "conv3", width, c_out, 1, 1, 1),
             bn3: batch_norm2d(&vs / "bn3", c_out),
-            downsample,
+            downsample: downsample(&vs, c_in, c_out, stride),
         }
     }
 }
@@ -105,11 +148,7 @@ impl ModuleT for Bottleneck {
         let out = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu();
         let out = out.apply(&self.conv2).apply_t(&self.bn2, train).relu();
         let out = out.apply(&self.conv3).apply_t(&self.bn3, train);
-        let identity = match &self.downsample {
-            Some((conv, bn)) => xs.apply(conv).apply_t(bn, train),
-            None => xs.shallow_clone(),
-        };
-        (out + identity).relu()
+        (out + shortcut(xs, &self.downsample, train)).relu()
     }
 }
 
@@ -139,7 +178,7 @@ impl ResNet {
             let blocks = (0..blocks_per_stage)
                 .map(|i| {
                     let block_stride = if i == 0 { stride } else { 1 };
-                    let block = BasicBlock::new(&layer_vs / i, c_in, width, block_stride);
+                    let block = CifarBasicBlock::new(&layer_vs / i, c_in, width, block_stride);
                     c_in = width;
                     Box::new(block) as Box<dyn ModuleT>
                 })
@@ -155,27 +194,27 @@ impl ResNet {
         }
     }
 
-    /// torchvision's Bottleneck ResNet with `depths` blocks per stage (ResNeXt: `groups`,
-    /// `width_per_group`; wide ResNets: width_per_group 128).
-    pub(super) fn bottleneck(
-        vs: nn::Path,
-        in_channels: i64,
-        depths: [usize; 4],
-        groups: i64,
-        width_per_group: i64,
-    ) -> Self {
+    /// torchvision's ImageNet ResNet of `layout`: a 7×7 stem and max-pool, then four stages.
+    pub(super) fn imagenet(vs: nn::Path, in_channels: i64, layout: Layout) -> Self {
         let mut c_in = 64;
         let mut layers = Vec::new();
-        for (stage, depth) in depths.into_iter().enumerate() {
+        for (stage, depth) in layout.depths.into_iter().enumerate() {
             let planes = 64 << stage;
             let stride = if stage == 0 { 1 } else { 2 };
             let layer_vs = &vs / format!("layer{}", stage + 1);
             let blocks = (0..depth)
                 .map(|i| {
-                    let block_stride = if i == 0 { stride } else { 1 };
-                    let block = Bottleneck::new(&layer_vs / i, c_in, planes, block_stride, groups, width_per_group);
-                    c_in = planes * BOTTLENECK_EXPANSION;
-                    Box::new(block) as Box<dyn ModuleT>
+                    let (vs, block_stride) = (&layer_vs / i, if i == 0 { stride } else { 1 });
+                    let (block, c_out): (Box<dyn ModuleT>, i64) = match layout.block {
+                        Block::Basic => (Box::new(BasicBlock::new(vs, c_in, planes, block_stride)), planes),
+                        Block::Bottleneck => {
+                            let (groups, width) = (layout.groups, layout.width_per_group);
+                            let block = Bottleneck::new(vs, c_in, planes, block_stride, groups, width);
+                            (Box::new(block), planes * BOTTLENECK_EXPANSION)
+                        }
+                    };
+                    c_in = c_out;
+                    block
                 })
                 .collect();
             layers.push(blocks);
@@ -188,6 +227,35 @@ impl ResNet {
             layers,
             feature_dim: c_in,
         }
+    }
+}
+
+/// The residual block of an ImageNet ResNet.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Block {
+    /// Two 3×3 convolutions (resnet18/34).
+    Basic,
+    /// 1×1, 3×3, 1×1 ×4 (resnet50 and deeper, ResNeXt, wide ResNets).
+    Bottleneck,
+}
+
+/// What tells torchvision's ImageNet ResNets apart: the block, the blocks per stage, and the
+/// Bottleneck's 3×3 groups and width per group (ResNeXt 32×4d: 32, 4; wide_resnet50_2: 1, 128).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Layout {
+    pub block: Block,
+    pub depths: [usize; 4],
+    pub groups: i64,
+    pub width_per_group: i64,
+}
+
+impl Layout {
+    pub const fn basic(depths: [usize; 4]) -> Self {
+        Self { block: Block::Basic, depths, groups: 1, width_per_group: 64 }
+    }
+
+    pub const fn bottleneck(depths: [usize; 4], groups: i64, width_per_group: i64) -> Self {
+        Self { block: Block::Bottleneck, depths, groups, width_per_group }
     }
 }
 

@@ -123,6 +123,9 @@ pub struct BclModel {
     head: ProjectionMlp,
     fc: Classifier,
     head_fc: ProjectionMlp,
+    /// The encoder's BatchNorm layers use their running statistics in training too
+    /// (a frozen or BN-frozen pretrained encoder).
+    frozen_statistics: bool,
 }
 
 impl BclModel {
@@ -137,13 +140,41 @@ impl BclModel {
             head_fc: ProjectionMlp::new(vs / "head_fc", d, hidden, out),
             encoder,
             config: config.clone(),
+            frozen_statistics: false,
         }
+    }
+
+    /// Keeps the encoder's BatchNorm statistics as they are: training forward passes
+    /// normalise with the running ones and do not update them.
+    pub fn freeze_encoder_statistics(&mut self) {
+        self.frozen_statistics = true;
+    }
+
+    /// The encoder in training or evaluation mode, as `train` and the frozen statistics say.
+    fn encoder_forward(&self, images: &Tensor, train: bool) -> Tensor {
+        self.encoder.forward_t(images, train && !self.frozen_statistics)
+    }
+
+    /// Sets the classifier's class weights (C × d rows, e.g. class means of the features):
+    /// a cosine classifier takes them as its columns, a linear one as its rows, bias 0.
+    pub fn set_class_weights(&self, rows: &Tensor) {
+        tch::no_grad(|| match &self.fc {
+            Classifier::Cosine { weight, .. } => {
+                weight.shallow_clone().copy_(&normalize(rows, 1).tr());
+            }
+            Classifier::Linear(linear) => {
+                linear.ws.shallow_clone().copy_(rows);
+                if let Some(bias) = &linear.bs {
+                    let _ = bias.shallow_clone().zero_();
+                }
+            }
+        });
     }
 
     /// One pass over a batch (for training, the 3B images of views 0, 1, 2 together, so
     /// that BatchNorm statistics are taken over all of them).
     pub fn forward_t(&self, images: &Tensor, train: bool) -> BclOutput {
-        let h = self.encoder.forward_t(images, train);
+        let h = self.encoder_forward(images, train);
         let features = normalize(&self.head.forward_t(&h, train), 1);
         let logits = self.fc.forward(&h);
         // Gradients reach the classifier weights through the prototypes too.
@@ -158,7 +189,7 @@ impl BclModel {
 
     /// Classifier logits only (the `ce` and `la` baselines train this way).
     pub fn logits_t(&self, images: &Tensor, train: bool) -> Tensor {
-        self.fc.forward(&self.encoder.forward_t(images, train))
+        self.fc.forward(&self.encoder_forward(images, train))
     }
 
     /// Evaluation-mode features of `images`: the encoder's h (N × d) and the contrastive
@@ -176,7 +207,7 @@ impl BclModel {
 
     /// Encoder features h (N × d), without the heads.
     pub fn encode(&self, images: &Tensor, train: bool) -> Tensor {
-        self.encoder.forward_t(images, train)
+        self.encoder_forward(images, train)
     }
 
     /// The classifier branch, e.g. to inspect its weights.

@@ -29,10 +29,12 @@ use self::window::StepWindow;
 use crate::amp::{self, LossScaler};
 use crate::augment::Recipe;
 use crate::c10d;
-use crate::config::{Amp, TrainConfig};
+use crate::config::{Amp, ClassifierInit, TrainConfig};
 use crate::data::{Dataset, Split};
 use crate::distributed::Group;
 use crate::evaluation::score;
+use crate::geometry;
+use crate::init::{self, InitSource};
 use crate::loader::{self, Batch, DeviceNormalization, LoaderConfig};
 use crate::metrics::{self, EpochRecord, Scored};
 use crate::model::{self, BclModel, norm};
@@ -43,6 +45,8 @@ use crate::tensorboard::EventWriter;
 /// What training reports as it goes.
 #[derive(Debug)]
 pub enum Progress<'a> {
+    /// A line about how the run was set up (what `--init` loaded).
+    Note(&'a str),
     /// An epoch begins at `step` of `steps`.
     EpochStart {
         epoch: usize,
@@ -99,7 +103,14 @@ pub fn train(
     mut on_progress: impl FnMut(Progress),
 ) -> Result<Outcome> {
     let mut trainer = Trainer::new(config, run, options)?;
+    trainer.notes.iter().for_each(|note| on_progress(Progress::Note(note)));
     let mut outcome = Outcome::default();
+    if options.max_steps == Some(0) {
+        // The model as initialised, to inspect or export.
+        trainer.save_last()?;
+        outcome.stopped_at = Some((trainer.state.epoch, trainer.state.step));
+        return Ok(outcome);
+    }
     while trainer.state.epoch < config.epochs {
         let Some(steps) = trainer.run_epoch(&mut on_progress)? else {
             outcome.stopped_at = Some((trainer.state.epoch, trainer.state.step));
@@ -156,6 +167,8 @@ pub struct Trainer<'a> {
     /// TensorBoard, on the primary process only.
     events: Option<EventWriter>,
     pub state: TrainState,
+    /// What setting the run up did that the user should hear of (the `--init` summary).
+    notes: Vec<String>,
     steps_taken: usize,
     /// The samples as the last evaluation scored them.
     last_scores: Vec<Scored>,
@@ -184,21 +197,18 @@ impl<'a> Trainer<'a> {
         if let Some(group) = group {
             (loader_config.rank, loader_config.world_size) = (group.rank(), world);
         }
-        let (vs, model) = model::create(&config.model, device, Some(config.seed));
-        let parameters = trainable(&vs);
-        let mut optimizer = Sgd::new(config.momentum, config.weight_decay, config.nesterov);
+        let (vs, model, parameters, mut optimizer) = model_to_train(config, device);
         let mut state = TrainState::default();
+        let mut notes = Vec::new();
         if options.resume {
             state = state::restore(&run.last(), &vs, &mut optimizer, &parameters)?;
         } else if is_primary {
             run.write_class_counts(train_set.class_names(), &class_counts)?;
+            let start = StartingPoint { config, run, vs: &vs, model: &model, device };
+            notes = start.apply(&train_set, &recipe, &loader_config, &class_counts)?;
         }
         if config.channels_last {
-            tch::no_grad(|| {
-                for (_, mut weight) in vs.variables().into_iter().filter(|(_, t)| t.dim() == 4) {
-                    weight.set_data(&to_channels_last(&weight));
-                }
-            });
+            convolutions_to_channels_last(&vs);
         }
         if let Some(group) = group {
             start_from_primary(group, &vs, &mut state)?;
@@ -227,6 +237,7 @@ impl<'a> Trainer<'a> {
             Rc::new(move |t: &Tensor| c10d::sum_over_ranks(Arc::clone(&group), t)) as Rc<norm::SumOverRanks>
         });
         Ok(Self {
+            notes,
             checkpointer: Checkpointer::new(config, train_set.class_names())?,
             objective: Objective::new(config, Tensor::from_slice(&class_counts).to_device(device)),
             autocast_kind: amp::autocast_kind(amp::resolve(config.amp, device).0),
@@ -250,6 +261,14 @@ impl<'a> Trainer<'a> {
             steps_taken: 0,
             last_scores: Vec::new(),
         })
+    }
+
+    /// Writes `last` (on the primary process): weights, optimizer and where the run stands.
+    fn save_last(&self) -> Result<()> {
+        if self.is_primary() {
+            self.checkpointer.save(&self.run.last(), &self.state, &self.vs, Some(&self.optimizer))?;
+        }
+        Ok(())
     }
 
     fn group(&self) -> Option<&'a Group> {
@@ -303,9 +322,7 @@ impl<'a> Trainer<'a> {
                 });
             }
             if stop {
-                if self.is_primary() {
-                    self.checkpointer.save(&self.run.last(), &self.state, &self.vs, Some(&self.optimizer))?;
-                }
+                self.save_last()?;
                 return Ok(None);
             }
         }
@@ -429,6 +446,91 @@ fn start_from_primary(group: &Group, vs: &nn::VarStore, state: &mut TrainState) 
         state.sums = EpochSums::default();
     }
     Ok(())
+}
+
+/// A new model for `config` with its trainable parameters and their optimizer, the
+/// encoder frozen, BN-frozen or at a scaled learning rate as `config.finetune` says.
+fn model_to_train(config: &TrainConfig, device: Device) -> (nn::VarStore, BclModel, Vec<(String, Tensor)>, Sgd) {
+    let (vs, mut model) = model::create(&config.model, device, Some(config.seed));
+    let finetune = &config.finetune;
+    if finetune.freeze_encoder || finetune.freeze_bn {
+        model.freeze_encoder_statistics();
+    }
+    if finetune.freeze_encoder {
+        freeze(&vs, ENCODER_PREFIX);
+    }
+    let parameters = trainable(&vs);
+    let optimizer = Sgd::new(config.momentum, config.weight_decay, config.nesterov)
+        .with_lr_scale(ENCODER_PREFIX, finetune.encoder_lr_scale);
+    (vs, model, parameters, optimizer)
+}
+
+/// Convolution weights in NHWC memory order, which makes every activation NHWC.
+fn convolutions_to_channels_last(vs: &nn::VarStore) {
+    tch::no_grad(|| {
+        for (_, mut weight) in vs.variables().into_iter().filter(|(_, t)| t.dim() == 4) {
+            weight.set_data(&to_channels_last(&weight));
+        }
+    });
+}
+
+/// The prefix of the encoder's variables: what `--freeze-encoder` and
+/// `--encoder-lr-scale` act on.
+const ENCODER_PREFIX: &str = "encoder.";
+
+/// Takes the variables under `prefix` out of training: no gradients are computed for them,
+/// so none are stored, and the optimizer never sees them.
+fn freeze(vs: &nn::VarStore, prefix: &str) {
+    for (_, variable) in vs.variables().into_iter().filter(|(name, _)| name.starts_with(prefix)) {
+        let _ = variable.set_requires_grad(false);
+    }
+}
+
+/// Where a new run's weights start: at random, from `--init`'s file, and/or with the
+/// classifier at the class means of the features.
+struct StartingPoint<'a> {
+    config: &'a TrainConfig,
+    run: &'a RunDir,
+    vs: &'a nn::VarStore,
+    model: &'a BclModel,
+    device: Device,
+}
+
+impl StartingPoint<'_> {
+    /// Loads and initialises as the config says; returns a line for the user about each.
+    fn apply(
+        &self,
+        train_set: &Arc<dyn Dataset>,
+        recipe: &Arc<Recipe>,
+        loader_config: &LoaderConfig,
+        class_counts: &[i64],
+    ) -> Result<Vec<String>> {
+        let mut notes = Vec::new();
+        if let Some(source) = &self.config.init {
+            let found = InitSource::of(&source.path)?;
+            ensure!(
+                found.sha256 == source.sha256,
+                "--init {} has changed since the run was configured (its sha256 is {}, the config says {})",
+                source.path.display(),
+                found.sha256,
+                source.sha256
+            );
+            let (arch, classes) = (self.config.model.arch, self.config.model.num_classes);
+            let report = init::load(found, arch, classes, &self.vs.variables())?;
+            self.run.write_text("init.txt", &report.details())?;
+            notes.push(report.summary());
+        }
+        if self.config.finetune.init_classifier == ClassifierInit::ClassMean {
+            let features =
+                geometry::extract(self.model, train_set.clone(), recipe.clone(), loader_config, self.device)?;
+            let (c, d) = (class_counts.len() as i64, features.h.size()[1]);
+            let sums = Tensor::zeros([c, d], (Kind::Float, Device::Cpu)).index_add(0, &features.labels, &features.h);
+            let counts = Tensor::from_slice(class_counts).to_kind(Kind::Float).view([c, 1]);
+            self.model.set_class_weights(&(sums / counts).to_device(self.device));
+            notes.push(format!("classifier: the class means of {} training images' features", train_set.len()));
+        }
+        Ok(notes)
+    }
 }
 
 /// Class counts of the training set, after checking that the data fits the config.

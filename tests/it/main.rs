@@ -17,4 +17,5 @@ mod model;
 mod own_data;
 mod parsers_fuzz;
 mod plots;
+mod pretrained;
 mod train;

@@ -48,7 +48,7 @@ fn write_split(dir: &Path, names: &[&str], per_class: usize, seed: u64) {
     }
 }
 
-fn config(root: &Path, loss: LossKind) -> TrainConfig {
+pub fn config(root: &Path, loss: LossKind) -> TrainConfig {
     let mut config = TrainConfig::preset(Preset::Cifar10Lt, root.to_path_buf());
     config.data.imb_factor = Some(4.0);
     config.loss = loss;
@@ -59,7 +59,7 @@ fn config(root: &Path, loss: LossKind) -> TrainConfig {
     config
 }
 
-fn synthetic_cifar() -> tempfile::TempDir {
+pub fn synthetic_cifar() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let batches = ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
     write_split(dir.path(), &batches, 50, 1);
@@ -67,12 +67,12 @@ fn synthetic_cifar() -> tempfile::TempDir {
     dir
 }
 
-fn options(resume: bool) -> TrainOptions {
+pub fn options(resume: bool) -> TrainOptions {
     TrainOptions { device: Device::Cpu, resume, stop: Arc::new(AtomicBool::new(false)), max_steps: None, group: None }
 }
 
 /// Trains `config` in a new run folder under `parent`; returns the records and the folder.
-fn run(config: &TrainConfig, parent: &Path, name: &str) -> (Vec<EpochRecord>, RunDir) {
+pub fn run(config: &TrainConfig, parent: &Path, name: &str) -> (Vec<EpochRecord>, RunDir) {
     let run = RunDir::create(&parent.join(name), config).unwrap();
     let outcome = train(config, &run, &options(false), |_| {}).unwrap();
     assert!(outcome.stopped_at.is_none());
@@ -80,13 +80,13 @@ fn run(config: &TrainConfig, parent: &Path, name: &str) -> (Vec<EpochRecord>, Ru
 }
 
 /// The weights and momentum buffers of a checkpoint, as one list of (name, tensor).
-fn saved_tensors(path: &Path) -> Vec<(String, Tensor)> {
+pub fn saved_tensors(path: &Path) -> Vec<(String, Tensor)> {
     let saved = checkpoint::load(path).unwrap();
     let optimizer = saved.optimizer.into_iter().map(|(k, t)| (format!("optimizer/{k}"), t));
     saved.weights.into_iter().chain(optimizer).collect()
 }
 
-fn assert_same_tensors(a: &[(String, Tensor)], b: &[(String, Tensor)]) {
+pub fn assert_same_tensors(a: &[(String, Tensor)], b: &[(String, Tensor)]) {
     assert_eq!(a.len(), b.len());
     let differ: Vec<(&String, f64)> = a
         .iter()

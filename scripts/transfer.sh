@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Does starting from pretrained weights help on long-tailed data? The experiment this machine
+# can run without ImageNet weights: pretrain a resnet32 (plain cross-entropy, balanced) on
+# Fashion-MNIST classes 0-4 (all 30,000 training images), then train on the long-tailed
+# (ρ = 100) subset of classes 5-9 (8,746 images; tested on their 5,000 test images):
+#   scratch   from random weights;
+#   finetune  --init the pretrained encoder, classifier at the class means, encoder at 0.1× lr;
+#   frozen    --init, --freeze-encoder (a linear probe of the heads), classifier at the class means;
+# each with LA and BCL, the same EPOCHS epochs, seeds 0 1 2. The data are class folders of
+# PNGs (scripts/transfer_data.py). Resumable: run it again and every run continues from its
+# last checkpoint; finished ones are skipped. The table goes to OUT/table.md after every run.
+#   scripts/transfer.sh [OUT]   (default results/transfer; EPOCHS=10, PRETRAIN_EPOCHS=10,
+#                                BCL=target/release/bcl, AMP=bf16, DATA=OUT/data, ONLY="la-scratch-seed0 …")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-results/transfer}
+EPOCHS=${EPOCHS:-10}
+PRETRAIN_EPOCHS=${PRETRAIN_EPOCHS:-10}
+BCL=${BCL:-target/release/bcl}
+AMP=${AMP:-bf16}
+DATA=${DATA:-$OUT/data}
+[ -x "$BCL" ] || make build
+mkdir -p "$OUT"
+if [ ! -d "$DATA/target/test" ]; then
+  python3 scripts/transfer_data.py "${BCL_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}" "$DATA"
+fi
+
+# Trains (or resumes, or skips when finished) the run in folder $1 with the flags after it.
+train() {
+  local dir=$1; shift
+  if [ -f "$dir/per_class.csv" ]; then echo "transfer: $dir done already"; return; fi
+  local start; start=$(date +%s)
+  if [ -f "$dir/config.toml" ]; then
+    echo "transfer: resuming $dir"
+    "$BCL" train --resume "$dir" >> "$dir.log" 2>&1
+  else
+    echo "transfer: training $dir"
+    "$BCL" train "$@" --amp "$AMP" --out "$dir" > "$dir.log" 2>&1
+  fi
+  echo "transfer: $dir took $(( $(date +%s) - start )) s this sitting" | tee -a "$dir.log"
+}
+
+train "$OUT/pretrain" --preset fashion-mnist-lt --dataset folder --root "$DATA/pretrain" --loss ce \
+  --epochs "$PRETRAIN_EPOCHS" --seed 0
+PRETRAINED=$OUT/pretrain/last.safetensors
+
+declare -A flags=(
+  [scratch]=""
+  [finetune]="--init $PRETRAINED --init-classifier class-mean --encoder-lr-scale 0.1"
+  [frozen]="--init $PRETRAINED --init-classifier class-mean --freeze-encoder"
+)
+table() {
+  local logged=()
+  for row in la-scratch la-finetune la-frozen bcl-scratch bcl-finetune bcl-frozen; do
+    for dir in "$OUT/$row"-seed*; do
+      [ -s "$dir/metrics.jsonl" ] && logged+=("$dir")
+    done
+  done
+  [ ${#logged[@]} -gt 0 ] && "$BCL" summarize "${logged[@]}"
+}
+runs=""
+for seed in 0 1 2; do
+  for row in la-scratch la-finetune la-frozen bcl-scratch bcl-finetune bcl-frozen; do runs+=" $row-seed$seed"; done
+done
+for run in ${ONLY:-$runs}; do
+  name=${run%-seed*} seed=${run##*-seed} loss=${run%%-*} start=${name#*-}
+  # shellcheck disable=SC2086  # a list of flags
+  train "$OUT/$run" --preset fashion-mnist-lt --dataset folder --root "$DATA/target" --imb-factor 100 \
+    --loss "$loss" --epochs "$EPOCHS" --seed "$seed" ${flags[$start]}
+  table > "$OUT/table.md" || true
+done
+table | tee "$OUT/table.md"

@@ -1,0 +1,186 @@
+//! Starting from pretrained weights (`--init FILE`), as timm's `--pretrained-path` and
+//! `load_pretrained` do: a torchvision or timm ResNet `state_dict`, or a bcl checkpoint or
+//! export, in safetensors. The encoder loads by name; a classifier whose shape differs is
+//! dropped; fp16/bf16 tensors are cast to float32; a report says what loaded.
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tch::Tensor;
+
+use crate::checkpoint::{self, KeyMatch, first_few};
+use crate::model::Arch;
+
+/// The weights a run started from, as its config records them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitSource {
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+impl InitSource {
+    /// `path`, with its sha256 (read once, in blocks).
+    pub fn of(path: &Path) -> Result<Self> {
+        // Checked before opening: a FIFO would block the open.
+        let kind = std::fs::metadata(path).with_context(|| format!("cannot read --init {}", path.display()))?;
+        anyhow::ensure!(kind.is_file(), "--init {} is not a file", path.display());
+        let mut file = std::fs::File::open(path).with_context(|| format!("cannot read --init {}", path.display()))?;
+        let mut hasher = Sha256::new();
+        let mut block = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut block).with_context(|| format!("cannot read --init {}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&block[..n]);
+        }
+        let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Self { path: path.to_path_buf(), sha256 })
+    }
+}
+
+/// Prefixes trainers wrap a `state_dict`'s keys in (timm's `state_dict` / `model`
+/// sub-dicts, flattened; DataParallel's `module.`): stripped, one after the other, while
+/// every key has one.
+const KEY_WRAPPERS: [&str; 3] = ["state_dict.", "model.", "module."];
+
+/// The prefix of the encoder's variables in a bcl model.
+const ENCODER: &str = "encoder.";
+
+/// What `--init` loaded, for the one-line summary and the run folder's `init.txt`.
+#[derive(Debug)]
+pub struct InitReport {
+    pub source: InitSource,
+    /// In the model's key names.
+    pub keys: KeyMatch,
+    /// The encoder's variables, loaded or not.
+    pub encoder_total: usize,
+    /// The classes of the file's classifier, when it has one.
+    pub file_classes: Option<i64>,
+    pub model_classes: i64,
+}
+
+/// Loads the weights of `source` into `variables` (the VarStore's of an `arch` model).
+/// Errors name the file: nothing of the encoder matched, or an encoder tensor of another shape.
+pub fn load(
+    source: InitSource,
+    arch: Arch,
+    model_classes: i64,
+    variables: &HashMap<String, Tensor>,
+) -> Result<InitReport> {
+    let path = &source.path;
+    let file = checkpoint::load(path)?;
+    let weights = in_model_names(file.weights);
+    let keys = KeyMatch::new(variables, &weights);
+    let file_classes = classes_of(&weights);
+    let encoder_total = variables.keys().filter(|k| k.starts_with(ENCODER)).count();
+    if let Some((key, file_shape, model_shape)) = keys.mismatched.iter().find(|(k, ..)| k.starts_with(ENCODER)) {
+        bail!(
+            "--init {}: {} has shape {file_shape:?} there, {model_shape:?} in a {} model: weights of another \
+             architecture (choose it with --arch)",
+            path.display(),
+            key.strip_prefix(ENCODER).unwrap_or(key),
+            arch.name()
+        );
+    }
+    let encoder_loaded = keys.matched.iter().filter(|k| k.starts_with(ENCODER)).count();
+    if encoder_loaded == 0 {
+        let mut file_keys: Vec<String> = weights.keys().cloned().collect();
+        file_keys.truncate(4);
+        bail!(
+            "--init {}: 0 of {encoder_total} encoder tensors: is this a {} state_dict? its keys look like {}",
+            path.display(),
+            arch.name(),
+            first_few(&file_keys)
+        );
+    }
+    keys.copy(variables, &weights);
+    Ok(InitReport { source, keys, encoder_total, file_classes, model_classes })
+}
+
+/// The file's keys as the model names them: a bcl file's as they are; a torchvision or
+/// timm ResNet's under `encoder.`, its classifier `fc` as bcl's.
+fn in_model_names(mut unwrapped: BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
+    while let Some(wrapper) =
+        KEY_WRAPPERS.iter().find(|w| !unwrapped.is_empty() && unwrapped.keys().all(|k| k.starts_with(**w)))
+    {
+        unwrapped = unwrapped.into_iter().map(|(k, t)| (k[wrapper.len()..].to_string(), t)).collect();
+    }
+    if unwrapped.keys().any(|k| k.starts_with(ENCODER)) {
+        return unwrapped;
+    }
+    unwrapped
+        .into_iter()
+        .map(|(k, t)| if k.starts_with("fc.") { (k, t) } else { (format!("{ENCODER}{k}"), t) })
+        .collect()
+}
+
+/// The class count of a file's classifier: a linear `fc`'s bias length, or a cosine `fc`'s
+/// columns (bcl's `fc.weight` is d × C).
+fn classes_of(weights: &BTreeMap<String, Tensor>) -> Option<i64> {
+    match (weights.get("fc.bias"), weights.get("fc.weight")) {
+        (Some(bias), _) => bias.size().first().copied(),
+        (None, Some(weight)) => weight.size().last().copied(),
+        (None, None) => None,
+    }
+}
+
+impl InitReport {
+    /// The tensors of the file left out because their shape differs outside the encoder (a
+    /// classifier for other classes), or that the model has no place for under `fc.`.
+    pub fn dropped(&self) -> Vec<String> {
+        let mismatched = self.keys.mismatched.iter().map(|(k, ..)| k.clone());
+        mismatched.chain(self.keys.unexpected.iter().filter(|k| k.starts_with("fc.")).cloned()).collect()
+    }
+
+    /// `init: 318 of 320 encoder tensors from FILE (fc.weight, fc.bias dropped: 1000 classes,
+    /// the data has 37)`.
+    pub fn summary(&self) -> String {
+        let encoder = self.keys.matched.iter().filter(|k| k.starts_with(ENCODER)).count();
+        let heads = self.keys.matched.len() - encoder;
+        let mut line =
+            format!("init: {encoder} of {} encoder tensors from {}", self.encoder_total, self.source.path.display());
+        if heads > 0 {
+            line += &format!(", {heads} head and classifier tensors");
+        }
+        let dropped = self.dropped();
+        if !dropped.is_empty() {
+            let why = match self.file_classes.filter(|&c| c != self.model_classes) {
+                Some(c) => format!("{c} classes, the data has {}", self.model_classes),
+                None => "shapes differ".into(),
+            };
+            line += &format!(" ({} dropped: {why})", dropped.join(", "));
+        }
+        line
+    }
+
+    /// The whole account, for `init.txt`: every loaded, missing, unexpected and dropped key.
+    pub fn details(&self) -> String {
+        let section = |title: &str, keys: &[String]| {
+            let mut text = format!("{title} ({}):\n", keys.len());
+            keys.iter().for_each(|k| text += &format!("  {k}\n"));
+            text
+        };
+        let mismatched: Vec<String> = self
+            .keys
+            .mismatched
+            .iter()
+            .map(|(k, file, model)| format!("{k}: {file:?} in the file, {model:?} in the model"))
+            .collect();
+        let unexpected: Vec<String> = self.keys.unexpected.iter().filter(|k| !k.starts_with("fc.")).cloned().collect();
+        let dropped_fc: Vec<String> = self.keys.unexpected.iter().filter(|k| k.starts_with("fc.")).cloned().collect();
+        [
+            format!("{}\nsource: {}\nsha256: {}\n", self.summary(), self.source.path.display(), self.source.sha256),
+            section("loaded", &self.keys.matched),
+            section("missing: initialised fresh", &self.keys.missing),
+            section("dropped: shapes differ", &mismatched),
+            section("dropped: the file's classifier, which the model has no place for", &dropped_fc),
+            section("unexpected: in the file, not in the model", &unexpected),
+        ]
+        .join("\n")
+    }
+}

@@ -1,0 +1,243 @@
+//! Starting from pretrained weights: torchvision's own ResNets (seeded random weights, built
+//! by tests/support/torchvision_reference.py) load through `--init`'s loader and give
+//! torchvision's features; the loader's report and errors; the fine-tuning controls train
+//! what they say and resume exactly.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use bcl::checkpoint::{self, Checkpoint};
+use bcl::config::{ClassifierInit, LossKind};
+use bcl::init::{self, InitSource};
+use bcl::model::{self, Arch, ModelConfig};
+use bcl::run::RunDir;
+use bcl::train::{TrainOptions, train};
+use tch::{Device, Kind, Tensor};
+
+use super::common::{bcl, path, stderr, stdout};
+use super::train::{assert_same_tensors, config, options, run, saved_tensors, synthetic_cifar};
+
+/// The side of the reference models' input: small, so that the deepest net runs fast.
+const SIZE: i64 = 64;
+
+/// torchvision's models and their features, made once into target/ (kept between runs).
+fn reference_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = root.join("target/torchvision-reference");
+        let archs: Vec<String> = torchvision_archs().map(Arch::name).collect();
+        if archs.iter().all(|a| dir.join(format!("{a}.features.safetensors")).is_file()) {
+            return dir;
+        }
+        let status = Command::new(root.join(".venv/bin/python"))
+            .arg(root.join("tests/support/torchvision_reference.py"))
+            .arg(&dir)
+            .arg(SIZE.to_string())
+            .args(&archs)
+            .status()
+            .expect("the venv's python (scripts/setup.sh installs torchvision there)");
+        assert!(status.success(), "torchvision_reference.py failed");
+        dir
+    })
+}
+
+fn torchvision_archs() -> impl Iterator<Item = Arch> {
+    Arch::all().iter().copied().filter(|&a| a != Arch::Resnet32)
+}
+
+fn weights_of(arch: Arch) -> PathBuf {
+    reference_dir().join(format!("{}.safetensors", arch.name()))
+}
+
+/// Every torchvision architecture: its state_dict (1000-class fc included) loads into bcl's
+/// encoder by name, every encoder tensor, and bcl's pooled features on the same input equal
+/// torchvision's (evaluation mode) to 1e-4 relative; parameter counts agree.
+#[test]
+fn every_torchvision_resnet_loads_by_name_and_gives_torchvisions_features() {
+    for arch in torchvision_archs() {
+        let name = arch.name();
+        let (vs, model) = model::create(&ModelConfig::for_arch(arch, 3, 37), Device::Cpu, Some(0));
+        let report = init::load(InitSource::of(&weights_of(arch)).unwrap(), arch, 37, &vs.variables()).unwrap();
+        let summary = report.summary();
+        println!("{name}: {summary}");
+        assert!(summary.starts_with(&format!("init: {0} of {0} encoder tensors", report.encoder_total)), "{summary}");
+        assert!(summary.ends_with("(fc.weight, fc.bias dropped: 1000 classes, the data has 37)"), "{summary}");
+
+        let reference = checkpoint::load(&reference_dir().join(format!("{name}.features.safetensors"))).unwrap();
+        let theirs = &reference.weights["features"];
+        let ours = tch::no_grad(|| model.encode(&reference.weights["input"], false));
+        let scale = theirs.abs().max().double_value(&[]);
+        let relative = (&ours - theirs).abs().max().double_value(&[]) / scale;
+        println!("{name}: features {:?}, max |bcl − torchvision| / max |torchvision| = {relative:.1e}", ours.size());
+        assert!(scale > 0.0 && relative <= 1e-4, "{name}: relative difference {relative:e}");
+        assert_eq!(arch.parameter_count(), reference.weights["parameters"].int64_value(&[]), "{name}");
+        assert_eq!(arch.spec().feature_dim, ours.size()[1], "{name}");
+        // The comparison sees a wrong weight: the stem's convolution 1% off.
+        let stem = &vs.variables()["encoder.conv1.weight"];
+        tch::no_grad(|| stem.shallow_clone().copy_(&(stem * 1.01)));
+        let off = tch::no_grad(|| model.encode(&reference.weights["input"], false));
+        assert!((&off - theirs).abs().max().double_value(&[]) / scale > 1e-4, "{name}: the check can fail");
+    }
+}
+
+/// Wrapped keys (timm's `state_dict.` sub-dict, DataParallel's `module.`) and half-precision
+/// files load; the model stays float32.
+#[test]
+fn wrapped_and_half_precision_state_dicts_load_into_a_float32_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = checkpoint::load(&weights_of(Arch::Resnet18)).unwrap();
+    for (prefix, kind) in [("state_dict.module.", Kind::Half), ("model.", Kind::BFloat16)] {
+        let weights = original.weights.iter().map(|(k, t)| (format!("{prefix}{k}"), t.to_kind(kind))).collect();
+        let file = dir.path().join(format!("{}.safetensors", prefix.replace('.', "_")));
+        checkpoint::save(&file, &Checkpoint { weights, ..Default::default() }).unwrap();
+        let (vs, _) = model::create(&ModelConfig::for_arch(Arch::Resnet18, 3, 5), Device::Cpu, Some(0));
+        let report = init::load(InitSource::of(&file).unwrap(), Arch::Resnet18, 5, &vs.variables()).unwrap();
+        assert!(report.summary().starts_with("init: 100 of 100 encoder tensors"), "{}", report.summary());
+        let conv = &vs.variables()["encoder.conv1.weight"];
+        assert_eq!(conv.kind(), Kind::Float, "{prefix}");
+        let expected = original.weights["conv1.weight"].to_kind(kind).to_kind(Kind::Float);
+        assert!(conv.equal(&expected), "{prefix}");
+    }
+}
+
+/// A file of another architecture, a file of nothing bcl knows, and a pickle: one line each,
+/// naming the file.
+#[test]
+fn init_errors_name_the_file_and_what_does_not_fit() {
+    let (vs, _) = model::create(&ModelConfig::for_arch(Arch::Resnet18, 3, 5), Device::Cpu, Some(0));
+    let resnet50 = weights_of(Arch::Resnet50);
+    let error = init::load(InitSource::of(&resnet50).unwrap(), Arch::Resnet18, 5, &vs.variables()).unwrap_err();
+    let message = format!("{error:#}");
+    assert!(
+        message.contains(&format!("--init {}: layer1.0.conv1.weight has shape [64, 64, 1, 1]", resnet50.display()))
+    );
+    assert!(message.contains("[64, 64, 3, 3] in a resnet18 model"), "{message}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.safetensors");
+    let weights = [("backbone.stem.weight".to_string(), Tensor::zeros([4], (Kind::Float, Device::Cpu)))].into();
+    checkpoint::save(&other, &Checkpoint { weights, ..Default::default() }).unwrap();
+    let error = init::load(InitSource::of(&other).unwrap(), Arch::Resnet18, 5, &vs.variables()).unwrap_err();
+    assert_eq!(
+        format!("{error:#}"),
+        format!(
+            "--init {}: 0 of 100 encoder tensors: is this a resnet18 state_dict? its keys look like \
+             encoder.backbone.stem.weight",
+            other.display()
+        )
+    );
+
+    let pickle = dir.path().join("resnet18-f37072fd.pth");
+    std::fs::write(&pickle, b"PK\x03\x04 not really").unwrap();
+    let error = init::load(InitSource::of(&pickle).unwrap(), Arch::Resnet18, 5, &vs.variables()).unwrap_err();
+    assert!(format!("{error:#}").contains("python scripts/pt_to_safetensors.py"), "{error:#}");
+    let o = bcl(&["train", "--arch", "resnet18", "--init", path(dir.path()), "--max-steps", "0"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o).trim(), format!("error: --init {} is not a file", dir.path().display()));
+}
+
+/// `bcl models` lists every architecture with torchvision's parameter counts, and
+/// `bcl train --arch … --init … --max-steps 0` writes the initialised model, the report and
+/// the file's sha256, which `bcl export` then reads.
+#[test]
+fn models_lists_the_registry_and_init_writes_an_initialised_run() {
+    let o = bcl(&["models"]);
+    assert!(o.status.success());
+    for arch in Arch::all() {
+        assert!(stdout(&o).contains(&format!("{:<18}", arch.name())), "{}", stdout(&o));
+    }
+    assert!(stdout(&o).contains("resnet50            2048     23508032"), "{}", stdout(&o));
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic_cifar();
+    let out = dir.path().join("run");
+    let file = weights_of(Arch::Resnet18);
+    let o = bcl(&[
+        "train",
+        "--preset",
+        "cifar10-lt",
+        "--root",
+        path(data.path()),
+        "--imb-factor",
+        "4",
+        "--arch",
+        "resnet18",
+        "--init",
+        path(&file),
+        "--image-size",
+        "32",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        path(&out),
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let summary = format!(
+        "init: 100 of 100 encoder tensors from {} (fc.weight, fc.bias dropped: 1000 classes, the data has 10)",
+        file.display()
+    );
+    assert!(stdout(&o).contains(&summary), "{}", stdout(&o));
+    assert!(stdout(&o).contains("input normalised as the --init weights were trained: mean [0.485, 0.456, 0.406]"));
+    let details = std::fs::read_to_string(out.join("init.txt")).unwrap();
+    assert!(details.starts_with(&summary) && details.contains("loaded (100):\n  encoder.bn1.bias\n"), "{details}");
+    let sha = InitSource::of(&file).unwrap().sha256;
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains(&format!("sha256 = \"{sha}\"")), "{config}");
+    // The run's `last` holds the loaded weights exactly.
+    let last = checkpoint::load(&out.join("last.safetensors")).unwrap();
+    let source = checkpoint::load(&file).unwrap();
+    assert!(last.weights["encoder.layer4.1.bn2.running_var"].equal(&source.weights["layer4.1.bn2.running_var"]));
+    let exported = dir.path().join("model.safetensors");
+    let o = bcl(&["export", path(&out.join("last")), "--out", path(&exported)]);
+    assert!(o.status.success() && stdout(&o).contains("input N×3×32×32"), "{}{}", stdout(&o), stderr(&o));
+}
+
+/// `--freeze-encoder` trains the heads only (no encoder gradients or momentum), a class-mean
+/// classifier starts at the features' means, `--freeze-bn` keeps the encoder's statistics,
+/// and such runs resume to the weights of an uninterrupted one.
+#[test]
+fn fine_tuning_controls_train_what_they_say_and_resume_exactly() {
+    let data = synthetic_cifar();
+    let mut pretrain = config(data.path(), LossKind::La);
+    pretrain.epochs = 1;
+    let (_, pretrained) = run(&pretrain, data.path(), "pretrained");
+    let init_file = pretrained.best();
+    let start = checkpoint::load(&init_file).unwrap().weights;
+
+    let mut c = config(data.path(), LossKind::Bcl);
+    c.epochs = 2;
+    c.init = Some(InitSource::of(&init_file).unwrap());
+    c.finetune.freeze_encoder = true;
+    c.finetune.init_classifier = ClassifierInit::ClassMean;
+    let (_, frozen) = run(&c, data.path(), "frozen");
+    let saved = checkpoint::load(&frozen.last()).unwrap();
+    assert!(saved.optimizer.keys().all(|k| !k.starts_with("encoder.")) && !saved.optimizer.is_empty());
+    for (key, tensor) in &saved.weights {
+        let same = tensor.equal(&start[key]);
+        assert_eq!(same, key.starts_with("encoder."), "{key}: only the encoder stays as loaded");
+    }
+    let loaded = format!("loaded ({})", start.len());
+    assert!(std::fs::read_to_string(frozen.path.join("init.txt")).unwrap().contains(&loaded), "all of it");
+
+    // Stopped after epoch 1 and resumed: the same weights and momentum as straight through.
+    let parts = RunDir::create(&data.path().join("parts"), &c).unwrap();
+    let first = TrainOptions { max_steps: Some(c.data.train_set().unwrap().len() / c.batch_size), ..options(false) };
+    assert!(train(&c, &parts, &first, |_| {}).unwrap().stopped_at.is_some());
+    assert!(train(&c, &parts, &options(true), |_| {}).unwrap().stopped_at.is_none());
+    assert_same_tensors(&saved_tensors(&frozen.last()), &saved_tensors(&parts.last()));
+
+    let mut bn = config(data.path(), LossKind::La);
+    (bn.epochs, bn.init, bn.finetune.freeze_bn) = (1, c.init.clone(), true);
+    bn.finetune.encoder_lr_scale = 0.1;
+    let (_, bn_run) = run(&bn, data.path(), "freeze-bn");
+    let saved = checkpoint::load(&bn_run.last()).unwrap().weights;
+    for (key, tensor) in saved.iter().filter(|(k, _)| k.starts_with("encoder.")) {
+        let statistic = key.ends_with("running_mean") || key.ends_with("running_var");
+        assert_eq!(tensor.equal(&start[key]), statistic, "{key}: statistics kept, weights trained");
+    }
+}
