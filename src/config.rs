@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::augment::randaugment::RandAugment;
 use crate::augment::{ClViews, IMAGENET_CROP_SIZE, InputSpec, Recipe, RecipeStyle, check_crop_size};
 use crate::data::sampler::SamplerKind;
-use crate::data::{DataConfig, DatasetKind, Normalization, Split};
+use crate::data::{DEFAULT_HOLDOUT, DataConfig, DatasetKind, Normalization, Split};
 use crate::init::InitSource;
 use crate::model::{Arch, ModelConfig};
 use crate::schedule::{Decay, LrSchedule};
@@ -155,6 +155,8 @@ pub enum Preset {
     ImagenetLt,
     /// iNaturalist 2018, ResNet-50.
     Inat2018,
+    /// Places-LT, an ImageNet ResNet-152 fine-tuned (SPEC section 6): needs `--init`.
+    PlacesLt,
 }
 
 impl Preset {
@@ -171,6 +173,7 @@ impl Preset {
             Preset::Cifar100Lt => DatasetKind::Cifar100,
             Preset::ImagenetLt => DatasetKind::ImagenetLt,
             Preset::Inat2018 => DatasetKind::Inat2018,
+            Preset::PlacesLt => DatasetKind::PlacesLt,
         }
     }
 
@@ -240,6 +243,20 @@ impl TrainConfig {
                 weight_decay: 1e-4,
                 ..imagenet_lt
             },
+            // PaCo's recipe (30 epochs, lr 0.02) with the pretrained encoder at a tenth of the
+            // heads' rate, as OLTR and decoupling fine-tune it, the classifier from class means.
+            Preset::PlacesLt => Self {
+                model: ModelConfig::imagenet(Arch::Resnet152, 365),
+                epochs: 30,
+                batch_size: 128,
+                schedule: LrSchedule { base_lr: 0.02, ..imagenet_lt.schedule.clone() },
+                finetune: FineTune {
+                    encoder_lr_scale: 0.1,
+                    init_classifier: ClassifierInit::ClassMean,
+                    ..FineTune::default()
+                },
+                ..imagenet_lt
+            },
             Preset::ImagenetLt => imagenet_lt,
         }
     }
@@ -277,16 +294,34 @@ impl TrainConfig {
         let mut config = self.clone();
         let imb_factor = data.dataset.is_balanced().then(|| self.data.imb_factor.unwrap_or(100.0));
         config.data = DataConfig { imb_factor, profile: self.data.profile, subset_seed: self.data.subset_seed, ..data };
-        let full = config.data.open(Split::Train)?;
-        let mut decisions = vec![format!(
-            "{} classes, {} training images{}",
-            full.num_classes(),
-            full.len(),
-            match imb_factor {
-                Some(rho) => format!(", long-tailed subset ρ = {rho}"),
-                None => " used as they are".into(),
+        let mut decisions = Vec::new();
+        let root = &config.data.root;
+        let split_folders = ["train", "val", "test"].iter().any(|s| root.join(s).is_dir());
+        if config.data.dataset == DatasetKind::Folder && !split_folders {
+            let fraction = *config.data.holdout.get_or_insert(DEFAULT_HOLDOUT);
+            if let Some((_, held)) = config.data.holdout_split()? {
+                decisions.push(format!(
+                    "no test/ or val/ folder: {:.0}% of each class's images ({} in all, seed {}) held out as the test \
+                     split, listed in the run folder's split.csv",
+                    100.0 * fraction,
+                    held.paths.len(),
+                    config.data.subset_seed
+                ));
             }
-        )];
+        }
+        let full = config.data.open(Split::Train)?;
+        decisions.insert(
+            0,
+            format!(
+                "{} classes, {} training images{}",
+                full.num_classes(),
+                full.len(),
+                match imb_factor {
+                    Some(rho) => format!(", long-tailed subset ρ = {rho}"),
+                    None => " used as they are".into(),
+                }
+            ),
+        );
         let style = self.recipe_style.for_data(config.data.dataset, full.as_ref())?;
         let side = full.image(0)?.width;
         if self.recipe_style == RecipeStyle::Auto {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::config::TrainConfig;
+use crate::data::DataConfig;
 use crate::distributed::Group;
 use crate::fs::{append_synced, csv_field, write_atomic};
 use crate::metrics::EpochRecord;
@@ -91,6 +92,18 @@ impl RunDir {
     /// Writes `text` to the file `name` in the run folder (atomically).
     pub fn write_text(&self, name: &str, text: &str) -> Result<()> {
         write_atomic(&self.path.join(name), text.as_bytes())
+    }
+
+    /// `split.csv`: which images of a held-out class folder train and which test.
+    pub fn write_holdout(&self, data: &DataConfig) -> Result<()> {
+        let Some((train, held)) = data.holdout_split()? else { return Ok(()) };
+        let mut csv = String::from("path,split\n");
+        for (part, name) in [(&train, "train"), (&held, "test")] {
+            for path in &part.paths {
+                csv += &format!("{},{name}\n", csv_field(&path.display().to_string()));
+            }
+        }
+        self.write_text("split.csv", &csv)
     }
 
     pub fn write_class_counts(&self, names: &[String], counts: &[i64]) -> Result<()> {

@@ -240,9 +240,14 @@ impl RecipeStyle {
     /// The style `auto` stands for with data of `kind`; other styles as they are.
     pub fn or_by_kind(self, kind: DatasetKind) -> Self {
         match (self, kind) {
-            (Self::Auto, DatasetKind::ImagenetLt | DatasetKind::Inat2018 | DatasetKind::Folder | DatasetKind::List) => {
-                Self::Imagenet
-            }
+            (
+                Self::Auto,
+                DatasetKind::ImagenetLt
+                | DatasetKind::Inat2018
+                | DatasetKind::PlacesLt
+                | DatasetKind::Folder
+                | DatasetKind::List,
+            ) => Self::Imagenet,
             (Self::Auto, _) => Self::Cifar,
             (style, _) => style,
         }

@@ -47,6 +47,10 @@ pub struct ConfigArgs {
     /// Dataset folder (default for Fashion-MNIST: $BCL_FASHION_MNIST, else Debian's location).
     #[arg(long)]
     pub root: Option<PathBuf>,
+    /// `--dataset folder` without test/ or val/: the share of each class's images held out
+    /// for evaluation (default 0.2; stratified, seeded, listed in split.csv).
+    #[arg(long, requires = "dataset")]
+    pub holdout: Option<f64>,
     /// `--dataset list`: the training list, `path label` per line, paths relative to --root.
     #[arg(long, requires = "dataset")]
     pub train_list: Option<PathBuf>,
@@ -157,6 +161,7 @@ impl ConfigArgs {
                 train_list: self.train_list.clone(),
                 val_list: self.val_list.clone(),
                 test_list: self.test_list.clone(),
+                holdout: self.holdout,
                 ..DataConfig::new(kind, self.root_for(kind))
             };
             (config, decisions) = config.on_data(data)?;
@@ -169,6 +174,13 @@ impl ConfigArgs {
         check_image_size_flag(self.image_size, config.recipe_style.or_by_kind(config.data.dataset))?;
         self.apply_flags(&mut config);
         decisions.extend(self.apply_init(&mut config)?);
+        ensure!(
+            config.data.dataset != DatasetKind::PlacesLt || config.init.is_some(),
+            "Places-LT starts from an ImageNet ResNet-152, as every published result does: download torchvision's \
+             resnet152-394f9c45.pth (PaCo's resnet152-b121ed2d.pth is the same model), convert it with python \
+             scripts/pt_to_safetensors.py resnet152-394f9c45.pth resnet152.safetensors, and add --init \
+             resnet152.safetensors"
+        );
         config.validate().context("the options")?;
         Ok((config, decisions))
     }

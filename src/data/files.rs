@@ -132,6 +132,32 @@ pub fn read_class_folders(root: &Path) -> Result<FileDataset> {
     Ok(FileDataset { paths, labels, class_names })
 }
 
+impl FileDataset {
+    /// This data split in two, stratified: of every class with at least 2 images,
+    /// `fraction` of them (rounded, at least 1, never all) drawn with `seed` go to the
+    /// second part; classes of one image stay whole in the first. Both keep file order.
+    pub fn split_off(&self, fraction: f64, seed: u64) -> (FileDataset, FileDataset) {
+        use rand::seq::IndexedRandom;
+        let mut rng = <rand_pcg::Pcg64Mcg as rand::SeedableRng>::seed_from_u64(seed);
+        let mut held = vec![false; self.paths.len()];
+        for members in super::indices_by_class(&self.labels, self.class_names.len()) {
+            if members.len() < 2 {
+                continue;
+            }
+            let count = ((members.len() as f64 * fraction).round() as usize).clamp(1, members.len() - 1);
+            for &index in members.choose_multiple(&mut rng, count) {
+                held[index] = true;
+            }
+        }
+        let part = |keep: bool| {
+            let chosen = (0..self.paths.len()).filter(|&i| held[i] == keep);
+            let (paths, labels) = chosen.map(|i| (self.paths[i].clone(), self.labels[i])).unzip();
+            FileDataset { paths, labels, class_names: self.class_names.clone() }
+        };
+        (part(false), part(true))
+    }
+}
+
 /// The image files in `dir` and its sub-folders, in name order (what `bcl predict` takes
 /// of a folder).
 pub fn images_under(dir: &Path) -> Result<Vec<PathBuf>> {

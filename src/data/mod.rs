@@ -165,6 +165,9 @@ pub enum DatasetKind {
     ImagenetLt,
     /// iNaturalist 2018: `iNaturalist18_{train,val}.txt` lists under its root.
     Inat2018,
+    /// Places-LT: OLTR's `Places_LT_{train,val,test}.txt` lists (365 classes) under the
+    /// Places-365 root.
+    PlacesLt,
     /// A folder per class: `root/<class>/<image>` (torchvision's ImageFolder), with
     /// `train/`, `val/`, `test/` splits or the root as the training set.
     Folder,
@@ -193,6 +196,10 @@ impl Split {
         }
     }
 }
+
+/// The share of a class folder's images held out for evaluation when it has no `test/` or
+/// `val/` folder (`--holdout`).
+pub const DEFAULT_HOLDOUT: f64 = 0.2;
 
 /// Per-channel mean and standard deviation of inputs scaled to [0, 1].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -228,7 +235,7 @@ impl DatasetKind {
             // The constants of the BCL-derived CIFAR code, for CIFAR-10 and CIFAR-100 alike.
             DatasetKind::Cifar10 | DatasetKind::Cifar100 => (&[0.4914, 0.4822, 0.4465], &[0.2023, 0.1994, 0.2010]),
             DatasetKind::Inat2018 => (&[0.466, 0.471, 0.380], &[0.195, 0.194, 0.192]),
-            DatasetKind::ImagenetLt | DatasetKind::Folder | DatasetKind::List => {
+            DatasetKind::ImagenetLt | DatasetKind::PlacesLt | DatasetKind::Folder | DatasetKind::List => {
                 (&[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225])
             }
         };
@@ -271,6 +278,10 @@ pub struct DataConfig {
     pub val_list: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_list: Option<PathBuf>,
+    /// A class folder without `test/` or `val/`: the share of each class's images held out
+    /// as the test split (stratified, drawn with `subset_seed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<f64>,
 }
 
 impl DataConfig {
@@ -285,7 +296,30 @@ impl DataConfig {
             train_list: None,
             val_list: None,
             test_list: None,
+            holdout: None,
         }
+    }
+
+    /// A class folder without split folders, split into training and held-out images by
+    /// `holdout`; none for other data.
+    pub fn holdout_split(&self) -> Result<Option<(files::FileDataset, files::FileDataset)>> {
+        let Some(fraction) = self.holdout else { return Ok(None) };
+        ensure!(
+            self.dataset == DatasetKind::Folder,
+            "data.holdout splits a class folder; this data is {:?}",
+            self.dataset
+        );
+        ensure!(fraction > 0.0 && fraction < 1.0, "holdout = {fraction} must be a share between 0 and 1");
+        if let Some(split) =
+            [Split::Train, Split::Val, Split::Test].iter().find(|s| self.root.join(s.folder_name()).is_dir())
+        {
+            bail!(
+                "--holdout: {} has a {}/ folder already; a folder is held out from only when it has no split folders",
+                self.root.display(),
+                split.folder_name()
+            );
+        }
+        Ok(Some(files::read_class_folders(&self.root)?.split_off(fraction, self.subset_seed)))
     }
 
     /// Opens `split` of the data, whole (see [`Self::train_set`] for the long-tailed
@@ -316,9 +350,24 @@ impl DataConfig {
                 };
                 Arc::new(files::read_list(&root.join(name), root, Some(1000))?)
             }
+            DatasetKind::PlacesLt => {
+                let name = match split {
+                    Split::Train => "Places_LT_train.txt",
+                    Split::Val => "Places_LT_val.txt",
+                    Split::Test => "Places_LT_test.txt",
+                };
+                Arc::new(files::read_list(&root.join(name), root, Some(365))?)
+            }
             DatasetKind::Inat2018 => {
                 let name = if train { "iNaturalist18_train.txt" } else { "iNaturalist18_val.txt" };
                 Arc::new(files::read_list(&root.join(name), root, Some(8142))?)
+            }
+            DatasetKind::Folder if self.holdout.is_some() => {
+                let (train_part, held_out) = self.holdout_split()?.expect("holdout is set");
+                match split {
+                    Split::Train => Arc::new(train_part),
+                    Split::Val | Split::Test => Arc::new(held_out),
+                }
             }
             DatasetKind::Folder => {
                 let sub = root.join(split.folder_name());
@@ -373,6 +422,7 @@ impl DataConfig {
     pub fn selection_split(&self) -> Split {
         let has_val = match self.dataset {
             DatasetKind::ImagenetLt => self.root.join("ImageNet_LT_val.txt").is_file(),
+            DatasetKind::PlacesLt => self.root.join("Places_LT_val.txt").is_file(),
             DatasetKind::List => self.val_list.is_some() && self.test_list.is_some(),
             DatasetKind::Folder => self.root.join("val").is_dir() && self.root.join("test").is_dir(),
             _ => false,

@@ -204,6 +204,7 @@ impl<'a> Trainer<'a> {
             state = state::restore(&run.last(), &vs, &mut optimizer, &parameters)?;
         } else if is_primary {
             run.write_class_counts(train_set.class_names(), &class_counts)?;
+            run.write_holdout(&config.data)?;
             let start = StartingPoint { config, run, vs: &vs, model: &model, device };
             notes = start.apply(&train_set, &recipe, &loader_config, &class_counts)?;
         }

@@ -353,3 +353,39 @@ fn best_is_picked_on_val_where_there_is_one_and_reported_on_test() {
     let text = stdout(&o);
     assert!(text.contains("test-top1") && text.contains("picked on test: the data has no validation split"), "{text}");
 }
+
+/// A class folder without test/ or val/: 20% of each class (at least one of every class
+/// with two or more images, none of a single-image class) is held out, seeded, said in one
+/// line and listed in split.csv; the run and `bcl eval` evaluate on exactly those images.
+#[test]
+fn a_folder_without_a_test_split_holds_out_a_stratified_share() {
+    let idx = tiny_fashion_mnist(20, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("flat");
+    write_class_folders(idx.path(), Split::Train, &[20, 6, 2, 1], &data);
+    let run = dir.path().join("run");
+    let args = ["train", "--dataset", "folder", "--root", path(&data), "--batch-size", "4", "--epochs", "1"];
+    let o = bcl(&[&args[..], &["--device", "cpu", "--out", path(&run)]].concat());
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let line = "no test/ or val/ folder: 20% of each class's images (6 in all, seed 0) held out as the test split";
+    assert!(stdout(&o).contains(line), "{}", stdout(&o));
+    assert!(stdout(&o).contains("4 classes, 23 training images"), "{}", stdout(&o));
+    // 20 → 4 held out, 6 → 1, 2 → 1, 1 → 0.
+    let split = std::fs::read_to_string(run.join("split.csv")).unwrap();
+    let held: Vec<&str> = split.lines().filter(|l| l.ends_with(",test")).collect();
+    let in_class = |class: &str| held.iter().filter(|l| l.contains(&format!("/{class}/"))).count();
+    let names = ["T-shirt-top", "Trouser", "Pullover", "Dress"];
+    assert_eq!(names.map(in_class), [4, 1, 1, 0], "{split}");
+    assert_eq!(split.lines().count(), 1 + 29);
+    let o = bcl(&["eval", "--checkpoint", path(&run.join("last")), "--device", "cpu"]);
+    assert!(o.status.success() && stdout(&o).contains("(6 images)"), "{}{}", stdout(&o), stderr(&o));
+    // The same seed draws the same images; another share is refused where test/ exists.
+    let again = dir.path().join("again");
+    assert!(
+        bcl(&[&args[..], &["--device", "cpu", "--max-steps", "0", "--out", path(&again)]].concat()).status.success()
+    );
+    assert_eq!(std::fs::read_to_string(again.join("split.csv")).unwrap(), split);
+    std::fs::create_dir_all(data.join("test")).unwrap();
+    let o = bcl(&["config", "show", "--dataset", "folder", "--root", path(&data), "--holdout", "0.3"]);
+    assert!(stderr(&o).contains("has a test/ folder already"), "{}", stderr(&o));
+}
