@@ -241,3 +241,57 @@ fn fine_tuning_controls_train_what_they_say_and_resume_exactly() {
         assert_eq!(tensor.equal(&start[key]), statistic, "{key}: statistics kept, weights trained");
     }
 }
+
+/// The places-lt preset reads OLTR's three lists under --root (generated JPEGs here),
+/// refuses to start without --init (naming torchvision's file and the conversion), and
+/// fine-tunes torchvision's ResNet-152 from it.
+#[test]
+fn places_lt_needs_init_and_fine_tunes_a_resnet152_from_its_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for (list, per_class) in [("train", 1), ("val", 1), ("test", 1)] {
+        let mut lines = String::new();
+        for class in 0..365 {
+            let file = format!("data_256/{list}/c{class:03}.jpg");
+            std::fs::create_dir_all(root.join(format!("data_256/{list}"))).unwrap();
+            let image =
+                image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([(x * 6) as u8, (y * 8) as u8, class as u8]));
+            image.save(root.join(&file)).unwrap();
+            lines += &format!("{file} {class}\n").repeat(per_class);
+        }
+        std::fs::write(root.join(format!("Places_LT_{list}.txt")), lines).unwrap();
+    }
+    let o = bcl(&["train", "--preset", "places-lt", "--root", path(root), "--device", "cpu"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("resnet152-394f9c45.pth") && stderr(&o).contains("--init"), "{}", stderr(&o));
+
+    let r152 = weights_of(Arch::Resnet152);
+    let run = root.join("run");
+    let o = bcl(&[
+        "train",
+        "--preset",
+        "places-lt",
+        "--root",
+        path(root),
+        "--init",
+        path(&r152),
+        "--image-size",
+        "32",
+        "--batch-size",
+        "4",
+        "--max-steps",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        path(&run),
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("init: 775 of 775 encoder tensors") && out.contains("the data has 365)"), "{out}");
+    assert!(out.contains("classifier: the class means of 365 training images' features"), "{out}");
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    for line in ["arch = \"resnet152\"", "base_lr = 0.02", "epochs = 30", "encoder_lr_scale = 0.1"] {
+        assert!(config.contains(line), "{line} in {config}");
+    }
+}
