@@ -65,7 +65,12 @@ pub fn markdown_table(runs: &[RunResult]) -> Result<String> {
         let flat = flatten(key);
         let name = match differing.is_empty() {
             true => members[0].folder.clone(),
-            false => differing.iter().map(|k| format!("{k} = {}", flat[k])).collect::<Vec<_>>().join(", "),
+            // A key set in some configs only (an `--init` file) reads "unset" in the others.
+            false => differing
+                .iter()
+                .map(|k| format!("{k} = {}", flat.get(k).map_or("unset", String::as_str)))
+                .collect::<Vec<_>>()
+                .join(", "),
         };
         let seeds: Vec<String> = members.iter().map(|r| r.config.seed.to_string()).collect();
         let done: Vec<usize> = members.iter().map(|r| r.epochs_done).collect();

@@ -108,6 +108,15 @@ fn summarize_makes_a_row_per_config_with_mean_and_std_over_seeds() {
     assert!(rows[2].contains("| 61.5 ± 1.5 | 5.0 ± 0.0 |"), "{table}");
     assert!(rows[3].starts_with("| loss = \"bcl\" | 0 | 1 | 90.0 |"), "{table}");
     assert_eq!((mean_std(&[]), mean_std(&[0.5])), ("–".to_string(), "50.0".to_string()));
+
+    // A key set in one config only (a run started from --init) names the rows too.
+    let init = bcl::init::InitSource { path: "weights.safetensors".into(), sha256: "ab".into() };
+    let started = TrainConfig { init: Some(init), ..config.clone() };
+    let with_init = [fake_run(dir.path(), "init0", &started, 0.7), runs[3].clone()];
+    let results: Vec<RunResult> = with_init.iter().map(|r| RunResult::read(r).unwrap()).collect();
+    let table = markdown_table(&results).unwrap();
+    assert!(table.contains("| init.path = \"weights.safetensors\", init.sha256 = \"ab\" | 0 |"), "{table}");
+    assert!(table.contains("| init.path = unset, init.sha256 = unset | 0 |"), "{table}");
 }
 
 #[test]
