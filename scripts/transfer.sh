@@ -8,7 +8,8 @@
 #   frozen    --init, --freeze-encoder (a linear probe of the heads), classifier at the class means;
 # each with LA and BCL, the same EPOCHS epochs, seeds 0 1 2. The data are class folders of
 # PNGs (scripts/transfer_data.py). Resumable: run it again and every run continues from its
-# last checkpoint; finished ones are skipped. The table goes to OUT/table.md after every run.
+# last checkpoint; finished ones are skipped. The table (scripts/transfer_table.py: top-1,
+# the two rarest classes, minutes) goes to OUT/table.md after every run.
 #   scripts/transfer.sh [OUT]   (default results/transfer; EPOCHS=10, PRETRAIN_EPOCHS=10,
 #                                BCL=target/release/bcl, AMP=bf16, DATA=OUT/data, ONLY="la-scratch-seed0 …")
 set -euo pipefail
@@ -49,15 +50,7 @@ declare -A flags=(
   [finetune]="--init $PRETRAINED --init-classifier class-mean --encoder-lr-scale 0.1"
   [frozen]="--init $PRETRAINED --init-classifier class-mean --freeze-encoder"
 )
-table() {
-  local logged=()
-  for row in la-scratch la-finetune la-frozen bcl-scratch bcl-finetune bcl-frozen; do
-    for dir in "$OUT/$row"-seed*; do
-      [ -s "$dir/metrics.jsonl" ] && logged+=("$dir")
-    done
-  done
-  [ ${#logged[@]} -gt 0 ] && "$BCL" summarize "${logged[@]}"
-}
+table() { python3 scripts/transfer_table.py "$OUT"; }
 runs=""
 for seed in 0 1 2; do
   for row in la-scratch la-finetune la-frozen bcl-scratch bcl-finetune bcl-frozen; do runs+=" $row-seed$seed"; done
