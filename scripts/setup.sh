@@ -4,8 +4,8 @@
 #      and tensorboard (to view runs; the tests read bcl's event files with its reader);
 #   2. PyPI's CUDA 13.0 headers (nvcc, cccl), which build.rs compiles the NCCL part of the
 #      c10d shim (src/c10d_shim.cpp) against; the CUDA libraries themselves came with torch;
-#   3. torchvision and safetensors beside it, for the tests that compare bcl's models with
-#      torchvision's own;
+#   3. torchvision, timm and safetensors beside it, for the tests that compare bcl's models
+#      with torchvision's and timm's own;
 #   4. Fashion-MNIST, the embedded default data set, from Debian's `dataset-fashion-mnist`.
 # A second run does nothing but check.
 set -euo pipefail
@@ -65,11 +65,11 @@ setup_tensorboard() {
 }
 
 # The reference models the equality tests build with seeded random weights (no weights are
-# downloaded): torchvision's ResNets. --no-deps keeps the venv's torch as it is.
-REFERENCE_PACKAGES="torchvision==0.26.0 pillow==12.0.0 safetensors==0.8.0"
+# downloaded): torchvision's ResNets, timm's ViTs. --no-deps keeps the venv's torch as it is.
+REFERENCE_PACKAGES="torchvision==0.26.0 pillow==12.0.0 safetensors==0.8.0 timm==1.0.22 pyyaml==6.0.3"
 setup_reference_models() {
   "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('torchvision') != '0.26.0')" \
-    2>/dev/null && "$VENV/bin/python" -c "import safetensors.torch, PIL" 2>/dev/null && return
+    2>/dev/null && "$VENV/bin/python" -c "import safetensors.torch, PIL, timm" 2>/dev/null && return
   say "installing the reference models' packages into $VENV ($REFERENCE_PACKAGES; once)"
   # shellcheck disable=SC2086  # a list of requirements
   "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps $REFERENCE_PACKAGES

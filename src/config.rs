@@ -424,6 +424,13 @@ impl TrainConfig {
                 "normalization: mean and std need one finite value per channel, std positive"
             );
         }
+        let (spec, side) = (self.model.arch.spec(), self.input().size);
+        ensure!(
+            side.is_multiple_of(spec.size_multiple),
+            "image_size = {side} is not a multiple of {}'s patch size {}",
+            self.model.arch.name(),
+            spec.size_multiple
+        );
         ensure!(self.workers != Some(0), "workers must be positive");
         ensure!(self.bn_group_size != Some(0), "bn_group_size must be positive");
         ensure!(

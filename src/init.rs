@@ -74,7 +74,7 @@ pub fn load(
 ) -> Result<InitReport> {
     let path = &source.path;
     let file = checkpoint::load(path)?;
-    let weights = in_model_names(file.weights);
+    let weights = in_model_names(file.weights, variables);
     let keys = KeyMatch::new(variables, &weights);
     let file_classes = classes_of(&weights);
     let encoder_total = variables.keys().filter(|k| k.starts_with(ENCODER)).count();
@@ -102,21 +102,75 @@ pub fn load(
     Ok(InitReport { source, keys, encoder_total, file_classes, model_classes })
 }
 
-/// The file's keys as the model names them: a bcl file's as they are; a torchvision or
-/// timm ResNet's under `encoder.`, its classifier `fc` as bcl's.
-fn in_model_names(mut unwrapped: BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
+/// The file's keys as the model (whose variables are `variables`) names them: a bcl file's
+/// as they are; OpenAI CLIP's image tower converted to timm's names first; then a
+/// torchvision or timm file's under `encoder.`, except a classifier (`fc`, timm's `head`)
+/// the encoder has no place for, which meets bcl's `fc`.
+fn in_model_names(
+    mut weights: BTreeMap<String, Tensor>,
+    variables: &HashMap<String, Tensor>,
+) -> BTreeMap<String, Tensor> {
     while let Some(wrapper) =
-        KEY_WRAPPERS.iter().find(|w| !unwrapped.is_empty() && unwrapped.keys().all(|k| k.starts_with(**w)))
+        KEY_WRAPPERS.iter().find(|w| !weights.is_empty() && weights.keys().all(|k| k.starts_with(**w)))
     {
-        unwrapped = unwrapped.into_iter().map(|(k, t)| (k[wrapper.len()..].to_string(), t)).collect();
+        weights = weights.into_iter().map(|(k, t)| (k[wrapper.len()..].to_string(), t)).collect();
     }
-    if unwrapped.keys().any(|k| k.starts_with(ENCODER)) {
-        return unwrapped;
+    if weights.keys().any(|k| k.starts_with(ENCODER)) {
+        return weights;
     }
-    unwrapped
-        .into_iter()
-        .map(|(k, t)| if k.starts_with("fc.") { (k, t) } else { (format!("{ENCODER}{k}"), t) })
-        .collect()
+    if weights.keys().any(|k| k.starts_with(OPENAI_VISUAL)) {
+        weights = from_openai_clip(weights);
+    }
+    let mut renamed = BTreeMap::new();
+    for (key, tensor) in weights {
+        let in_encoder = format!("{ENCODER}{key}");
+        let classifier = key.strip_prefix("fc.").or_else(|| key.strip_prefix("head."));
+        match classifier {
+            Some(rest) if !variables.contains_key(&in_encoder) => renamed.insert(format!("fc.{rest}"), tensor),
+            _ => renamed.insert(in_encoder, tensor),
+        };
+    }
+    renamed
+}
+
+/// The prefix of OpenAI CLIP's image tower in its released state_dict.
+const OPENAI_VISUAL: &str = "visual.";
+
+/// OpenAI CLIP's image tower under timm's ViT names, as timm's `_convert_openai_clip`
+/// renames it: `proj` becomes `head` (transposed, zero bias), `class_embedding` the
+/// `cls_token`. The text tower's keys are kept as they are (and so reported unexpected).
+fn from_openai_clip(weights: BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
+    const SWAPS: [(&str, &str); 10] = [
+        ("conv1", "patch_embed.proj"),
+        ("positional_embedding", "pos_embed"),
+        ("transformer.resblocks.", "blocks."),
+        ("ln_pre", "norm_pre"),
+        ("ln_post", "norm"),
+        ("ln_", "norm"),
+        ("in_proj_", "qkv."),
+        ("out_proj", "proj"),
+        ("mlp.c_fc", "mlp.fc1"),
+        ("mlp.c_proj", "mlp.fc2"),
+    ];
+    let mut converted = BTreeMap::new();
+    for (key, tensor) in weights {
+        let Some(visual) = key.strip_prefix(OPENAI_VISUAL) else {
+            converted.insert(key, tensor);
+            continue;
+        };
+        let name = SWAPS.iter().fold(visual.to_string(), |name, (from, to)| name.replace(from, to));
+        match name.as_str() {
+            "proj" => {
+                let weight = tensor.tr().contiguous();
+                converted.insert("head.bias".into(), weight.zeros_like().select(1, 0));
+                converted.insert("head.weight".into(), weight)
+            }
+            "class_embedding" => converted.insert("cls_token".into(), tensor.view([1, 1, -1])),
+            "pos_embed" => converted.insert(name, tensor.unsqueeze(0)),
+            _ => converted.insert(name, tensor),
+        };
+    }
+    converted
 }
 
 /// The class count of a file's classifier: a linear `fc`'s bias length, or a cosine `fc`'s

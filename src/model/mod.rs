@@ -6,10 +6,13 @@
 pub mod norm;
 mod resnet;
 mod two_branch;
+mod vit;
 
 use resnet::Layout;
 pub use resnet::ResNet;
 pub use two_branch::{BclModel, BclOutput, Classifier};
+pub use vit::Vit;
+use vit::VitLayout;
 
 use std::sync::Mutex;
 
@@ -53,11 +56,35 @@ pub enum Arch {
     #[value(name = "wide_resnet50_2")]
     #[serde(rename = "wide_resnet50_2")]
     WideResnet50_2,
+    /// timm ViT-Tiny/16, d = 192.
+    #[value(name = "vit_tiny_patch16_224")]
+    #[serde(rename = "vit_tiny_patch16_224")]
+    VitTinyPatch16_224,
+    /// timm ViT-Small/16, d = 384.
+    #[value(name = "vit_small_patch16_224")]
+    #[serde(rename = "vit_small_patch16_224")]
+    VitSmallPatch16_224,
+    /// timm ViT-Base/16, d = 768.
+    #[value(name = "vit_base_patch16_224")]
+    #[serde(rename = "vit_base_patch16_224")]
+    VitBasePatch16_224,
+    /// OpenAI CLIP's ViT-B/16 image tower (timm's `vit_base_patch16_clip_quickgelu_224`),
+    /// d = 512 after its projection.
+    #[value(name = "vit_base_patch16_clip_224")]
+    #[serde(rename = "vit_base_patch16_clip_224")]
+    VitBasePatch16Clip224,
 }
 
 /// ImageNet's channel mean and standard deviation: what torchvision's and timm's ResNet
 /// weights were trained with.
 pub const IMAGENET_MEAN_STD: ([f64; 3], [f64; 3]) = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
+
+/// The mean and std of timm's ImageNet-21k ViT weights (augreg): 0.5 everywhere.
+pub const INCEPTION_MEAN_STD: ([f64; 3], [f64; 3]) = ([0.5; 3], [0.5; 3]);
+
+/// The mean and std OpenAI's CLIP was trained with.
+pub const OPENAI_CLIP_MEAN_STD: ([f64; 3], [f64; 3]) =
+    ([0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]);
 
 /// What an architecture is: the registry entry a new backbone adds.
 #[derive(Debug, Clone, Copy)]
@@ -70,17 +97,33 @@ pub struct ArchSpec {
     /// The channel mean and std its published weights expect; none where no one publishes
     /// weights (resnet32).
     pub weights_mean_std: Option<([f64; 3], [f64; 3])>,
+    /// Image sides must be a multiple of this (a ViT's patch; 1 for ResNets).
+    pub size_multiple: usize,
     build: fn(nn::Path, i64) -> Encoder,
 }
 
 impl Arch {
     /// The registry: one entry per architecture.
     pub fn spec(self) -> ArchSpec {
-        let cifar = |build| ArchSpec { feature_dim: 64, style: RecipeStyle::Cifar, weights_mean_std: None, build };
+        let cifar = |build| ArchSpec {
+            feature_dim: 64,
+            style: RecipeStyle::Cifar,
+            weights_mean_std: None,
+            size_multiple: 1,
+            build,
+        };
         let torchvision = |feature_dim, build| ArchSpec {
             feature_dim,
             style: RecipeStyle::Imagenet,
             weights_mean_std: Some(IMAGENET_MEAN_STD),
+            size_multiple: 1,
+            build,
+        };
+        let vit = |layout: VitLayout, mean_std, build| ArchSpec {
+            feature_dim: layout.feature_dim(),
+            style: RecipeStyle::Imagenet,
+            weights_mean_std: Some(mean_std),
+            size_multiple: layout.patch as usize,
             build,
         };
         match self {
@@ -95,6 +138,18 @@ impl Arch {
                 torchvision(2048, |vs, c| resnet(vs, c, Layout::bottleneck([3, 4, 23, 3], 32, 8)))
             }
             Arch::WideResnet50_2 => torchvision(2048, |vs, c| resnet(vs, c, Layout::bottleneck([3, 4, 6, 3], 1, 128))),
+            Arch::VitTinyPatch16_224 => {
+                vit(VIT_TINY, INCEPTION_MEAN_STD, |vs, c| Encoder::Vit(Vit::new(vs, c, VIT_TINY)))
+            }
+            Arch::VitSmallPatch16_224 => {
+                vit(VIT_SMALL, INCEPTION_MEAN_STD, |vs, c| Encoder::Vit(Vit::new(vs, c, VIT_SMALL)))
+            }
+            Arch::VitBasePatch16_224 => {
+                vit(VIT_BASE, INCEPTION_MEAN_STD, |vs, c| Encoder::Vit(Vit::new(vs, c, VIT_BASE)))
+            }
+            Arch::VitBasePatch16Clip224 => {
+                vit(CLIP_BASE, OPENAI_CLIP_MEAN_STD, |vs, c| Encoder::Vit(Vit::new(vs, c, CLIP_BASE)))
+            }
         }
     }
 
@@ -121,6 +176,11 @@ impl Arch {
     }
 }
 
+const VIT_TINY: VitLayout = VitLayout::timm(192, 3);
+const VIT_SMALL: VitLayout = VitLayout::timm(384, 6);
+const VIT_BASE: VitLayout = VitLayout::timm(768, 12);
+const CLIP_BASE: VitLayout = VitLayout::clip(768, 12, 512);
+
 /// torchvision's ImageNet ResNet of `layout`.
 fn resnet(vs: nn::Path, in_channels: i64, layout: Layout) -> Encoder {
     Encoder::ResNet(ResNet::imagenet(vs, in_channels, layout))
@@ -130,6 +190,7 @@ fn resnet(vs: nn::Path, in_channels: i64, layout: Layout) -> Encoder {
 #[derive(Debug)]
 pub enum Encoder {
     ResNet(ResNet),
+    Vit(Vit),
 }
 
 impl Encoder {
@@ -137,6 +198,7 @@ impl Encoder {
     pub fn feature_dim(&self) -> i64 {
         match self {
             Encoder::ResNet(resnet) => resnet.feature_dim(),
+            Encoder::Vit(vit) => vit.feature_dim(),
         }
     }
 }
@@ -145,6 +207,7 @@ impl ModuleT for Encoder {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         match self {
             Encoder::ResNet(resnet) => resnet.forward_t(xs, train),
+            Encoder::Vit(vit) => vit.forward_t(xs, train),
         }
     }
 }

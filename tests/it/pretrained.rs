@@ -42,8 +42,9 @@ fn reference_dir() -> &'static Path {
     })
 }
 
+/// The architectures torchvision has: every ImageNet ResNet.
 fn torchvision_archs() -> impl Iterator<Item = Arch> {
-    Arch::all().iter().copied().filter(|&a| a != Arch::Resnet32)
+    Arch::all().iter().copied().filter(|&a| a != Arch::Resnet32 && !a.name().starts_with("vit_"))
 }
 
 fn weights_of(arch: Arch) -> PathBuf {
@@ -144,10 +145,13 @@ fn init_errors_name_the_file_and_what_does_not_fit() {
 fn models_lists_the_registry_and_init_writes_an_initialised_run() {
     let o = bcl(&["models"]);
     assert!(o.status.success());
+    let rows: Vec<Vec<String>> =
+        stdout(&o).lines().map(|l| l.split_whitespace().take(3).map(String::from).collect()).collect();
     for arch in Arch::all() {
-        assert!(stdout(&o).contains(&format!("{:<18}", arch.name())), "{}", stdout(&o));
+        let row = rows.iter().find(|r| r[0] == arch.name()).expect("every architecture listed");
+        assert_eq!(row[1], arch.spec().feature_dim.to_string());
     }
-    assert!(stdout(&o).contains("resnet50            2048     23508032"), "{}", stdout(&o));
+    assert!(rows.contains(&vec!["resnet50".into(), "2048".into(), "23508032".into()]), "{}", stdout(&o));
 
     let dir = tempfile::tempdir().unwrap();
     let data = synthetic_cifar();
@@ -294,4 +298,102 @@ fn places_lt_needs_init_and_fine_tunes_a_resnet152_from_its_lists() {
     for line in ["arch = \"resnet152\"", "base_lr = 0.02", "epochs = 30", "encoder_lr_scale = 0.1"] {
         assert!(config.contains(line), "{line} in {config}");
     }
+}
+
+/// timm's ViTs with seeded random weights (tests/support/timm_reference.py).
+fn timm_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = root.join("target/timm-reference");
+        let names = ["vit_tiny_patch16_224", "vit_base_patch16_224", "vit_base_patch16_clip_quickgelu_224"];
+        if names.iter().all(|n| dir.join(format!("{n}.features.safetensors")).is_file()) {
+            return dir;
+        }
+        let status = Command::new(root.join(".venv/bin/python"))
+            .arg(root.join("tests/support/timm_reference.py"))
+            .arg(&dir)
+            .arg("64")
+            .args(names)
+            .status()
+            .expect("the venv's python (scripts/setup.sh installs timm there)");
+        assert!(status.success(), "timm_reference.py failed");
+        dir
+    })
+}
+
+/// The largest |a − b| over the largest |b|.
+fn relative_difference(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[]) / b.abs().max().double_value(&[])
+}
+
+/// timm's ViT-Tiny and ViT-B/16 under timm's names, and OpenAI CLIP's ViT-B/16 tower under
+/// OpenAI's names (converted by --init as timm converts it), give timm's features to 1e-4;
+/// ViT-Tiny at 64 px with its 224 px position embeddings resampled as timm resamples them.
+#[test]
+fn timm_and_clip_vits_load_by_name_and_give_timms_features() {
+    let cases = [
+        (Arch::VitTinyPatch16_224, "vit_tiny_patch16_224", "vit_tiny_patch16_224.safetensors"),
+        (Arch::VitBasePatch16_224, "vit_base_patch16_224", "vit_base_patch16_224.safetensors"),
+        (
+            Arch::VitBasePatch16Clip224,
+            "vit_base_patch16_clip_quickgelu_224",
+            "vit_base_patch16_clip_quickgelu_224.openai.safetensors",
+        ),
+    ];
+    for (arch, timm_name, file) in cases {
+        let (vs, model) = model::create(&ModelConfig::for_arch(arch, 3, 10), Device::Cpu, Some(0));
+        let report = init::load(InitSource::of(&timm_dir().join(file)).unwrap(), arch, 10, &vs.variables()).unwrap();
+        println!("{timm_name}: {}", report.summary());
+        assert!(report.summary().starts_with(&format!("init: {0} of {0} encoder tensors", report.encoder_total)));
+        let reference = checkpoint::load(&timm_dir().join(format!("{timm_name}.features.safetensors"))).unwrap();
+        let ours = tch::no_grad(|| model.encode(&reference.weights["input"], false));
+        let relative = relative_difference(&ours, &reference.weights["features"]);
+        println!("{timm_name} ({file}): features {:?}, relative difference {relative:.1e}", ours.size());
+        assert!(relative <= 1e-4, "{timm_name}: {relative:e}");
+        assert_eq!(arch.parameter_count(), reference.weights["parameters"].int64_value(&[]), "{timm_name}");
+        if let Some(small) = reference.weights.get("input_small") {
+            let ours = tch::no_grad(|| model.encode(small, false));
+            let relative = relative_difference(&ours, &reference.weights["features_small"]);
+            println!("{timm_name} at 64 px, position embeddings resampled: relative difference {relative:.1e}");
+            assert!(relative <= 1e-4, "{timm_name} at 64 px: {relative:e}");
+        }
+        // The comparison sees a wrong weight: the final norm's scale 1% off.
+        let norm = &vs.variables()["encoder.norm.weight"];
+        tch::no_grad(|| norm.shallow_clone().copy_(&(norm * 1.01)));
+        let off = tch::no_grad(|| model.encode(&reference.weights["input"], false));
+        assert!(relative_difference(&off, &reference.weights["features"]) > 1e-4, "{timm_name}: the check can fail");
+    }
+    let o = bcl(&[
+        "config",
+        "show",
+        "--arch",
+        "vit_tiny_patch16_224",
+        "--image-size",
+        "40",
+        "--preset",
+        "imagenet-lt",
+        "--root",
+        "/tmp",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("image_size = 40 is not a multiple of vit_tiny_patch16_224's patch size 16"),
+        "{}",
+        stderr(&o)
+    );
+    // A ViT-Tiny file into ViT-B/16 (another width), into a ResNet, and a ResNet's into a ViT.
+    let (vs, _) = model::create(&ModelConfig::for_arch(Arch::VitBasePatch16_224, 3, 10), Device::Cpu, Some(0));
+    let tiny = timm_dir().join("vit_tiny_patch16_224.safetensors");
+    let error = init::load(InitSource::of(&tiny).unwrap(), Arch::VitBasePatch16_224, 10, &vs.variables()).unwrap_err();
+    let expected = "blocks.0.attn.proj.bias has shape [192] there, [768] in a vit_base_patch16_224 model";
+    assert!(format!("{error:#}").contains(expected), "{error:#}");
+    let (vs, _) = model::create(&ModelConfig::for_arch(Arch::Resnet18, 3, 10), Device::Cpu, Some(0));
+    let error = init::load(InitSource::of(&tiny).unwrap(), Arch::Resnet18, 10, &vs.variables()).unwrap_err();
+    assert!(format!("{error:#}").contains("0 of 100 encoder tensors: is this a resnet18 state_dict?"), "{error:#}");
+    let (vs, _) = model::create(&ModelConfig::for_arch(Arch::VitTinyPatch16_224, 3, 10), Device::Cpu, Some(0));
+    let error =
+        init::load(InitSource::of(&weights_of(Arch::Resnet18)).unwrap(), Arch::VitTinyPatch16_224, 10, &vs.variables())
+            .unwrap_err();
+    assert!(format!("{error:#}").contains("is this a vit_tiny_patch16_224 state_dict?"), "{error:#}");
 }
