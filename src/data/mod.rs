@@ -16,7 +16,7 @@ pub mod numpy_random;
 pub mod pickle;
 pub mod sampler;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -342,22 +342,8 @@ impl DataConfig {
             }
             DatasetKind::Cifar10 => Arc::new(cifar::load(root, cifar::Variant::Cifar10, train)?),
             DatasetKind::Cifar100 => Arc::new(cifar::load(root, cifar::Variant::Cifar100, train)?),
-            DatasetKind::ImagenetLt => {
-                let name = match split {
-                    Split::Train => "ImageNet_LT_train.txt",
-                    Split::Val => "ImageNet_LT_val.txt",
-                    Split::Test => "ImageNet_LT_test.txt",
-                };
-                Arc::new(files::read_list(&root.join(name), root, Some(1000))?)
-            }
-            DatasetKind::PlacesLt => {
-                let name = match split {
-                    Split::Train => "Places_LT_train.txt",
-                    Split::Val => "Places_LT_val.txt",
-                    Split::Test => "Places_LT_test.txt",
-                };
-                Arc::new(files::read_list(&root.join(name), root, Some(365))?)
-            }
+            DatasetKind::ImagenetLt => Arc::new(benchmark_list(root, IMAGENET_LT_LISTS, split, 1000)?),
+            DatasetKind::PlacesLt => Arc::new(benchmark_list(root, PLACES_LT_LISTS, split, 365)?),
             DatasetKind::Inat2018 => {
                 let name = if train { "iNaturalist18_train.txt" } else { "iNaturalist18_val.txt" };
                 Arc::new(files::read_list(&root.join(name), root, Some(8142))?)
@@ -421,8 +407,8 @@ impl DataConfig {
     /// else that split itself, so that `best` is then an optimistic figure.
     pub fn selection_split(&self) -> Split {
         let has_val = match self.dataset {
-            DatasetKind::ImagenetLt => self.root.join("ImageNet_LT_val.txt").is_file(),
-            DatasetKind::PlacesLt => self.root.join("Places_LT_val.txt").is_file(),
+            DatasetKind::ImagenetLt => list_path(&self.root, IMAGENET_LT_LISTS, Split::Val).is_file(),
+            DatasetKind::PlacesLt => list_path(&self.root, PLACES_LT_LISTS, Split::Val).is_file(),
             DatasetKind::List => self.val_list.is_some() && self.test_list.is_some(),
             DatasetKind::Folder => self.root.join("val").is_dir() && self.root.join("test").is_dir(),
             _ => false,
@@ -482,6 +468,21 @@ impl DataConfig {
         );
         Ok(eval)
     }
+}
+
+/// The start of ImageNet-LT's list files (`ImageNet_LT_train.txt`, `_val`, `_test`), and
+/// of OLTR's Places-LT lists.
+const IMAGENET_LT_LISTS: &str = "ImageNet_LT";
+const PLACES_LT_LISTS: &str = "Places_LT";
+
+/// `root/<prefix>_<split>.txt`: a benchmark's list file of `split`.
+fn list_path(root: &Path, prefix: &str, split: Split) -> PathBuf {
+    root.join(format!("{prefix}_{}.txt", split.folder_name()))
+}
+
+/// The `split` list of a benchmark given as `<prefix>_{train,val,test}.txt` under `root`.
+fn benchmark_list(root: &Path, prefix: &str, split: Split, classes: usize) -> Result<files::FileDataset> {
+    files::read_list(&list_path(root, prefix, split), root, Some(classes))
 }
 
 /// The indices of each class's samples, in order: `num_classes` lists (labels outside
