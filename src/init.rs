@@ -87,7 +87,21 @@ pub fn load(
             arch.name()
         );
     }
+    let in_encoder = |keys: &[String]| keys.iter().filter(|k| k.starts_with(ENCODER)).cloned().collect::<Vec<_>>();
+    let (surplus, lacking) = (in_encoder(&keys.unexpected), in_encoder(&keys.missing));
     let encoder_loaded = keys.matched.iter().filter(|k| k.starts_with(ENCODER)).count();
+    if encoder_loaded > 0 && (!surplus.is_empty() || !lacking.is_empty()) {
+        bail!(
+            "--init {}: not a {} encoder: the file has {} encoder tensors the model lacks ({}) and lacks {} it has \
+             ({}): weights of another depth or variant (choose it with --arch)",
+            path.display(),
+            arch.name(),
+            surplus.len(),
+            first_few(&surplus),
+            lacking.len(),
+            first_few(&lacking)
+        );
+    }
     if encoder_loaded == 0 {
         let mut file_keys: Vec<String> = weights.keys().cloned().collect();
         file_keys.truncate(4);

@@ -131,6 +131,9 @@ impl Bottleneck {
     fn new(vs: nn::Path, c_in: i64, planes: i64, stride: i64, groups: i64, width_per_group: i64) -> Self {
         let width = planes * width_per_group / 64 * groups;
         let c_out = planes * BOTTLENECK_EXPANSION;
+        // Built first, as before torchvision's other layers: the draws of a seeded
+        // initialisation stay in the order earlier runs took them.
+        let downsample = downsample(&vs, c_in, c_out, stride);
         Self {
             conv1: conv2d(&vs / "conv1", c_in, width, 1, 1, 1),
             bn1: batch_norm2d(&vs / "bn1", width),
@@ -138,7 +141,7 @@ impl Bottleneck {
             bn2: batch_norm2d(&vs / "bn2", width),
             conv3: conv2d(&vs / "conv3", width, c_out, 1, 1, 1),
             bn3: batch_norm2d(&vs / "bn3", c_out),
-            downsample: downsample(&vs, c_in, c_out, stride),
+            downsample,
         }
     }
 }

@@ -115,6 +115,15 @@ fn init_errors_name_the_file_and_what_does_not_fit() {
     );
     assert!(message.contains("[64, 64, 3, 3] in a resnet18 model"), "{message}");
 
+    // A shallower ResNet of the same blocks: every tensor fits, but layers would stay random.
+    let (deeper, _) = model::create(&ModelConfig::for_arch(Arch::Resnet101, 3, 5), Device::Cpu, Some(0));
+    let error = init::load(InitSource::of(&resnet50).unwrap(), Arch::Resnet101, 5, &deeper.variables()).unwrap_err();
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("not a resnet101 encoder: the file has 0 encoder tensors the model lacks (none) and lacks")
+    );
+    assert!(message.contains("encoder.layer3.10.bn1.bias"), "{message}");
+
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("other.safetensors");
     let weights = [("backbone.stem.weight".to_string(), Tensor::zeros([4], (Kind::Float, Device::Cpu)))].into();
