@@ -170,6 +170,8 @@ impl Arch {
     /// Trainable parameters of the encoder for 3-channel images (torchvision's count
     /// without `fc`), by building it on the CPU.
     pub fn parameter_count(self) -> i64 {
+        // Its initialisation draws from the global generator: under the lock `create` holds.
+        let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let vs = nn::VarStore::new(Device::Cpu);
         self.build(vs.root() / "encoder", 3);
         count_parameters(&vs, |_| true)
@@ -212,13 +214,15 @@ impl ModuleT for Encoder {
     }
 }
 
+/// Held while a model is initialised from libtorch's global random generator.
+static INIT: Mutex<()> = Mutex::new(());
+
 /// The model `config` describes, its variables on `device` (timm's `create_model`): every
 /// command builds its model here. With `seed`, initialised from libtorch's generator seeded
 /// with it; without, from the generator as it stands (weights about to be loaded, or a
 /// caller that seeded it). The generator is global: the lock keeps models built in other
 /// threads (tests run in parallel) from drawing between the seeding and the initialisation.
 pub fn create(config: &ModelConfig, device: Device, seed: Option<u64>) -> (nn::VarStore, BclModel) {
-    static INIT: Mutex<()> = Mutex::new(());
     let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(seed) = seed {
         tch::manual_seed(seed as i64);
