@@ -417,11 +417,16 @@ impl TrainConfig {
             self.finetune.encoder_lr_scale
         );
         if let Some(normalization) = &self.normalization {
+            let channels = self.model.in_channels as usize;
             ensure!(
-                normalization.mean.len() == normalization.std.len()
+                normalization.mean.len() == channels
+                    && normalization.std.len() == channels
                     && normalization.std.iter().chain(&normalization.mean).all(|v| v.is_finite())
                     && normalization.std.iter().all(|&s| s > 0.0),
-                "normalization: mean and std need one finite value per channel, std positive"
+                "normalization: mean and std need one finite value per channel ({channels}), std positive; got \
+                 mean {:?}, std {:?}",
+                normalization.mean,
+                normalization.std
             );
         }
         let (spec, side) = (self.model.arch.spec(), self.input().size);
