@@ -65,11 +65,13 @@ setup_tensorboard() {
 }
 
 # The reference models the equality tests build with seeded random weights (no weights are
-# downloaded): torchvision's ResNets, timm's ViTs. --no-deps keeps the venv's torch as it is.
-REFERENCE_PACKAGES="torchvision==0.26.0 pillow==12.0.0 safetensors==0.8.0 timm==1.0.22 pyyaml==6.0.3"
+# downloaded): torchvision's ResNets, timm's ViTs, open_clip's CLIP tower. --no-deps keeps
+# the venv's torch as it is.
+REFERENCE_PACKAGES="torchvision==0.26.0 pillow==12.0.0 safetensors==0.8.0 timm==1.0.22 pyyaml==6.0.3
+  open_clip_torch==3.2.0 ftfy==6.3.1 regex==2024.11.6 tqdm==4.67.1 wcwidth==0.2.13"
 setup_reference_models() {
   "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('torchvision') != '0.26.0')" \
-    2>/dev/null && "$VENV/bin/python" -c "import safetensors.torch, PIL, timm" 2>/dev/null && return
+    2>/dev/null && "$VENV/bin/python" -c "import safetensors.torch, PIL, timm, open_clip" 2>/dev/null && return
   say "installing the reference models' packages into $VENV ($REFERENCE_PACKAGES; once)"
   # shellcheck disable=SC2086  # a list of requirements
   "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps $REFERENCE_PACKAGES

@@ -5,7 +5,7 @@
 # (ρ = 100) subset of classes 5-9 (8,746 images; tested on their 5,000 test images):
 #   scratch   from random weights;
 #   finetune  --init the pretrained encoder, classifier at the class means, encoder at 0.1× lr;
-#   frozen    --init, --freeze-encoder (a linear probe of the heads), classifier at the class means;
+#   frozen    --init, --tune head (a linear probe of the heads), classifier at the class means;
 # each with LA and BCL, the same EPOCHS epochs, seeds 0 1 2. The data are class folders of
 # PNGs (scripts/transfer_data.py). Resumable: run it again and every run continues from its
 # last checkpoint; finished ones are skipped. The table (scripts/transfer_table.py: top-1,
@@ -48,7 +48,7 @@ PRETRAINED=$OUT/pretrain/last.safetensors
 declare -A flags=(
   [scratch]=""
   [finetune]="--init $PRETRAINED --init-classifier class-mean --encoder-lr-scale 0.1"
-  [frozen]="--init $PRETRAINED --init-classifier class-mean --freeze-encoder"
+  [frozen]="--init $PRETRAINED --init-classifier class-mean --tune head"
 )
 table() { python3 scripts/transfer_table.py "$OUT"; }
 runs=""

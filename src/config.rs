@@ -2,7 +2,7 @@
 //! TOML overrides and the checks that reject bad numbers before training starts.
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 
 use crate::augment::randaugment::RandAugment;
@@ -10,7 +10,7 @@ use crate::augment::{ClViews, IMAGENET_CROP_SIZE, InputSpec, Recipe, RecipeStyle
 use crate::data::sampler::SamplerKind;
 use crate::data::{DEFAULT_HOLDOUT, DataConfig, DatasetKind, Normalization, Split};
 use crate::init::InitSource;
-use crate::model::{Arch, ModelConfig};
+use crate::model::{Arch, ENCODER_PREFIX, ModelConfig, is_adapter, lift_adapter_dim};
 use crate::schedule::{Decay, LrSchedule};
 
 /// The training objective (`--loss`).
@@ -53,16 +53,30 @@ pub enum ClassifierInit {
     ClassMean,
 }
 
+/// What of the encoder trains (`--tune`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tune {
+    /// All of it, as from scratch.
+    #[default]
+    Full,
+    /// None of it (linear probe, cRT): only the heads train.
+    Head,
+    /// Only AdaptFormer adapters added to a ViT's blocks (LIFT), and the heads.
+    Adapter,
+}
+
 /// How a pretrained encoder is fine-tuned (SPEC section 6); the defaults train everything
 /// alike, as from scratch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FineTune {
+    /// What of the encoder trains. A frozen encoder gets no gradients (none are computed or
+    /// stored), keeps its BatchNorm statistics as loaded, and stays out of the checkpoints,
+    /// which name its `--init` file instead.
+    pub tune: Tune,
     /// The encoder's learning rate as a share of the heads' (`--encoder-lr-scale 0.1`).
     pub encoder_lr_scale: f64,
-    /// No encoder training at all (linear probe, cRT): no encoder gradients are computed or
-    /// stored, and its BatchNorm statistics stay as loaded.
-    pub freeze_encoder: bool,
     /// The encoder's BatchNorm layers normalise with their running statistics and keep them.
     pub freeze_bn: bool,
     pub init_classifier: ClassifierInit,
@@ -70,7 +84,7 @@ pub struct FineTune {
 
 impl Default for FineTune {
     fn default() -> Self {
-        Self { encoder_lr_scale: 1.0, freeze_encoder: false, freeze_bn: false, init_classifier: ClassifierInit::Random }
+        Self { tune: Tune::Full, encoder_lr_scale: 1.0, freeze_bn: false, init_classifier: ClassifierInit::Random }
     }
 }
 
@@ -157,6 +171,22 @@ pub enum Preset {
     Inat2018,
     /// Places-LT, an ImageNet ResNet-152 fine-tuned (SPEC section 6): needs `--init`.
     PlacesLt,
+    /// LIFT (SPEC section 6) on CIFAR-100-LT (ρ = 100): a pretrained ViT-B/16 (OpenAI CLIP's
+    /// by default) with AdaptFormer adapters, cosine head, LA, 10 epochs. Needs `--init`.
+    LiftCifar100Lt,
+    /// LIFT on ImageNet-LT.
+    LiftImagenetLt,
+    /// LIFT on iNaturalist 2018 (20 epochs).
+    LiftInat2018,
+    /// LIFT on Places-LT.
+    LiftPlacesLt,
+}
+
+impl Tune {
+    /// The name `--tune` takes.
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self).map_or_else(String::new, |v| v.get_name().to_string())
+    }
 }
 
 impl Preset {
@@ -173,7 +203,10 @@ impl Preset {
             Preset::Cifar100Lt => DatasetKind::Cifar100,
             Preset::ImagenetLt => DatasetKind::ImagenetLt,
             Preset::Inat2018 => DatasetKind::Inat2018,
-            Preset::PlacesLt => DatasetKind::PlacesLt,
+            Preset::PlacesLt | Preset::LiftPlacesLt => DatasetKind::PlacesLt,
+            Preset::LiftCifar100Lt => DatasetKind::Cifar100,
+            Preset::LiftImagenetLt => DatasetKind::ImagenetLt,
+            Preset::LiftInat2018 => DatasetKind::Inat2018,
         }
     }
 
@@ -182,7 +215,38 @@ impl Preset {
     }
 }
 
+/// LIFT's recipe (Shi et al., ICML 2024) on `data` with `classes` classes: OpenAI CLIP's
+/// ViT-B/16, frozen, with AdaptFormer adapters of LIFT's width; a cosine head (scale 25)
+/// from the class means; LA loss; SGD lr 0.01, wd 5e-4, batch 128, cosine, `epochs`; 224 px
+/// crops and flips (no RandAugment). BCL's settings stay `base`'s, for `--loss bcl`.
+fn lift(base: TrainConfig, data: DataConfig, classes: i64, epochs: usize) -> TrainConfig {
+    let model = ModelConfig { cosine_scale: 25.0, ..ModelConfig::imagenet(Arch::VitBasePatch16Clip224, classes) };
+    let config = TrainConfig {
+        data,
+        model,
+        loss: LossKind::La,
+        epochs,
+        batch_size: 128,
+        schedule: LrSchedule { base_lr: 0.01, warmup_epochs: 0, decay: Decay::Cosine },
+        weight_decay: 5e-4,
+        recipe_style: RecipeStyle::Imagenet,
+        randaugment: "rand-n0".into(),
+        finetune: FineTune { init_classifier: ClassifierInit::ClassMean, ..FineTune::default() },
+        ..base
+    };
+    config.with_adapters(None)
+}
+
 impl TrainConfig {
+    /// This config tuning AdaptFormer adapters (`--tune adapter`) of bottleneck `width`, by
+    /// default LIFT's for the model's class count ([`lift_adapter_dim`]).
+    pub fn with_adapters(mut self, width: Option<i64>) -> Self {
+        let blocks = self.model.arch.spec().blocks.unwrap_or(0);
+        self.finetune.tune = Tune::Adapter;
+        self.model.adapter_dim = Some(width.unwrap_or_else(|| lift_adapter_dim(self.model.num_classes, blocks)));
+        self
+    }
+
     /// The recipe of SPEC section 3 for `preset`, reading its data from `root`.
     pub fn preset(preset: Preset, root: PathBuf) -> Self {
         let data = |imb_factor| DataConfig { imb_factor, ..DataConfig::new(preset.dataset(), root.clone()) };
@@ -258,6 +322,10 @@ impl TrainConfig {
                 ..imagenet_lt
             },
             Preset::ImagenetLt => imagenet_lt,
+            Preset::LiftCifar100Lt => lift(imagenet_lt, data(Some(100.0)), 100, 10),
+            Preset::LiftImagenetLt => lift(imagenet_lt, data(None), 1000, 10),
+            Preset::LiftInat2018 => lift(imagenet_lt, data(None), 8142, 20),
+            Preset::LiftPlacesLt => lift(imagenet_lt, data(None), 365, 10),
         }
     }
 
@@ -346,6 +414,13 @@ impl TrainConfig {
         if config.model.arch != self.model.arch {
             decisions.push(format!("model {:?} for {style:?}-style images", config.model.arch));
         }
+        if config.finetune.tune == Tune::Adapter && classes != self.model.num_classes {
+            config = config.with_adapters(None);
+            decisions.push(format!(
+                "adapters of width {} for {classes} classes (LIFT's rule; change with --adapter-dim)",
+                config.model.adapter_dim.unwrap_or_default()
+            ));
+        }
         config.validate()?;
         Ok((config, decisions))
     }
@@ -378,6 +453,42 @@ impl TrainConfig {
     }
 
     /// Rejects values that cannot train: non-finite or out-of-range numbers.
+    /// Whether the variable `key` stays as the `--init` file has it for the whole run: the
+    /// encoder's under `--tune head`, all of it but the adapters under `--tune adapter`.
+    /// Checkpoints leave these out and name the file (`train::load_weights`).
+    pub fn keeps_from_init(&self, key: &str) -> bool {
+        if !key.starts_with(ENCODER_PREFIX) {
+            return false;
+        }
+        match self.finetune.tune {
+            Tune::Full => false,
+            Tune::Head => true,
+            Tune::Adapter => !is_adapter(key),
+        }
+    }
+
+    /// `--tune adapter` and the model's adapters go together, on an encoder with blocks.
+    fn check_tune(&self) -> Result<()> {
+        let (arch, adapter_dim) = (self.model.arch, self.model.adapter_dim);
+        match (self.finetune.tune, adapter_dim) {
+            (Tune::Adapter, Some(width)) => {
+                ensure!(
+                    arch.spec().blocks.is_some(),
+                    "--tune adapter adds adapters to a ViT's transformer blocks, and {} has none: use a vit_* --arch, \
+                     or --tune full or head",
+                    arch.name()
+                );
+                ensure!(width > 0, "model.adapter_dim = {width} must be positive");
+            }
+            (Tune::Adapter, None) => bail!("finetune.tune = \"adapter\" needs model.adapter_dim, the adapters' width"),
+            (Tune::Full | Tune::Head, Some(_)) => {
+                bail!("model.adapter_dim is set, and adapters train only under finetune.tune = \"adapter\"")
+            }
+            (Tune::Full | Tune::Head, None) => {}
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<()> {
         let finite = |name: &str, v: f64| -> Result<()> {
             ensure!(v.is_finite(), "{name} = {v} is not a finite number");
@@ -411,6 +522,7 @@ impl TrainConfig {
         {
             check_crop_size(size)?;
         }
+        self.check_tune()?;
         ensure!(
             self.finetune.encoder_lr_scale >= 0.0,
             "finetune.encoder_lr_scale = {} must not be negative",

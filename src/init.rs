@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use tch::Tensor;
 
 use crate::checkpoint::{self, KeyMatch, first_few};
-use crate::model::Arch;
+use crate::model::{Arch, ENCODER_PREFIX, is_adapter};
 
 /// The weights a run started from, as its config records them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +41,19 @@ impl InitSource {
         let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
         Ok(Self { path: path.to_path_buf(), sha256 })
     }
+
+    /// The file again, checked to be the one recorded (its sha256 unchanged).
+    pub fn reopen(&self) -> Result<Self> {
+        let found = Self::of(&self.path)?;
+        anyhow::ensure!(
+            found.sha256 == self.sha256,
+            "--init {} has changed since the run was configured (its sha256 is {}, the config says {})",
+            self.path.display(),
+            found.sha256,
+            self.sha256
+        );
+        Ok(found)
+    }
 }
 
 /// Prefixes trainers wrap a `state_dict`'s keys in (timm's `state_dict` / `model`
@@ -48,17 +61,16 @@ impl InitSource {
 /// every key has one.
 const KEY_WRAPPERS: [&str; 3] = ["state_dict.", "model.", "module."];
 
-/// The prefix of the encoder's variables in a bcl model.
-const ENCODER: &str = "encoder.";
-
 /// What `--init` loaded, for the one-line summary and the run folder's `init.txt`.
 #[derive(Debug)]
 pub struct InitReport {
     pub source: InitSource,
     /// In the model's key names.
     pub keys: KeyMatch,
-    /// The encoder's variables, loaded or not.
+    /// The encoder's variables, loaded or not, less its adapters.
     pub encoder_total: usize,
+    /// The adapters' variables, which start as new (`--tune adapter`).
+    pub adapters: usize,
     /// The classes of the file's classifier, when it has one.
     pub file_classes: Option<i64>,
     pub model_classes: i64,
@@ -77,19 +89,23 @@ pub fn load(
     let weights = in_model_names(file.weights, variables);
     let keys = KeyMatch::new(variables, &weights);
     let file_classes = classes_of(&weights);
-    let encoder_total = variables.keys().filter(|k| k.starts_with(ENCODER)).count();
-    if let Some((key, file_shape, model_shape)) = keys.mismatched.iter().find(|(k, ..)| k.starts_with(ENCODER)) {
+    let adapters = variables.keys().filter(|k| is_adapter(k)).count();
+    let encoder_total = variables.keys().filter(|k| k.starts_with(ENCODER_PREFIX)).count() - adapters;
+    if let Some((key, file_shape, model_shape)) = keys.mismatched.iter().find(|(k, ..)| k.starts_with(ENCODER_PREFIX)) {
         bail!(
             "--init {}: {} has shape {file_shape:?} there, {model_shape:?} in a {} model: weights of another \
              architecture (choose it with --arch)",
             path.display(),
-            key.strip_prefix(ENCODER).unwrap_or(key),
+            key.strip_prefix(ENCODER_PREFIX).unwrap_or(key),
             arch.name()
         );
     }
-    let in_encoder = |keys: &[String]| keys.iter().filter(|k| k.starts_with(ENCODER)).cloned().collect::<Vec<_>>();
-    let (surplus, lacking) = (in_encoder(&keys.unexpected), in_encoder(&keys.missing));
-    let encoder_loaded = keys.matched.iter().filter(|k| k.starts_with(ENCODER)).count();
+    let in_encoder =
+        |keys: &[String]| keys.iter().filter(|k| k.starts_with(ENCODER_PREFIX)).cloned().collect::<Vec<_>>();
+    // Adapters are new: no backbone file has them.
+    let lacking: Vec<String> = in_encoder(&keys.missing).into_iter().filter(|k| !is_adapter(k)).collect();
+    let surplus = in_encoder(&keys.unexpected);
+    let encoder_loaded = keys.matched.iter().filter(|k| k.starts_with(ENCODER_PREFIX)).count();
     if encoder_loaded > 0 && (!surplus.is_empty() || !lacking.is_empty()) {
         bail!(
             "--init {}: not a {} encoder: the file has {} encoder tensors the model lacks ({}) and lacks {} it has \
@@ -113,7 +129,7 @@ pub fn load(
         );
     }
     keys.copy(variables, &weights);
-    Ok(InitReport { source, keys, encoder_total, file_classes, model_classes })
+    Ok(InitReport { source, keys, encoder_total, adapters, file_classes, model_classes })
 }
 
 /// The file's keys as the model (whose variables are `variables`) names them: a bcl file's
@@ -129,15 +145,18 @@ fn in_model_names(
     {
         weights = weights.into_iter().map(|(k, t)| (k[wrapper.len()..].to_string(), t)).collect();
     }
-    if weights.keys().any(|k| k.starts_with(ENCODER)) {
+    if weights.keys().any(|k| k.starts_with(ENCODER_PREFIX)) {
         return weights;
     }
-    if weights.keys().any(|k| k.starts_with(OPENAI_VISUAL)) {
-        weights = from_openai_clip(weights);
-    }
     let mut renamed = BTreeMap::new();
+    if weights.keys().any(|k| k.starts_with(OPENAI_VISUAL)) {
+        // The text tower keeps its names: reported as tensors the model has no place for.
+        let text_tower;
+        (weights, text_tower) = from_openai_clip(weights);
+        renamed.extend(text_tower);
+    }
     for (key, tensor) in weights {
-        let in_encoder = format!("{ENCODER}{key}");
+        let in_encoder = format!("{ENCODER_PREFIX}{key}");
         let classifier = key.strip_prefix("fc.").or_else(|| key.strip_prefix("head."));
         match classifier {
             Some(rest) if !variables.contains_key(&in_encoder) => renamed.insert(format!("fc.{rest}"), tensor),
@@ -152,8 +171,8 @@ const OPENAI_VISUAL: &str = "visual.";
 
 /// OpenAI CLIP's image tower under timm's ViT names, as timm's `_convert_openai_clip`
 /// renames it: `proj` becomes `head` (transposed, zero bias), `class_embedding` the
-/// `cls_token`. The text tower's keys are kept as they are (and so reported unexpected).
-fn from_openai_clip(weights: BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
+/// `cls_token`; and, apart, the rest of the file (the text tower) as it is.
+fn from_openai_clip(weights: BTreeMap<String, Tensor>) -> (BTreeMap<String, Tensor>, BTreeMap<String, Tensor>) {
     const SWAPS: [(&str, &str); 10] = [
         ("conv1", "patch_embed.proj"),
         ("positional_embedding", "pos_embed"),
@@ -166,10 +185,10 @@ fn from_openai_clip(weights: BTreeMap<String, Tensor>) -> BTreeMap<String, Tenso
         ("mlp.c_fc", "mlp.fc1"),
         ("mlp.c_proj", "mlp.fc2"),
     ];
-    let mut converted = BTreeMap::new();
+    let (mut converted, mut rest) = (BTreeMap::new(), BTreeMap::new());
     for (key, tensor) in weights {
         let Some(visual) = key.strip_prefix(OPENAI_VISUAL) else {
-            converted.insert(key, tensor);
+            rest.insert(key, tensor);
             continue;
         };
         let name = SWAPS.iter().fold(visual.to_string(), |name, (from, to)| name.replace(from, to));
@@ -184,7 +203,7 @@ fn from_openai_clip(weights: BTreeMap<String, Tensor>) -> BTreeMap<String, Tenso
             _ => converted.insert(name, tensor),
         };
     }
-    converted
+    (converted, rest)
 }
 
 /// The class count of a file's classifier: a linear `fc`'s bias length, or a cosine `fc`'s
@@ -208,10 +227,13 @@ impl InitReport {
     /// `init: 318 of 320 encoder tensors from FILE (fc.weight, fc.bias dropped: 1000 classes,
     /// the data has 37)`.
     pub fn summary(&self) -> String {
-        let encoder = self.keys.matched.iter().filter(|k| k.starts_with(ENCODER)).count();
+        let encoder = self.keys.matched.iter().filter(|k| k.starts_with(ENCODER_PREFIX)).count();
         let heads = self.keys.matched.len() - encoder;
         let mut line =
             format!("init: {encoder} of {} encoder tensors from {}", self.encoder_total, self.source.path.display());
+        if self.adapters > 0 {
+            line += &format!(", {} adapter tensors new", self.adapters);
+        }
         if heads > 0 {
             line += &format!(", {heads} head and classifier tensors");
         }
@@ -222,6 +244,10 @@ impl InitReport {
                 None => "shapes differ".into(),
             };
             line += &format!(" ({} dropped: {why})", dropped.join(", "));
+        }
+        let elsewhere = self.keys.unexpected.iter().filter(|k| !k.starts_with("fc.")).count();
+        if elsewhere > 0 {
+            line += &format!("; {elsewhere} tensors of the file have no place in the model (listed in init.txt)");
         }
         line
     }

@@ -11,6 +11,7 @@ use crate::config::TrainConfig;
 use crate::data::{Image, files};
 use crate::loader::to_planar;
 use crate::model::{self, BclModel};
+use crate::train;
 
 /// A trained model, ready to evaluate.
 pub struct LoadedModel {
@@ -32,7 +33,7 @@ pub fn load_model(path: &Path, fallback: Option<&TrainConfig>, device: Device) -
         (None, None) => bail!("{} holds weights only; say which model it is with --preset", path.display()),
     };
     let (mut vs, model) = model::create(&config.model, device, None);
-    checkpoint::copy_weights(&vs.variables(), &saved.weights, path)?;
+    train::load_weights(&config, &saved, path, &vs)?;
     // For inference only (and so that tracing takes the weights as constants).
     vs.freeze();
     let class_names = class_names(saved.metadata.get("class_names"), config.model.num_classes)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, ensure};
 use bcl::augment::RecipeStyle;
 use bcl::checkpoint;
-use bcl::config::{Amp, ClassifierInit, LossKind, Preset, TrainConfig};
+use bcl::config::{Amp, ClassifierInit, LossKind, Preset, TrainConfig, Tune};
 use bcl::data::sampler::SamplerKind;
 use bcl::data::{DataConfig, DatasetKind, Normalization};
 use bcl::init::InitSource;
@@ -117,10 +117,15 @@ pub struct ConfigArgs {
     /// The encoder's learning rate as a share of the heads' (e.g. 0.1 for a pretrained one).
     #[arg(long)]
     pub encoder_lr_scale: Option<f64>,
-    /// Train the heads only (linear probe, cRT): the encoder gets no gradients and keeps its
-    /// BatchNorm statistics.
+    /// What of the encoder trains: full (all of it), head (none: linear probe, cRT) or
+    /// adapter (AdaptFormer adapters added to a ViT's blocks, as LIFT). A frozen encoder gets
+    /// no gradients, keeps its BatchNorm statistics, and stays out of the checkpoints,
+    /// which name the --init file instead.
+    #[arg(long, value_enum)]
+    pub tune: Option<Tune>,
+    /// Bottleneck width of the adapters (default LIFT's: 2^⌊log2(classes / 2·blocks)⌋).
     #[arg(long)]
-    pub freeze_encoder: bool,
+    pub adapter_dim: Option<i64>,
     /// The encoder's BatchNorm layers keep their running statistics (normalise with them).
     #[arg(long)]
     pub freeze_bn: bool,
@@ -175,6 +180,12 @@ impl ConfigArgs {
         self.apply_flags(&mut config);
         decisions.extend(self.apply_init(&mut config)?);
         ensure!(
+            config.finetune.tune == Tune::Full || config.init.is_some(),
+            "--tune {} keeps the encoder as it starts: start it from pretrained weights with --init FILE (see \
+             `bcl models` and the README's \"Starting from pretrained weights\")",
+            config.finetune.tune.name()
+        );
+        ensure!(
             config.data.dataset != DatasetKind::PlacesLt || config.init.is_some(),
             "Places-LT starts from an ImageNet ResNet-152, as every published result does: download torchvision's \
              resnet152-394f9c45.pth (PaCo's resnet152-b121ed2d.pth is the same model), convert it with python \
@@ -212,9 +223,13 @@ impl ConfigArgs {
         config.workers = self.workers.or(config.workers);
         let finetune = &mut config.finetune;
         finetune.encoder_lr_scale = self.encoder_lr_scale.unwrap_or(finetune.encoder_lr_scale);
-        finetune.freeze_encoder |= self.freeze_encoder;
         finetune.freeze_bn |= self.freeze_bn;
         finetune.init_classifier = self.init_classifier.unwrap_or(finetune.init_classifier);
+        match self.tune.unwrap_or(finetune.tune) {
+            Tune::Adapter => *config = config.clone().with_adapters(self.adapter_dim.or(config.model.adapter_dim)),
+            // An --adapter-dim without adapters stays, for `validate` to refuse.
+            tune => (config.finetune.tune, config.model.adapter_dim) = (tune, self.adapter_dim),
+        }
     }
 
     /// `--init`: the file and its sha256 into the config, and the input normalised as the

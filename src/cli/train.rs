@@ -46,8 +46,8 @@ pub struct TrainArgs {
     /// `--epochs N` extends it to N epochs (the schedule is recomputed for N).
     #[arg(long, conflicts_with_all = ["config", "dataset", "root", "train_list", "val_list", "test_list", "recipe",
         "image_size", "batch_size", "sampler", "lr", "loss", "temperature", "beta", "no_class_averaging",
-        "no_class_complement", "imb_factor", "seed", "amp", "arch", "holdout", "init", "encoder_lr_scale", "freeze_encoder",
-        "freeze_bn", "init_classifier"])]
+        "no_class_complement", "imb_factor", "seed", "amp", "arch", "holdout", "init", "encoder_lr_scale", "tune",
+        "adapter_dim", "freeze_bn", "init_classifier"])]
     resume: Option<PathBuf>,
     /// If the --out folder already holds this run, continue it instead of refusing: the
     /// same command line works for the first start and for every requeue.

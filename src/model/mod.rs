@@ -11,6 +11,7 @@ mod vit;
 use resnet::Layout;
 pub use resnet::ResNet;
 pub use two_branch::{BclModel, BclOutput, Classifier};
+use vit::ADAPTER;
 pub use vit::Vit;
 use vit::VitLayout;
 
@@ -99,6 +100,9 @@ pub struct ArchSpec {
     pub weights_mean_std: Option<([f64; 3], [f64; 3])>,
     /// Image sides must be a multiple of this (a ViT's patch; 1 for ResNets).
     pub size_multiple: usize,
+    /// Transformer blocks, each of which takes an adapter (`--tune adapter`); none for
+    /// ResNets.
+    pub blocks: Option<usize>,
     build: fn(nn::Path, i64) -> Encoder,
 }
 
@@ -110,6 +114,7 @@ impl Arch {
             style: RecipeStyle::Cifar,
             weights_mean_std: None,
             size_multiple: 1,
+            blocks: None,
             build,
         };
         let torchvision = |feature_dim, build| ArchSpec {
@@ -117,6 +122,7 @@ impl Arch {
             style: RecipeStyle::Imagenet,
             weights_mean_std: Some(IMAGENET_MEAN_STD),
             size_multiple: 1,
+            blocks: None,
             build,
         };
         let vit = |layout: VitLayout, mean_std, build| ArchSpec {
@@ -124,6 +130,7 @@ impl Arch {
             style: RecipeStyle::Imagenet,
             weights_mean_std: Some(mean_std),
             size_multiple: layout.patch as usize,
+            blocks: Some(layout.depth),
             build,
         };
         match self {
@@ -196,6 +203,16 @@ pub enum Encoder {
 }
 
 impl Encoder {
+    /// Adds an AdaptFormer adapter of bottleneck `width` to every transformer block. A
+    /// ResNet has none to take one ([`ArchSpec::blocks`]; `TrainConfig::validate` refuses
+    /// adapters there).
+    pub fn add_adapters(&mut self, vs: nn::Path, width: i64) {
+        match self {
+            Encoder::ResNet(_) => {}
+            Encoder::Vit(vit) => vit.add_adapters(vs, width),
+        }
+    }
+
     /// Width d of the features this encoder returns.
     pub fn feature_dim(&self) -> i64 {
         match self {
@@ -212,6 +229,14 @@ impl ModuleT for Encoder {
             Encoder::Vit(vit) => vit.forward_t(xs, train),
         }
     }
+}
+
+/// The prefix of the encoder's variables (`encoder.layer1.0.conv1.weight`).
+pub const ENCODER_PREFIX: &str = "encoder.";
+
+/// Whether the variable `key` belongs to an adapter (`encoder.blocks.3.adaptformer.scale`).
+pub fn is_adapter(key: &str) -> bool {
+    key.split('.').any(|part| part == ADAPTER)
 }
 
 /// Held while a model is initialised from libtorch's global random generator.
@@ -257,6 +282,10 @@ pub struct ModelConfig {
     pub classifier: ClassifierKind,
     /// Scale s of the cosine classifier's logits.
     pub cosine_scale: f64,
+    /// Bottleneck width of the AdaptFormer adapter in each transformer block; none: no
+    /// adapters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter_dim: Option<i64>,
 }
 
 impl ModelConfig {
@@ -279,6 +308,7 @@ impl ModelConfig {
             feature_dim: 128,
             classifier: ClassifierKind::Cosine,
             cosine_scale: 30.0,
+            adapter_dim: None,
         }
     }
 
@@ -292,8 +322,17 @@ impl ModelConfig {
             feature_dim: 1024,
             classifier: ClassifierKind::Cosine,
             cosine_scale: 30.0,
+            adapter_dim: None,
         }
     }
+}
+
+/// LIFT's adapter width for `num_classes` classes and `blocks` blocks, 2^⌊log2(C / 2L)⌋ (at
+/// least 1): the adapters then hold about as many parameters as the classifier (CIFAR-100
+/// on a 12-block ViT: 4; ImageNet-LT: 32; iNaturalist 2018: 256).
+pub fn lift_adapter_dim(num_classes: i64, blocks: usize) -> i64 {
+    let ratio = num_classes as f64 / (2 * blocks.max(1)) as f64;
+    1 << (ratio.log2().floor().clamp(0.0, 30.0) as i64)
 }
 
 /// Number of trainable parameters in `vs` whose name passes `keep` (buffers such as

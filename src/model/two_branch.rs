@@ -131,7 +131,10 @@ pub struct BclModel {
 impl BclModel {
     /// Builds the model's variables at the root of `vs` (`encoder.*`, `head.*`, `fc.*`, `head_fc.*`).
     pub fn new(vs: &nn::Path, config: &ModelConfig) -> Self {
-        let encoder = config.arch.build(vs / "encoder", config.in_channels);
+        let mut encoder = config.arch.build(vs / "encoder", config.in_channels);
+        if let Some(width) = config.adapter_dim {
+            encoder.add_adapters(vs / "encoder", width);
+        }
         let d = encoder.feature_dim();
         let (hidden, out) = (config.head_hidden_dim, config.feature_dim);
         Self {

@@ -6,8 +6,13 @@
 //! 768 → 512 projection (`head`, as timm converts CLIP's `proj`). Other image sizes take the
 //! position embeddings resampled bicubically (antialiased), as timm's
 //! `resample_abs_pos_embed` does.
+//!
+//! [`Vit::add_adapters`] gives each block an AdaptFormer adapter (LIFT's light fine-tuning).
 use tch::nn::{self, Module, ModuleT};
 use tch::{Kind, Tensor};
+
+/// The name of the adapters' variables in a block: `blocks.i.adaptformer.*`.
+pub const ADAPTER: &str = "adaptformer";
 
 /// What tells the ViTs apart.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +59,43 @@ fn layer_norm(vs: nn::Path, dim: i64, eps: f64) -> nn::LayerNorm {
     nn::layer_norm(vs, vec![dim], nn::LayerNormConfig { eps, ..Default::default() })
 }
 
-/// One pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x)).
+/// AdaptFormer (Chen et al. 2022) as LIFT uses it: a bottleneck MLP beside a block's MLP
+/// branch, reading the branch's input: scale · up(relu(down(norm(x)))). The up-projection
+/// starts at zero, so a model with new adapters computes what the backbone alone does.
+#[derive(Debug)]
+struct AdaptFormer {
+    norm: nn::LayerNorm,
+    down_proj: nn::Linear,
+    up_proj: nn::Linear,
+    scale: Tensor,
+}
+
+impl AdaptFormer {
+    fn new(vs: nn::Path, dim: i64, width: i64) -> Self {
+        // PyTorch's kaiming_normal_(a = √5): std = √(2 / (1 + 5)) / √fan_in.
+        let down = nn::LinearConfig {
+            ws_init: nn::Init::Randn { mean: 0.0, stdev: (1.0 / 3.0f64).sqrt() / (dim as f64).sqrt() },
+            bs_init: Some(nn::Init::Const(0.0)),
+            bias: true,
+        };
+        let up = nn::LinearConfig { ws_init: nn::Init::Const(0.0), bs_init: Some(nn::Init::Const(0.0)), bias: true };
+        Self {
+            norm: layer_norm(&vs / "norm", dim, 1e-5),
+            down_proj: nn::linear(&vs / "down_proj", dim, width, down),
+            up_proj: nn::linear(&vs / "up_proj", width, dim, up),
+            scale: vs.var("scale", &[1], nn::Init::Const(1.0)),
+        }
+    }
+}
+
+impl Module for AdaptFormer {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.apply(&self.norm).apply(&self.down_proj).relu().apply(&self.up_proj) * &self.scale
+    }
+}
+
+/// One pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x)) (+ the
+/// adapter's output on x).
 #[derive(Debug)]
 struct Block {
     norm1: nn::LayerNorm,
@@ -65,6 +106,7 @@ struct Block {
     fc2: nn::Linear,
     heads: i64,
     quick_gelu: bool,
+    adapter: Option<AdaptFormer>,
 }
 
 impl Block {
@@ -79,6 +121,7 @@ impl Block {
             fc2: linear(&vs / "mlp" / "fc2", 4 * d, d, true),
             heads: layout.heads,
             quick_gelu: layout.clip_projection.is_some(),
+            adapter: None,
         }
     }
 
@@ -101,7 +144,11 @@ impl Block {
 impl Module for Block {
     fn forward(&self, x: &Tensor) -> Tensor {
         let x = x + self.attention(&x.apply(&self.norm1));
-        &x + self.mlp(&x.apply(&self.norm2))
+        let out = &x + self.mlp(&x.apply(&self.norm2));
+        match &self.adapter {
+            Some(adapter) => out + adapter.forward(&x),
+            None => out,
+        }
     }
 }
 
@@ -139,6 +186,14 @@ impl Vit {
 
     pub fn feature_dim(&self) -> i64 {
         self.layout.feature_dim()
+    }
+
+    /// Gives every block an AdaptFormer adapter of bottleneck `width`, its variables under
+    /// `vs` (the encoder's path) as `blocks.i.adaptformer.*`.
+    pub fn add_adapters(&mut self, vs: nn::Path, width: i64) {
+        for (i, block) in self.blocks.iter_mut().enumerate() {
+            block.adapter = Some(AdaptFormer::new(&vs / "blocks" / i / ADAPTER, self.layout.dim, width));
+        }
     }
 
     /// The position embeddings for a `rows` × `cols` grid of patches: as stored for the

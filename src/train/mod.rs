@@ -23,21 +23,21 @@ use std::time::Instant;
 use anyhow::{Result, bail, ensure};
 use tch::{Device, Kind, Tensor, nn};
 
-pub use self::state::{Checkpointer, EpochSums, TrainState, progress};
+pub use self::state::{Checkpointer, EpochSums, TrainState, load_weights, progress};
 use self::step::Objective;
 use self::window::StepWindow;
 use crate::amp::{self, LossScaler};
 use crate::augment::Recipe;
 use crate::c10d;
-use crate::config::{Amp, ClassifierInit, TrainConfig};
+use crate::config::{Amp, ClassifierInit, TrainConfig, Tune};
 use crate::data::{Dataset, Split};
 use crate::distributed::Group;
 use crate::evaluation::score;
 use crate::geometry;
-use crate::init::{self, InitSource};
+use crate::init;
 use crate::loader::{self, Batch, DeviceNormalization, LoaderConfig};
 use crate::metrics::{self, EpochRecord, Scored};
-use crate::model::{self, BclModel, norm};
+use crate::model::{self, BclModel, ENCODER_PREFIX, norm};
 use crate::optim::{Sgd, trainable};
 use crate::run::RunDir;
 use crate::tensorboard::EventWriter;
@@ -201,7 +201,7 @@ impl<'a> Trainer<'a> {
         let mut state = TrainState::default();
         let mut notes = Vec::new();
         if options.resume {
-            state = state::restore(&run.last(), &vs, &mut optimizer, &parameters)?;
+            state = state::restore(config, &run.last(), &vs, &mut optimizer, &parameters)?;
         } else if is_primary {
             run.write_class_counts(train_set.class_names(), &class_counts)?;
             run.write_holdout(&config.data)?;
@@ -454,11 +454,12 @@ fn start_from_primary(group: &Group, vs: &nn::VarStore, state: &mut TrainState) 
 fn model_to_train(config: &TrainConfig, device: Device) -> (nn::VarStore, BclModel, Vec<(String, Tensor)>, Sgd) {
     let (vs, mut model) = model::create(&config.model, device, Some(config.seed));
     let finetune = &config.finetune;
-    if finetune.freeze_encoder || finetune.freeze_bn {
+    if finetune.tune != Tune::Full || finetune.freeze_bn {
         model.freeze_encoder_statistics();
     }
-    if finetune.freeze_encoder {
-        freeze(&vs, ENCODER_PREFIX);
+    // No gradients are computed for them, so none are stored, and the optimizer never sees them.
+    for (_, variable) in vs.variables().into_iter().filter(|(name, _)| config.keeps_from_init(name)) {
+        let _ = variable.set_requires_grad(false);
     }
     let parameters = trainable(&vs);
     let optimizer = Sgd::new(config.momentum, config.weight_decay, config.nesterov)
@@ -473,18 +474,6 @@ fn convolutions_to_channels_last(vs: &nn::VarStore) {
             weight.set_data(&to_channels_last(&weight));
         }
     });
-}
-
-/// The prefix of the encoder's variables: what `--freeze-encoder` and
-/// `--encoder-lr-scale` act on.
-const ENCODER_PREFIX: &str = "encoder.";
-
-/// Takes the variables under `prefix` out of training: no gradients are computed for them,
-/// so none are stored, and the optimizer never sees them.
-fn freeze(vs: &nn::VarStore, prefix: &str) {
-    for (_, variable) in vs.variables().into_iter().filter(|(name, _)| name.starts_with(prefix)) {
-        let _ = variable.set_requires_grad(false);
-    }
 }
 
 /// Where a new run's weights start: at random, from `--init`'s file, and/or with the
@@ -508,14 +497,7 @@ impl StartingPoint<'_> {
     ) -> Result<Vec<String>> {
         let mut notes = Vec::new();
         if let Some(source) = &self.config.init {
-            let found = InitSource::of(&source.path)?;
-            ensure!(
-                found.sha256 == source.sha256,
-                "--init {} has changed since the run was configured (its sha256 is {}, the config says {})",
-                source.path.display(),
-                found.sha256,
-                source.sha256
-            );
+            let found = source.reopen()?;
             let (arch, classes) = (self.config.model.arch, self.config.model.num_classes);
             let report = init::load(found, arch, classes, &self.vs.variables())?;
             self.run.write_text("init.txt", &report.details())?;

@@ -9,7 +9,8 @@ use tch::{Tensor, nn};
 
 use crate::amp::LossScaler;
 use crate::checkpoint::{self, Checkpoint};
-use crate::config::TrainConfig;
+use crate::config::{TrainConfig, Tune};
+use crate::init;
 use crate::optim::Sgd;
 use crate::run::RunDir;
 
@@ -47,37 +48,66 @@ const FORMAT: &str = "bcl-checkpoint-2";
 /// Writes a run's checkpoints; holds what all of them share (format, config, class names).
 pub struct Checkpointer {
     metadata: HashMap<String, String>,
+    config: TrainConfig,
 }
 
 impl Checkpointer {
     pub fn new(config: &TrainConfig, class_names: &[String]) -> Result<Self> {
-        let metadata = HashMap::from([
+        let mut metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("config".to_string(), config.to_toml()?),
             ("class_names".to_string(), serde_json::to_string(class_names)?),
         ]);
-        Ok(Self { metadata })
+        if let (Tune::Head | Tune::Adapter, Some(init)) = (config.finetune.tune, &config.init) {
+            metadata.insert(BASE.to_string(), serde_json::to_string(init)?);
+        }
+        Ok(Self { metadata, config: config.clone() })
     }
 
     /// Writes a checkpoint of the model and `state` to `path`, with the optimizer's
     /// momentum when given (`last`, to resume from) or without (`best`, for deployment:
-    /// weights only, half the size).
+    /// weights only, half the size). What the run keeps as its `--init` file has it (a
+    /// frozen encoder) is left out: the metadata's `base` names the file by sha256.
     pub fn save(&self, path: &Path, state: &TrainState, vs: &nn::VarStore, optimizer: Option<&Sgd>) -> Result<()> {
         let mut metadata = self.metadata.clone();
         metadata.insert("state".into(), serde_json::to_string(state)?);
         let optimizer = optimizer.map(|o| o.buffers().iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect());
-        let checkpoint = Checkpoint {
-            weights: vs.variables().into_iter().collect(),
-            optimizer: optimizer.unwrap_or_default(),
-            metadata,
-        };
+        let trained = vs.variables().into_iter().filter(|(key, _)| !self.config.keeps_from_init(key));
+        let checkpoint = Checkpoint { weights: trained.collect(), optimizer: optimizer.unwrap_or_default(), metadata };
         checkpoint::save(path, &checkpoint)
     }
 }
 
-/// Loads the checkpoint at `path` into the model's variables and the optimizer; returns
-/// where the run stood.
+/// The metadata key naming the `--init` file (path and sha256) that holds what a
+/// checkpoint leaves out.
+const BASE: &str = "base";
+
+/// Loads the model weights of the checkpoint `saved` (read from `path`, made by a run of
+/// `config`) into `vs`, every variable. A checkpoint that leaves out what its run kept as
+/// its `--init` file has it takes that part from the file, which must be the one the run
+/// started from (same sha256).
+pub fn load_weights(config: &TrainConfig, saved: &Checkpoint, path: &Path, vs: &nn::VarStore) -> Result<()> {
+    let variables = vs.variables();
+    let left_out = |key: &String| !saved.weights.contains_key(key) && config.keeps_from_init(key);
+    if !variables.keys().any(left_out) {
+        return checkpoint::copy_weights(&variables, &saved.weights, path);
+    }
+    let source = config.init.as_ref().context("a run that keeps its encoder as loaded names its --init file")?;
+    let base = source.reopen().with_context(|| {
+        format!(
+            "{} holds only the tensors its run trained; the frozen encoder comes from the run's --init file",
+            path.display()
+        )
+    })?;
+    init::load(base, config.model.arch, config.model.num_classes, &variables)?;
+    let trained = variables.into_iter().filter(|(key, _)| !left_out(key)).collect();
+    checkpoint::copy_weights(&trained, &saved.weights, path)
+}
+
+/// Loads the checkpoint at `path` of a run of `config` into the model's variables and the
+/// optimizer; returns where the run stood.
 pub fn restore(
+    config: &TrainConfig,
     path: &Path,
     vs: &nn::VarStore,
     optimizer: &mut Sgd,
@@ -85,7 +115,7 @@ pub fn restore(
 ) -> Result<TrainState> {
     let saved = checkpoint::load(path)?;
     let state = saved_state(&saved.metadata, path)?;
-    checkpoint::copy_weights(&vs.variables(), &saved.weights, path)?;
+    load_weights(config, &saved, path, vs)?;
     optimizer.load_buffers(saved.optimizer, parameters)?;
     Ok(state)
 }

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use bcl::augment::RecipeStyle;
 use bcl::checkpoint::{self, Checkpoint};
-use bcl::config::{ClassifierInit, LossKind};
+use bcl::config::{ClassifierInit, LossKind, Tune};
 use bcl::init::{self, InitSource};
 use bcl::model::{self, Arch, ModelConfig};
 use bcl::run::RunDir;
@@ -210,7 +211,7 @@ fn models_lists_the_registry_and_init_writes_an_initialised_run() {
     assert!(o.status.success() && stdout(&o).contains("input N×3×32×32"), "{}{}", stdout(&o), stderr(&o));
 }
 
-/// `--freeze-encoder` trains the heads only (no encoder gradients or momentum), a class-mean
+/// `--tune head` trains the heads only (no encoder gradients or momentum), a class-mean
 /// classifier starts at the features' means, `--freeze-bn` keeps the encoder's statistics,
 /// and such runs resume to the weights of an uninterrupted one.
 #[test]
@@ -225,15 +226,19 @@ fn fine_tuning_controls_train_what_they_say_and_resume_exactly() {
     let mut c = config(data.path(), LossKind::Bcl);
     c.epochs = 2;
     c.init = Some(InitSource::of(&init_file).unwrap());
-    c.finetune.freeze_encoder = true;
+    c.finetune.tune = Tune::Head;
     c.finetune.init_classifier = ClassifierInit::ClassMean;
     let (_, frozen) = run(&c, data.path(), "frozen");
+    // The checkpoint holds what trained, and names the file the encoder comes from.
     let saved = checkpoint::load(&frozen.last()).unwrap();
     assert!(saved.optimizer.keys().all(|k| !k.starts_with("encoder.")) && !saved.optimizer.is_empty());
-    for (key, tensor) in &saved.weights {
-        let same = tensor.equal(&start[key]);
-        assert_eq!(same, key.starts_with("encoder."), "{key}: only the encoder stays as loaded");
-    }
+    assert!(saved.weights.keys().all(|k| !k.starts_with("encoder.")) && !saved.weights.is_empty());
+    assert!(saved.weights.iter().all(|(key, tensor)| !tensor.equal(&start[key])), "the heads trained");
+    assert!(saved.metadata["base"].contains(&c.init.as_ref().unwrap().sha256));
+    // Loading it for prediction takes the encoder from that file.
+    let loaded = bcl::predict::load_model(&frozen.last(), None, Device::Cpu).unwrap();
+    let variables = loaded.vs.variables();
+    assert!(start.iter().filter(|(k, _)| k.starts_with("encoder.")).all(|(k, t)| variables[k].equal(t)));
     let loaded = format!("loaded ({})", start.len());
     assert!(std::fs::read_to_string(frozen.path.join("init.txt")).unwrap().contains(&loaded), "all of it");
 
@@ -322,28 +327,33 @@ fn relative_difference(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[]) / b.abs().max().double_value(&[])
 }
 
-/// timm's ViT-Tiny and ViT-B/16 under timm's names, and OpenAI CLIP's ViT-B/16 tower under
-/// OpenAI's names (converted by --init as timm converts it), give timm's features to 1e-4;
+/// timm's ViT-Tiny, ViT-B/16 and CLIP ViT-B/16 under timm's names, and open_clip's own
+/// ViT-B-16 under OpenAI's names (converted by --init as timm converts it), give their
+/// models' features to 1e-4;
 /// ViT-Tiny at 64 px with its 224 px position embeddings resampled as timm resamples them.
 #[test]
 fn timm_and_clip_vits_load_by_name_and_give_timms_features() {
+    let clip = "vit_base_patch16_clip_quickgelu_224";
     let cases = [
-        (Arch::VitTinyPatch16_224, "vit_tiny_patch16_224", "vit_tiny_patch16_224.safetensors"),
-        (Arch::VitBasePatch16_224, "vit_base_patch16_224", "vit_base_patch16_224.safetensors"),
+        (Arch::VitTinyPatch16_224, "vit_tiny_patch16_224", "vit_tiny_patch16_224.safetensors", "features"),
+        (Arch::VitBasePatch16_224, "vit_base_patch16_224", "vit_base_patch16_224.safetensors", "features"),
+        (Arch::VitBasePatch16Clip224, clip, "vit_base_patch16_clip_quickgelu_224.safetensors", "features"),
+        // open_clip's own ViT-B-16 under OpenAI's names, converted by --init.
         (
             Arch::VitBasePatch16Clip224,
-            "vit_base_patch16_clip_quickgelu_224",
+            clip,
             "vit_base_patch16_clip_quickgelu_224.openai.safetensors",
+            "features_openai",
         ),
     ];
-    for (arch, timm_name, file) in cases {
+    for (arch, timm_name, file, features) in cases {
         let (vs, model) = model::create(&ModelConfig::for_arch(arch, 3, 10), Device::Cpu, Some(0));
         let report = init::load(InitSource::of(&timm_dir().join(file)).unwrap(), arch, 10, &vs.variables()).unwrap();
         println!("{timm_name}: {}", report.summary());
         assert!(report.summary().starts_with(&format!("init: {0} of {0} encoder tensors", report.encoder_total)));
         let reference = checkpoint::load(&timm_dir().join(format!("{timm_name}.features.safetensors"))).unwrap();
         let ours = tch::no_grad(|| model.encode(&reference.weights["input"], false));
-        let relative = relative_difference(&ours, &reference.weights["features"]);
+        let relative = relative_difference(&ours, &reference.weights[features]);
         println!("{timm_name} ({file}): features {:?}, relative difference {relative:.1e}", ours.size());
         assert!(relative <= 1e-4, "{timm_name}: {relative:e}");
         assert_eq!(arch.parameter_count(), reference.weights["parameters"].int64_value(&[]), "{timm_name}");
@@ -357,7 +367,7 @@ fn timm_and_clip_vits_load_by_name_and_give_timms_features() {
         let norm = &vs.variables()["encoder.norm.weight"];
         tch::no_grad(|| norm.shallow_clone().copy_(&(norm * 1.01)));
         let off = tch::no_grad(|| model.encode(&reference.weights["input"], false));
-        assert!(relative_difference(&off, &reference.weights["features"]) > 1e-4, "{timm_name}: the check can fail");
+        assert!(relative_difference(&off, &reference.weights[features]) > 1e-4, "{timm_name}: the check can fail");
     }
     let o = bcl(&[
         "config",
@@ -391,4 +401,80 @@ fn timm_and_clip_vits_load_by_name_and_give_timms_features() {
         init::load(InitSource::of(&weights_of(Arch::Resnet18)).unwrap(), Arch::VitTinyPatch16_224, 10, &vs.variables())
             .unwrap_err();
     assert!(format!("{error:#}").contains("is this a vit_tiny_patch16_224 state_dict?"), "{error:#}");
+}
+
+/// `--tune adapter` on timm's ViT-Tiny: the new adapters leave the backbone's features as
+/// they are at step 0; only the adapters and heads train (BCL on top here), and the
+/// checkpoints hold those alone, naming the --init file by sha256; the run resumes exactly;
+/// prediction and export take the encoder from that file, and refuse it once it changed.
+#[test]
+fn adapters_start_as_the_backbone_train_alone_and_resume_exactly() {
+    let arch = Arch::VitTinyPatch16_224;
+    let data = synthetic_cifar();
+    let file = data.path().join("vit_tiny.safetensors");
+    std::fs::copy(timm_dir().join("vit_tiny_patch16_224.safetensors"), &file).unwrap();
+    let timm = checkpoint::load(&file).unwrap().weights;
+
+    let model_config = ModelConfig { adapter_dim: Some(8), ..ModelConfig::for_arch(arch, 3, 10) };
+    let (vs, model) = model::create(&model_config, Device::Cpu, Some(0));
+    let report = init::load(InitSource::of(&file).unwrap(), arch, 10, &vs.variables()).unwrap();
+    println!("{}", report.summary());
+    assert!(report.summary().starts_with("init: 150 of 150 encoder tensors"), "{}", report.summary());
+    assert!(report.summary().contains("84 adapter tensors new"), "{}", report.summary());
+    let reference = checkpoint::load(&timm_dir().join("vit_tiny_patch16_224.features.safetensors")).unwrap();
+    let ours = tch::no_grad(|| model.encode(&reference.weights["input"], false));
+    let relative = relative_difference(&ours, &reference.weights["features"]);
+    println!("ViT-Tiny with new adapters: relative difference to timm {relative:.1e}");
+    assert!(relative <= 1e-4, "{relative:e}");
+
+    let mut c = config(data.path(), LossKind::Bcl);
+    (c.epochs, c.recipe_style, c.image_size) = (2, RecipeStyle::Imagenet, Some(32));
+    c.model = ModelConfig::for_arch(arch, 3, 10);
+    c.init = Some(InitSource::of(&file).unwrap());
+    c.finetune.init_classifier = ClassifierInit::ClassMean;
+    let c = c.with_adapters(Some(8));
+    c.validate().unwrap();
+    let (records, adapted) = run(&c, data.path(), "adapter");
+    assert!(records.iter().all(|r| r.train_ce.is_finite() && r.train_contrastive > 0.0), "{records:?}");
+    let saved = checkpoint::load(&adapted.last()).unwrap();
+    let encoder: Vec<&String> = saved.weights.keys().filter(|k| k.starts_with("encoder.")).collect();
+    assert_eq!(encoder.len(), 84, "the encoder's adapters alone: {encoder:?}");
+    assert!(encoder.iter().all(|k| k.contains(".adaptformer.")));
+    assert!(saved.optimizer.keys().filter(|k| k.starts_with("encoder.")).all(|k| k.contains(".adaptformer.")));
+    let up = &saved.weights["encoder.blocks.11.adaptformer.up_proj.weight"];
+    assert!(up.abs().max().double_value(&[]) > 0.0, "the adapters trained");
+    assert!(saved.metadata["base"].contains(&c.init.as_ref().unwrap().sha256));
+
+    // Stopped after epoch 1 and resumed: the same tensors as straight through.
+    let parts = RunDir::create(&data.path().join("parts"), &c).unwrap();
+    let first = TrainOptions { max_steps: Some(c.data.train_set().unwrap().len() / c.batch_size), ..options(false) };
+    assert!(train(&c, &parts, &first, |_| {}).unwrap().stopped_at.is_some());
+    assert!(train(&c, &parts, &options(true), |_| {}).unwrap().stopped_at.is_none());
+    assert_same_tensors(&saved_tensors(&adapted.last()), &saved_tensors(&parts.last()));
+
+    // Export writes the whole model: the backbone as the file has it, the adapters trained.
+    let exported = data.path().join("whole.safetensors");
+    let o = bcl(&["export", path(&adapted.path.join("best")), "--out", path(&exported)]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let whole = checkpoint::load(&exported).unwrap().weights;
+    assert!(whole["encoder.blocks.0.attn.qkv.weight"].equal(&timm["blocks.0.attn.qkv.weight"]));
+    assert!(whole.contains_key("encoder.blocks.0.adaptformer.down_proj.weight"));
+
+    // The backbone file changed since: refused, naming it.
+    std::fs::copy(weights_of(Arch::Resnet18), &file).unwrap();
+    let error = bcl::predict::load_model(&adapted.best(), None, Device::Cpu).err().unwrap();
+    assert!(format!("{error:#}").contains("has changed since the run was configured"), "{error:#}");
+
+    // Adapters need a ViT, and --adapter-dim needs adapters.
+    let show = |extra: &[&str]| {
+        let o = bcl(&[&["config", "show", "--preset", "cifar10-lt", "--root", "/tmp"], extra].concat());
+        assert_eq!(o.status.code(), Some(1));
+        stderr(&o)
+    };
+    let resnet = show(&["--arch", "resnet18", "--tune", "adapter", "--init", path(&weights_of(Arch::Resnet18))]);
+    assert!(resnet.contains("resnet18 has none: use a vit_* --arch"), "{resnet}");
+    let width = show(&["--adapter-dim", "8"]);
+    assert!(width.contains("adapters train only under finetune.tune = \"adapter\""), "{width}");
+    let no_init = show(&["--arch", "vit_tiny_patch16_224", "--tune", "adapter"]);
+    assert!(no_init.contains("--tune adapter keeps the encoder as it starts"), "{no_init}");
 }

@@ -6,9 +6,9 @@ too (seeded), saves its state_dict as safetensors (OUT/<name>.safetensors), and 
 features (class token after the final norm; for CLIP, after the projection) on a seeded
 224 px input as OUT/<name>.features.safetensors {"input", "features", "parameters"}. For the
 first model also the features at SMALL px, with the position embeddings resampled as
-timm's resample_abs_pos_embed does ("input_small", "features_small"). For CLIP, the same
-weights under OpenAI's names (the inverse of timm's _convert_openai_clip) as
-OUT/<name>.openai.safetensors.
+timm's resample_abs_pos_embed does ("input_small", "features_small"). For CLIP, also
+open_clip's own ViT-B-16 (QuickGELU, as OpenAI's weights) under OpenAI's names as
+OUT/<name>.openai.safetensors, with its features on the same input ("features_openai").
 
 Usage: python tests/support/timm_reference.py OUT SMALL NAME [NAME ...]
 """
@@ -38,30 +38,22 @@ def features(model, x):
         return model.forward_head(out, pre_logits=model.head.out_features != 512)
 
 
-def openai_names(state_dict):
-    """The inverse of timm's _convert_openai_clip: what OpenAI's `visual.` keys look like."""
-    swaps = [
-        ("patch_embed.proj", "conv1"), ("pos_embed", "positional_embedding"), ("blocks.", "transformer.resblocks."),
-        ("norm_pre", "ln_pre"), ("attn.qkv.", "attn.in_proj_"), ("attn.proj", "attn.out_proj"),
-        ("mlp.fc1", "mlp.c_fc"), ("mlp.fc2", "mlp.c_proj"), ("norm1", "ln_1"), ("norm2", "ln_2"),
-    ]
-    out = {}
-    for k, v in state_dict.items():
-        if k == "head.bias":
-            continue
-        if k == "head.weight":
-            k, v = "proj", v.t()
-        elif k == "cls_token":
-            k, v = "class_embedding", v[0, 0]
-        elif k.startswith("norm."):
-            k = k.replace("norm.", "ln_post.")
-        else:
-            for a, b in swaps:
-                k = k.replace(a, b)
-            if k == "positional_embedding":
-                v = v[0]
-        out["visual." + k] = v.contiguous()
-    return out
+def open_clip_tower(seed, x):
+    """open_clip's own ViT-B-16 as OpenAI built it (QuickGELU), seeded and randomised the same
+    way: its whole state_dict under OpenAI's names (`visual.*`, and the text tower, which
+    bcl drops), and encode_image's features (after the projection) on `x`."""
+    import open_clip
+
+    model = open_clip.create_model("ViT-B-16", pretrained=None, force_quick_gelu=True)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for module in model.visual.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.normal_(0.0, 0.1)
+        model.visual.class_embedding.normal_(0.0, 0.5)
+        features = model.eval().encode_image(x)
+    return {k: v.contiguous() for k, v in model.state_dict().items()}, features.contiguous()
 
 
 def main(out, small, names):
@@ -71,11 +63,12 @@ def main(out, small, names):
         model = randomised(timm.create_model(name, pretrained=False, num_classes=512 if clip else 1000), seed)
         state_dict = {k: v.contiguous() for k, v in model.state_dict().items()}
         save_file(state_dict, out / f"{name}.safetensors")
-        if clip:
-            save_file(openai_names(state_dict), out / f"{name}.openai.safetensors")
         torch.manual_seed(1000 + seed)
         x = torch.randn(2, 3, 224, 224)
         result = {"input": x, "features": features(model, x).contiguous()}
+        if clip:
+            openai, result["features_openai"] = open_clip_tower(seed, x)
+            save_file(openai, out / f"{name}.openai.safetensors")
         result["parameters"] = torch.tensor(sum(p.numel() for n, p in model.named_parameters() if clip or not n.startswith("head.")))
         if seed == 0:
             small_model = timm.create_model(name, pretrained=False, num_classes=1000, img_size=small).eval()
