@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU check and timing of issues 5 and 7 in one call on a lent GPU machine (about 8
+# Every GPU check and timing of issues 5, 7 and 28 in one call on a lent GPU machine (about 9
 # minutes): `bcl doctor`, the card's bf16 matmul peak, the NCCL process group at world size
 # 1, with and without SyncBatchNorm, against a plain run (1 step, weights and losses
 # compared), then bcl against its PyTorch peer
@@ -7,7 +7,8 @@
 #   2. 32×32 colour images (Fashion-MNIST padded to 32 and tinted per class, made here from
 #      the carried IDX files), resnet32, batch 256, the CIFAR recipe;
 #   3. 224 crops (CROP=112 for smaller) of generated JPEGs (bench/make_bench_data.py), resnet50 and
-#      resnext50_32x4d, batch 128, the ImageNet-LT sim-sim recipe, 16 loader workers each.
+#      resnext50_32x4d, batch 128, the ImageNet-LT sim-sim recipe, 16 loader workers each;
+#   4. a ViT-B/16 with adapters (LIFT's step, batch 128) against its full fine-tuning.
 # Prints samples/s, peak GPU memory (torch) and achieved TFLOP/s as a share of the peak;
 # the table comes last.
 #
@@ -32,10 +33,11 @@ DRY=0
 [ "${1:-}" = --dry-run ] && DRY=1
 PAIRS=${PAIRS:-3}
 PY=${PYTHON:-python3}
-DEV=cuda CROP=${CROP:-224} WORKERS=16 CIFAR_BATCH=256 CIFAR_STEPS=50 JPEG_BATCH=128 JPEG_STEPS=40
+DEV=cuda CROP=${CROP:-224} WORKERS=16 CIFAR_BATCH=256 CIFAR_STEPS=50 JPEG_BATCH=128 JPEG_STEPS=40 VIT_BATCH=128 VIT_STEPS=30
 if [ $DRY = 1 ]; then
   # 11 steps: the 10 untimed warm-up steps and one timed; 64 px crops for the ImageNet models.
   PAIRS=1 PY=${PYTHON:-.venv/bin/python} DEV=cpu CROP=64 WORKERS=2 CIFAR_BATCH=16 CIFAR_STEPS=11 JPEG_BATCH=4 JPEG_STEPS=11
+  VIT_BATCH=4 VIT_STEPS=11
   echo "== dry run: CPU, tiny budget (figures are not GPU figures)"
 fi
 # First what decides whether the carried binary can start at all: bcl, like the torch
@@ -179,9 +181,42 @@ compare "CIFAR recipe, 32×32, resnet32, batch $CIFAR_BATCH" cifar resnet32 $CIF
 compare "ImageNet sim-sim, $CROP JPEG crops, resnet50, batch $JPEG_BATCH" folder resnet50 $JPEG_BATCH $JPEG_STEPS
 compare "ImageNet sim-sim, $CROP JPEG crops, resnext50_32x4d, batch $JPEG_BATCH" folder resnext50_32x4d $JPEG_BATCH $JPEG_STEPS
 
+# LIFT's step: ViT-B/16 with AdaptFormer adapters, the backbone frozen, LA on view 0, against
+# full fine-tuning of it. The backbone file is bcl's own with random weights (--max-steps 0
+# writes it): a speed and memory check. Memory: the card's, sampled by nvidia-smi (on the
+# CPU, the process tree's peak RSS).
+vit_run() {  # tune → "samples/s peak-MiB"
+  local tune=$1 out="$W/vit-$1-$RANDOM" memory="$W/vit-memory"
+  local flags=(--preset lift-imagenet-lt --dataset folder --root "$W/folder" --arch vit_base_patch16_224 --image-size "$CROP"
+    --init-classifier random --device $DEV --workers $WORKERS)
+  folder_data
+  [ -f "$W/vit-init/last.safetensors" ] || "$BCL" train "${flags[@]}" --tune full --max-steps 0 --out "$W/vit-init" > "$W/vit.log" 2>&1
+  flags+=(--tune "$tune" --batch-size $VIT_BATCH --max-steps $VIT_STEPS --out "$out")
+  [ "$tune" = full ] || flags+=(--init "$W/vit-init/last.safetensors")
+  if [ $DRY = 1 ]; then
+    $PY bench/peak_rss.py "$memory.json" "$BCL" train "${flags[@]}" > "$W/vit.log" 2>&1 || { tail -20 "$W/vit.log" >&2; echo 0 0; return; }
+    peak=$($PY -c "import json,sys; print(round(json.load(open(sys.argv[1]))['peak_rss_mb']))" "$memory.json")
+  else
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$memory" & sampler=$!
+    "$BCL" train "${flags[@]}" > "$W/vit.log" 2>&1 || { kill $sampler; tail -20 "$W/vit.log" >&2; echo 0 0; return; }
+    kill $sampler; peak=$(sort -n "$memory" | tail -1)
+  fi
+  echo "$(grep -oE 'throughput: [0-9.]+' "$W/vit.log" | grep -oE '[0-9.]+$') $peak"
+}
+echo "== ViT-B/16 (LIFT's step), $CROP px, batch $VIT_BATCH, LA: --tune adapter against --tune full"
+for pair in $(seq "$PAIRS"); do
+  read -r adapter_rate adapter_memory < <(vit_run adapter); read -r full_rate full_memory < <(vit_run full)
+  echo "pair $pair: adapter $adapter_rate samples/s, peak $adapter_memory MiB; full $full_rate samples/s, peak $full_memory MiB"
+done
+VIT_ROW="| ViT-B/16, $CROP px, batch $VIT_BATCH, LA | adapter: $adapter_rate samples/s, $adapter_memory MiB | full: $full_rate samples/s, $full_memory MiB |"
+
 echo
 CARD=$([ $DRY = 1 ] && echo "none (dry run on the CPU)" || nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 echo "card: $CARD; bf16 peak $PEAK TFLOP/s"
 echo "| configuration | bcl samples/s (last pair) | torch samples/s (last pair) | ratio per pair | bcl TFLOP/s |"
 echo "|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
+echo
+echo "| light fine-tuning | --tune adapter (last pair) | --tune full (last pair) |"
+echo "|---|---|---|"
+echo "$VIT_ROW"

@@ -6,12 +6,19 @@
 #   scratch   from random weights;
 #   finetune  --init the pretrained encoder, classifier at the class means, encoder at 0.1× lr;
 #   frozen    --init, --tune head (a linear probe of the heads), classifier at the class means;
+#   adapter   --init, --tune adapter (a ViT's AdaptFormer adapters and the heads, lr 0.01 as
+#             LIFT's), classifier at the class means;
 # each with LA and BCL, the same EPOCHS epochs, seeds 0 1 2. The data are class folders of
 # PNGs (scripts/transfer_data.py). Resumable: run it again and every run continues from its
 # last checkpoint; finished ones are skipped. The table (scripts/transfer_table.py: top-1,
 # the two rarest classes, minutes) goes to OUT/table.md after every run.
 #   scripts/transfer.sh [OUT]   (default results/transfer; EPOCHS=10, PRETRAIN_EPOCHS=10,
-#                                BCL=target/release/bcl, AMP=bf16, DATA=OUT/data, ONLY="la-scratch-seed0 …")
+#                                BCL=target/release/bcl, AMP=bf16, DATA=OUT/data, ONLY="la-scratch-seed0 …",
+#                                STARTS="scratch finetune frozen", MODEL="" flags of every run,
+#                                PRETRAIN="" flags of the pretraining run)
+# The ViT experiment (results/transfer-vit): MODEL="--arch vit_tiny_patch16_224 --image-size 48"
+#   PRETRAIN="--config results/transfer-vit/pretrain.toml --lr 0.05" STARTS="adapter frozen"
+#   PRETRAIN_EPOCHS=8 EPOCHS=5 scripts/transfer.sh results/transfer-vit
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-results/transfer}
@@ -41,25 +48,29 @@ train() {
   echo "transfer: $dir took $(( $(date +%s) - start )) s this sitting" | tee -a "$dir.log"
 }
 
+# shellcheck disable=SC2086  # lists of flags
 train "$OUT/pretrain" --preset fashion-mnist-lt --dataset folder --root "$DATA/pretrain" --loss ce \
-  --epochs "$PRETRAIN_EPOCHS" --seed 0
+  --epochs "$PRETRAIN_EPOCHS" --seed 0 ${MODEL:-} ${PRETRAIN:-}
 PRETRAINED=$OUT/pretrain/last.safetensors
 
 declare -A flags=(
   [scratch]=""
   [finetune]="--init $PRETRAINED --init-classifier class-mean --encoder-lr-scale 0.1"
   [frozen]="--init $PRETRAINED --init-classifier class-mean --tune head"
+  [adapter]="--init $PRETRAINED --init-classifier class-mean --tune adapter --lr 0.01"
 )
 table() { python3 scripts/transfer_table.py "$OUT"; }
 runs=""
 for seed in 0 1 2; do
-  for row in la-scratch la-finetune la-frozen bcl-scratch bcl-finetune bcl-frozen; do runs+=" $row-seed$seed"; done
+  for loss in la bcl; do
+    for start in ${STARTS:-scratch finetune frozen}; do runs+=" $loss-$start-seed$seed"; done
+  done
 done
 for run in ${ONLY:-$runs}; do
   name=${run%-seed*} seed=${run##*-seed} loss=${run%%-*} start=${name#*-}
   # shellcheck disable=SC2086  # a list of flags
   train "$OUT/$run" --preset fashion-mnist-lt --dataset folder --root "$DATA/target" --imb-factor 100 \
-    --loss "$loss" --epochs "$EPOCHS" --seed "$seed" ${flags[$start]}
+    --loss "$loss" --epochs "$EPOCHS" --seed "$seed" ${MODEL:-} ${flags[$start]}
   table > "$OUT/table.md" || true
 done
 table | tee "$OUT/table.md"

@@ -10,7 +10,8 @@ import statistics
 import sys
 from pathlib import Path
 
-ROWS = [("la", "scratch"), ("la", "finetune"), ("la", "frozen"), ("bcl", "scratch"), ("bcl", "finetune"), ("bcl", "frozen")]
+# Every row whose runs exist, in this order.
+ROWS = [(loss, start) for loss in ("la", "bcl") for start in ("scratch", "finetune", "frozen", "adapter")]
 
 
 def cell(values, scale=100.0):
@@ -25,6 +26,8 @@ def main(out):
     print("| loss | start | seeds | top-1 | bag (189) | ankle boot (60) | minutes per run |")
     print("|---|---|---|---|---|---|---|")
     for loss, start in ROWS:
+        if not any(out.glob(f"{loss}-{start}-seed*")):
+            continue
         seeds, top1, rare, minutes = [], [], [[], []], []
         for run in sorted(out.glob(f"{loss}-{start}-seed*")):
             if not (run / "per_class.csv").is_file():

@@ -191,6 +191,7 @@ pub fn first_few(keys: &[String]) -> String {
 
 /// Refuses PyTorch pickle checkpoints before reading them: unpickling can run code.
 fn refuse_pickle(path: &Path) -> Result<()> {
+    crate::fs::check_regular_file(path, "checkpoint")?;
     let mut head = [0u8; 4];
     let read = File::open(path)
         .and_then(|mut f| std::io::Read::read(&mut f, &mut head))

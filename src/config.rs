@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 
 use crate::augment::randaugment::RandAugment;
-use crate::augment::{ClViews, IMAGENET_CROP_SIZE, InputSpec, Recipe, RecipeStyle, check_crop_size};
+use crate::augment::{ClViews, IMAGENET_CROP_SIZE, InputSpec, Recipe, RecipeStyle, check_crop_size, sampled_sizes};
 use crate::data::sampler::SamplerKind;
 use crate::data::{DEFAULT_HOLDOUT, DataConfig, DatasetKind, Normalization, Split};
 use crate::init::InitSource;
@@ -352,15 +352,18 @@ impl TrainConfig {
     }
 
     /// This recipe trained on other data (`--dataset`). What the data decide replaces what
-    /// the preset says: the class count and channels; the long-tailed subset (a balanced
-    /// benchmark gets the preset's ρ, or 100; a user's folder or list, ImageNet-LT and
-    /// iNaturalist are long-tailed already and used as they are); and, under `recipe_style
+    /// the preset says: the class count and channels; the long-tailed subset (`data`'s own
+    /// ρ where it sets one; else a balanced benchmark gets the preset's ρ, or 100, and a
+    /// user's folder or list, ImageNet-LT and iNaturalist, long-tailed already, are used as
+    /// they are); and, under `recipe_style
     /// = auto`, the views: CIFAR-style (resnet32) for small square images of one size,
     /// ImageNet-style (a ResNet-50-class encoder) otherwise. Returns the config with a line
     /// per decision, for the user.
     pub fn on_data(&self, data: DataConfig) -> Result<(Self, Vec<String>)> {
         let mut config = self.clone();
-        let imb_factor = data.dataset.is_balanced().then(|| self.data.imb_factor.unwrap_or(100.0));
+        // A ρ the caller gives with the data (`--imb-factor`) applies to any data.
+        let preset_rho = || data.dataset.is_balanced().then(|| self.data.imb_factor.unwrap_or(100.0));
+        let imb_factor = data.imb_factor.or_else(preset_rho);
         config.data = DataConfig { imb_factor, profile: self.data.profile, subset_seed: self.data.subset_seed, ..data };
         let mut decisions = Vec::new();
         let root = &config.data.root;
@@ -391,13 +394,20 @@ impl TrainConfig {
             ),
         );
         let style = self.recipe_style.for_data(config.data.dataset, full.as_ref())?;
-        let side = full.image(0)?.width;
+        let sizes = sampled_sizes(full.as_ref())?;
+        let side = sizes[0].0;
         if self.recipe_style == RecipeStyle::Auto {
             let crops = match style {
                 RecipeStyle::Imagenet => format!(" ({} px crops)", self.image_size.unwrap_or(IMAGENET_CROP_SIZE)),
                 _ => String::new(),
             };
-            decisions.push(format!("{style:?}-style views{crops} for images {side} px wide (change with --recipe)"));
+            let (smallest, largest) =
+                (sizes.iter().min_by_key(|(w, h)| w * h), sizes.iter().max_by_key(|(w, h)| w * h));
+            let images = match (smallest, largest) {
+                (Some(a), Some(b)) if a != b => format!("images of several sizes, {}×{} to {}×{}", a.0, a.1, b.0, b.1),
+                _ => format!("{}×{} images", sizes[0].0, sizes[0].1),
+            };
+            decisions.push(format!("{style:?}-style views{crops} for {images} (change with --recipe)"));
         }
         if style == RecipeStyle::Cifar {
             config.image_size = Some(side);

@@ -47,5 +47,9 @@ pub fn write_torchscript(loaded: &LoadedModel, path: &Path) -> Result<()> {
         })
     })
     .context("tracing the model")?;
-    module.save(path).with_context(|| format!("cannot write {}", path.display()))
+    // libtorch's message runs on with its C++ backtrace: the first line says what failed.
+    module.save(path).map_err(|e| {
+        let cause = e.to_string();
+        anyhow::anyhow!("cannot write {}: {}", path.display(), cause.lines().next().unwrap_or_default().trim())
+    })
 }

@@ -4,12 +4,13 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 /// Writes `bytes` to `path` so that `path` is either its old contents or all of `bytes`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().with_context(|| format!("{} is not a file path", path.display()))?;
+    ensure!(!path.is_dir(), "{} is a folder: give the name of a file to write", path.display());
     let temporary = folder.join(format!(".{}.partial", name.to_string_lossy()));
     let written = File::create(&temporary).and_then(|mut file| {
         file.write_all(bytes)?;
@@ -19,7 +20,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&temporary);
         bail!("cannot write {}: {e} (the previous file, if any, is unchanged)", path.display());
     }
-    std::fs::rename(&temporary, path).with_context(|| format!("cannot move {} into place", temporary.display()))?;
+    if let Err(e) = std::fs::rename(&temporary, path) {
+        let _ = std::fs::remove_file(&temporary);
+        bail!("cannot write {}: {e} (the previous file, if any, is unchanged)", path.display());
+    }
     // The rename itself is durable once the folder is synced.
     File::open(folder).and_then(|f| f.sync_all()).with_context(|| format!("cannot sync {}", folder.display()))?;
     Ok(())
@@ -40,4 +44,13 @@ pub fn append_synced(path: &Path, line: &str) -> Result<()> {
 /// Quotes a CSV field when it needs it.
 pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+/// Checks that `path` (a `what`, for the message) is a regular file before anything opens
+/// it: opening a FIFO blocks, a device never ends, a folder or dangling link is no file.
+pub fn check_regular_file(path: &Path, what: &str) -> Result<()> {
+    let metadata = std::fs::metadata(path)
+        .with_context(|| format!("{what} {} does not exist or cannot be read", path.display()))?;
+    ensure!(metadata.is_file(), "{what} {} is not a regular file (a folder, FIFO or device)", path.display());
+    Ok(())
 }

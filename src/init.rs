@@ -25,9 +25,7 @@ pub struct InitSource {
 impl InitSource {
     /// `path`, with its sha256 (read once, in blocks).
     pub fn of(path: &Path) -> Result<Self> {
-        // Checked before opening: a FIFO would block the open.
-        let kind = std::fs::metadata(path).with_context(|| format!("cannot read --init {}", path.display()))?;
-        anyhow::ensure!(kind.is_file(), "--init {} is not a file", path.display());
+        crate::fs::check_regular_file(path, "--init")?;
         let mut file = std::fs::File::open(path).with_context(|| format!("cannot read --init {}", path.display()))?;
         let mut hasher = Sha256::new();
         let mut block = vec![0u8; 1 << 20];

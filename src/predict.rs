@@ -2,7 +2,7 @@
 //! image files with the evaluation transform of the model's dataset.
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::augment::{Recipe, RecipeStyle, ops};
@@ -36,16 +36,22 @@ pub fn load_model(path: &Path, fallback: Option<&TrainConfig>, device: Device) -
     train::load_weights(&config, &saved, path, &vs)?;
     // For inference only (and so that tracing takes the weights as constants).
     vs.freeze();
-    let class_names = class_names(saved.metadata.get("class_names"), config.model.num_classes)?;
+    let class_names = class_names(saved.metadata.get("class_names"), config.model.num_classes)
+        .with_context(|| path.display().to_string())?;
     Ok(LoadedModel { config, model, class_names, vs })
 }
 
 /// Class names saved in a checkpoint, or `class k` for plain weights.
 fn class_names(metadata: Option<&String>, num_classes: i64) -> Result<Vec<String>> {
-    match metadata {
-        Some(text) => serde_json::from_str(text).context("the checkpoint's class names are damaged"),
-        None => Ok((0..num_classes).map(|k| format!("class {k}")).collect()),
-    }
+    let Some(text) = metadata else { return Ok((0..num_classes).map(|k| format!("class {k}")).collect()) };
+    let names: Vec<String> = serde_json::from_str(text).context("the checkpoint's class names are damaged")?;
+    ensure!(
+        names.len() as i64 == num_classes,
+        "the checkpoint names {} classes ({}), its model has {num_classes}",
+        names.len(),
+        checkpoint::first_few(&names)
+    );
+    Ok(names)
 }
 
 /// What turns an image file into the model's input: the evaluation transform of the model's

@@ -8,6 +8,8 @@
 //! last.safetensors       checkpoint after the latest epoch (or at Ctrl-C)
 //! best.safetensors       checkpoint of the best test top-1 so far
 //! ```
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -17,6 +19,12 @@ use crate::data::DataConfig;
 use crate::distributed::Group;
 use crate::fs::{append_synced, csv_field, write_atomic};
 use crate::metrics::EpochRecord;
+
+/// A run folder's lock ([`RunDir::lock`]), released when dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    _held: File,
+}
 
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -44,6 +52,30 @@ impl RunDir {
         Ok(run)
     }
 
+    /// Locks the folder for one training process (an advisory lock, which the process's
+    /// end releases, a crash included): a second process training in it is refused, naming
+    /// the first one's pid. Held while the returned lock lives.
+    pub fn lock(&self) -> Result<RunLock> {
+        let path = self.path.join(".lock");
+        let open = || OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path);
+        let mut file = open().with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0).and_then(|()| write!(file, "{}", std::process::id()))?;
+                Ok(RunLock { _held: file })
+            }
+            Err(TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                bail!(
+                    "{} is in use: bcl process {} trains in it; wait for it to end or stop it first",
+                    self.path.display(),
+                    holder.trim()
+                )
+            }
+            Err(TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+        }
+    }
+
     /// Saves `config` as the run's config (what `--resume` continues).
     pub fn write_config(&self, config: &TrainConfig) -> Result<()> {
         write_atomic(&self.config_path(), config.to_toml()?.as_bytes())
@@ -62,7 +94,8 @@ impl RunDir {
     /// An existing run folder, for `--resume` and `eval`.
     pub fn open(path: &Path) -> Result<Self> {
         let run = Self { path: path.to_path_buf() };
-        ensure!(path.is_dir(), "run folder {} does not exist", path.display());
+        ensure!(path.exists(), "run folder {} does not exist", path.display());
+        ensure!(path.is_dir(), "{} is a file, not a run folder (the folder `bcl train --out` made)", path.display());
         ensure!(run.config_path().is_file(), "{} is not a bcl run folder: it has no config.toml", path.display());
         Ok(run)
     }
@@ -159,7 +192,16 @@ impl RunDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => bail!("cannot read {}: {e}", path.display()),
         };
-        Ok(text.lines().filter_map(|line| Some((serde_json::from_str(line).ok()?, format!("{line}\n")))).collect())
+        let mut records = Vec::new();
+        for (number, line) in text.split_inclusive('\n').enumerate() {
+            match serde_json::from_str(line.trim_end()) {
+                Ok(record) => records.push((record, line.to_string())),
+                // A line a kill cut short (no newline yet) is the one that may not parse.
+                Err(_) if !line.ends_with('\n') => {}
+                Err(e) => bail!("{}, line {}: not an epoch record of bcl ({e})", path.display(), number + 1),
+            }
+        }
+        Ok(records)
     }
 }
 

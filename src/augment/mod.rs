@@ -7,7 +7,9 @@ pub mod ops;
 pub mod pipeline;
 pub mod randaugment;
 
-pub use pipeline::{ClViews, IMAGENET_CROP_SIZE, InputSpec, Pipeline, Recipe, RecipeStyle, Step, check_crop_size};
+pub use pipeline::{
+    ClViews, IMAGENET_CROP_SIZE, InputSpec, Pipeline, Recipe, RecipeStyle, Step, check_crop_size, sampled_sizes,
+};
 
 /// The random generator of augmentation: small, fast and reproducible from a seed.
 pub type Rng = rand_pcg::Pcg64Mcg;

@@ -267,21 +267,21 @@ impl RecipeStyle {
     /// class (32 classes at most, spread over them) is square, at most
     /// [`SMALL_IMAGE_MAX_SIDE`] and of one size; ImageNet-style otherwise.
     pub fn of_images(dataset: &dyn Dataset) -> Result<Self> {
-        anyhow::ensure!(!dataset.is_empty(), "the dataset is empty");
-        let firsts: Vec<usize> = indices_by_class(dataset.labels(), dataset.num_classes())
-            .iter()
-            .filter_map(|members| members.first().copied())
-            .collect();
-        let stride = firsts.len().div_ceil(32).max(1);
-        let mut sizes = Vec::new();
-        for &index in firsts.iter().step_by(stride) {
-            let image = dataset.image(index)?;
-            sizes.push((image.width, image.height));
-        }
+        let sizes = sampled_sizes(dataset)?;
         let (width, height) = sizes[0];
         let small = width == height && width <= SMALL_IMAGE_MAX_SIDE && sizes.iter().all(|&s| s == (width, height));
         Ok(if small { Self::Cifar } else { Self::Imagenet })
     }
+}
+
+/// The (width, height) of the first image of each class of `dataset`, 32 classes at most,
+/// spread over them: what [`RecipeStyle::of_images`] decides by.
+pub fn sampled_sizes(dataset: &dyn Dataset) -> Result<Vec<(usize, usize)>> {
+    anyhow::ensure!(!dataset.is_empty(), "the dataset is empty");
+    let firsts: Vec<usize> =
+        indices_by_class(dataset.labels(), dataset.num_classes()).iter().filter_map(|m| m.first().copied()).collect();
+    let stride = firsts.len().div_ceil(32).max(1);
+    firsts.iter().step_by(stride).map(|&i| dataset.image(i).map(|image| (image.width, image.height))).collect()
 }
 
 /// What a model takes as input, decided once from the preset, the data and the weights

@@ -82,22 +82,22 @@ pub struct ConfigArgs {
     #[arg(long, value_enum)]
     pub sampler: Option<SamplerKind>,
     /// Base learning rate.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     #[arg(long, value_enum)]
     pub loss: Option<LossKind>,
     /// Temperature τ of the contrastive loss (the paper's sensitivity study: 0.07 or 0.1).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub temperature: Option<f64>,
     /// Weight β of the contrastive loss (the paper's sensitivity study: 0.35 or 0.6).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub beta: Option<f64>,
     #[arg(long)]
     pub no_class_averaging: bool,
     #[arg(long)]
     pub no_class_complement: bool,
     /// Imbalance factor ρ of a long-tailed subset of the training data.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub imb_factor: Option<f64>,
     #[arg(long)]
     pub seed: Option<u64>,
@@ -115,7 +115,7 @@ pub struct ConfigArgs {
     #[arg(long)]
     pub init: Option<PathBuf>,
     /// The encoder's learning rate as a share of the heads' (e.g. 0.1 for a pretrained one).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub encoder_lr_scale: Option<f64>,
     /// What of the encoder trains: full (all of it), head (none: linear probe, cRT) or
     /// adapter (AdaptFormer adapters added to a ViT's blocks, as LIFT). A frozen encoder gets
@@ -146,6 +146,15 @@ pub fn check_image_size_flag(image_size: Option<usize>, style: RecipeStyle) -> R
     Ok(())
 }
 
+/// Loader threads past four per core decode no faster, and thousands exhaust the machine:
+/// more are cut to that, with a line saying so.
+fn cap_workers(config: &mut TrainConfig) -> Option<String> {
+    let cap = 4 * std::thread::available_parallelism().map_or(1, |n| n.get());
+    let asked = config.workers.filter(|&w| w > cap)?;
+    config.workers = Some(cap);
+    Some(format!("--workers {asked}: {cap} loader threads (four per core); more would load no faster"))
+}
+
 impl ConfigArgs {
     /// The config these flags make, with a line for each thing the data decided.
     pub fn resolve(&self) -> Result<(TrainConfig, Vec<String>)> {
@@ -155,7 +164,13 @@ impl ConfigArgs {
             config = config.with_overrides(&text, &path.display().to_string())?;
         }
         if let Some(arch) = self.arch {
-            config.model = ModelConfig::for_arch(arch, config.model.in_channels, config.model.num_classes);
+            // The preset's (or --config's) heads, classifier and adapters stay with an encoder
+            // made for the same views; another kind of encoder gets its own defaults.
+            config.model = if arch.spec().style == config.model.arch.spec().style {
+                ModelConfig { arch, ..config.model }
+            } else {
+                ModelConfig::for_arch(arch, config.model.in_channels, config.model.num_classes)
+            };
             config.recipe_style = arch.spec().style;
         }
         config.recipe_style = self.recipe.unwrap_or(config.recipe_style);
@@ -167,6 +182,7 @@ impl ConfigArgs {
                 val_list: self.val_list.clone(),
                 test_list: self.test_list.clone(),
                 holdout: self.holdout,
+                imb_factor: self.imb_factor,
                 ..DataConfig::new(kind, self.root_for(kind))
             };
             (config, decisions) = config.on_data(data)?;
@@ -178,6 +194,7 @@ impl ConfigArgs {
         );
         check_image_size_flag(self.image_size, config.recipe_style.or_by_kind(config.data.dataset))?;
         self.apply_flags(&mut config);
+        decisions.extend(cap_workers(&mut config));
         decisions.extend(self.apply_init(&mut config)?);
         ensure!(
             config.finetune.tune == Tune::Full || config.init.is_some(),

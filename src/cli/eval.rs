@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, ensure};
-use bcl::checkpoint;
+use bcl::checkpoint::{self, first_few};
 use bcl::config::{Preset, TrainConfig};
 use bcl::data::{DataConfig, DatasetKind};
 use bcl::evaluation::score;
@@ -76,6 +76,7 @@ pub fn exec(args: &EvalArgs) -> Result<()> {
     }
     let config = &loaded.config;
     let train_set = config.data.train_set()?;
+    check_class_names(&loaded.class_names, train_set.class_names(), &config.data.root)?;
     let counts = train_set.class_counts();
     let split = config.data.eval_split();
     let test_set = config.data.eval_set(split, train_set.as_ref())?;
@@ -113,6 +114,21 @@ pub fn exec(args: &EvalArgs) -> Result<()> {
     // The training curves come from the run the checkpoint belongs to, if any.
     let history = RunDir { path: checkpoint_folder }.read_metrics()?;
     super::print_written(&report::write(&folder, split, train_set.class_names(), &counts, &eval, &scored, &history)?);
+    Ok(())
+}
+
+/// Refuses data whose classes have other names than the model's: scoring them by position
+/// would be silently wrong. Numbered classes (lists, plain weights' `class k`) match any.
+fn check_class_names(model: &[String], data: &[String], root: &Path) -> Result<()> {
+    let numbered =
+        |names: &[String]| names.iter().enumerate().all(|(i, n)| *n == i.to_string() || *n == format!("class {i}"));
+    ensure!(
+        model == data || numbered(model) || numbered(data),
+        "{} has the classes {}; the model was trained on {}: scored by position, they would be wrong",
+        root.display(),
+        first_few(data),
+        first_few(model)
+    );
     Ok(())
 }
 

@@ -106,6 +106,16 @@ impl TypedValueParser for PresetParser {
     }
 }
 
+/// A count that must be at least 1 (`--top-k`, `--batch-size`, `--steps`): 0 is refused
+/// when the flag is parsed, not met later as a division or an empty loop.
+fn positive(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn percent(x: Option<f64>) -> String {
     x.map_or("-".into(), |v| format!("{:.1}", 100.0 * v))
 }

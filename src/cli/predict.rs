@@ -20,10 +20,10 @@ pub struct PredictArgs {
     #[arg(long, value_parser = super::PresetParser)]
     preset: Option<Preset>,
     /// How many classes to report per image.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = super::positive)]
     top_k: usize,
     /// Images per batch on the device.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = super::positive)]
     batch_size: usize,
     /// Write the predictions to this file instead of the terminal: .csv (path, then class
     /// and probability for each of the top k) or .jsonl (one JSON object per image).
@@ -56,7 +56,7 @@ pub fn exec(args: &PredictArgs) -> Result<()> {
     let mut sink = Sink::open(args.out.as_deref(), k)?;
     let bar = progress_bar(images.len(), args.out.is_some());
     let (mut failed, start) = (0usize, std::time::Instant::now());
-    for batch in images.chunks(args.batch_size.max(1)) {
+    for batch in images.chunks(args.batch_size) {
         let (mut good, mut tensors) = (Vec::new(), Vec::new());
         for (image, input) in batch.iter().zip(inputs(batch, &transform, threads)) {
             match input {

@@ -44,7 +44,7 @@ pub struct TrainArgs {
     nproc_per_node: Option<usize>,
     /// Continue the run in this folder from its last checkpoint, with its saved config;
     /// `--epochs N` extends it to N epochs (the schedule is recomputed for N).
-    #[arg(long, conflicts_with_all = ["config", "dataset", "root", "train_list", "val_list", "test_list", "recipe",
+    #[arg(long, conflicts_with_all = ["preset", "config", "dataset", "root", "train_list", "val_list", "test_list", "recipe",
         "image_size", "batch_size", "sampler", "lr", "loss", "temperature", "beta", "no_class_averaging",
         "no_class_complement", "imb_factor", "seed", "amp", "arch", "holdout", "init", "encoder_lr_scale", "tune",
         "adapter_dim", "freeze_bn", "init_classifier"])]

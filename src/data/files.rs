@@ -40,10 +40,16 @@ impl Dataset for FileDataset {
     }
 }
 
-/// Decodes an image file (by content, not extension) to 8-bit RGB.
+/// Decodes an image file (by content, not extension) to 8-bit RGB. A JPEG cut short is
+/// refused, as PIL refuses it ("image file is truncated"), not filled in with grey blocks.
 pub fn decode_rgb(path: &Path) -> Result<Image> {
+    crate::fs::check_regular_file(path, "image")?;
     let decode = || -> Result<Image> {
-        let reader = image::ImageReader::open(path)?.with_guessed_format()?;
+        let bytes = std::fs::read(path)?;
+        let reader = image::ImageReader::new(std::io::Cursor::new(&bytes)).with_guessed_format()?;
+        if reader.format() == Some(image::ImageFormat::Jpeg) {
+            ensure!(jpeg_is_complete(&bytes), "the JPEG is truncated (no end-of-image marker after its last scan)");
+        }
         let rgb = reader.decode()?.into_rgb8();
         let (width, height) = (rgb.width() as usize, rgb.height() as usize);
         Ok(Image::new(width, height, 3, rgb.into_raw()))
@@ -51,11 +57,23 @@ pub fn decode_rgb(path: &Path) -> Result<Image> {
     decode().with_context(|| format!("cannot decode image {}", path.display()))
 }
 
+/// Whether a JPEG's end-of-image marker (FF D9) follows its last start-of-scan (FF DA): in
+/// the entropy-coded data between them a 0xFF byte is always followed by 0x00 or a restart
+/// marker, so a file cut inside a scan has none.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    matches!((last(0xDA), last(0xD9)), (Some(scan), Some(end)) if end > scan)
+}
+
 /// Reads a `relative/path.jpg label` list (ImageNet-LT, iNaturalist 2018), paths relative
 /// to `root`. With `num_classes`, labels must be below it; otherwise the class count is
 /// the largest label + 1. Every listed file must exist.
 pub fn read_list(list: &Path, root: &Path, num_classes: Option<usize>) -> Result<FileDataset> {
+    crate::fs::check_regular_file(list, "list file")?;
     let text = std::fs::read_to_string(list).with_context(|| format!("cannot read list file {}", list.display()))?;
+    // A byte-order mark (Windows editors write one) is not part of the first path.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
     let (mut paths, mut labels) = (Vec::new(), Vec::new());
     for (number, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -68,11 +86,18 @@ pub fn read_list(list: &Path, root: &Path, num_classes: Option<usize>) -> Result
             .with_context(|| format!("{}: expected `path label`, found {line:?}", at()))?;
         let label: i64 = label.parse().with_context(|| format!("{}: label {label:?} is not an integer", at()))?;
         ensure!(label >= 0, "{}: label {label} is negative", at());
-        if let Some(n) = num_classes {
-            ensure!((label as usize) < n, "{}: label {label} is out of range 0..{n}", at());
+        match num_classes {
+            Some(n) => ensure!((label as usize) < n, "{}: label {label} is out of range 0..{n}", at()),
+            // Labels number the classes from 0, each with an image: none can reach the line count.
+            None => ensure!(
+                (label as usize) < lines,
+                "{}: label {label}, but the list has {lines} lines: labels number the classes 0, 1, 2, … and every \
+                 class needs an image",
+                at()
+            ),
         }
         let path = root.join(path.trim());
-        ensure!(path.is_file(), "{}: image {} does not exist", at(), path.display());
+        crate::fs::check_regular_file(&path, "image").with_context(at)?;
         paths.push(path);
         labels.push(label);
     }
@@ -173,7 +198,9 @@ fn collect_images(dir: &Path, depth: usize, images: &mut Vec<PathBuf>) -> Result
         if path.is_dir() {
             ensure!(depth > 0, "{}: folders nested more than {MAX_FOLDER_DEPTH} deep (a link loop?)", path.display());
             collect_images(&path, depth - 1, images)?;
-        } else if path.is_file() && has_image_extension(&path) {
+        } else if has_image_extension(&path) {
+            // A dangling link or a FIFO with an image's name is refused, not dropped unseen.
+            crate::fs::check_regular_file(&path, "image")?;
             images.push(path);
         }
     }

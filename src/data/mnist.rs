@@ -42,6 +42,13 @@ pub fn load(dir: &Path, train: bool, class_names: Vec<String>) -> Result<InMemor
         images_path.display(),
         images.dims
     );
+    ensure!(
+        images.dims[1] > 0 && images.dims[2] > 0,
+        "{}: its images are {}×{} pixels; they need at least one",
+        images_path.display(),
+        images.dims[1],
+        images.dims[2]
+    );
     ensure!(labels.dims.len() == 1, "{}: expected 1 dimension (count), found {:?}", labels_path.display(), labels.dims);
     ensure!(
         images.dims[0] == labels.dims[0],

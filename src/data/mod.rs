@@ -361,6 +361,20 @@ impl DataConfig {
                 if !sub.is_dir() && !train {
                     bail!("{}: no {}/ folder of classes to evaluate on", root.display(), split.folder_name());
                 }
+                // With split folders and no train/, the split folders are not classes to train.
+                let splits: Vec<&str> = [Split::Val, Split::Test]
+                    .iter()
+                    .map(|s| s.folder_name())
+                    .filter(|s| root.join(s).is_dir())
+                    .collect();
+                if !sub.is_dir() && !splits.is_empty() {
+                    bail!(
+                        "{}: has {}/ but no train/ folder: split folders hold the classes of each split, so the \
+                         training images go in train/<class>/ (or give a folder of class folders alone)",
+                        root.display(),
+                        splits.join("/ and ")
+                    );
+                }
                 Arc::new(files::read_class_folders(if sub.is_dir() { &sub } else { root })?)
             }
             DatasetKind::List => {

@@ -102,6 +102,8 @@ pub fn train(
     options: &TrainOptions,
     mut on_progress: impl FnMut(Progress),
 ) -> Result<Outcome> {
+    let primary = options.group.as_ref().is_none_or(|group| group.is_primary());
+    let _lock = if primary { Some(run.lock()?) } else { None };
     let mut trainer = Trainer::new(config, run, options)?;
     trainer.notes.iter().for_each(|note| on_progress(Progress::Note(note)));
     let mut outcome = Outcome::default();

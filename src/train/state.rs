@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use tch::{Tensor, nn};
 
@@ -87,6 +87,11 @@ const BASE: &str = "base";
 /// its `--init` file has it takes that part from the file, which must be the one the run
 /// started from (same sha256).
 pub fn load_weights(config: &TrainConfig, saved: &Checkpoint, path: &Path, vs: &nn::VarStore) -> Result<()> {
+    let non_finite =
+        saved.weights.iter().find(|(_, t)| t.is_floating_point() && t.isfinite().all().int64_value(&[]) == 0);
+    if let Some((key, _)) = non_finite {
+        bail!("{}: tensor {key} holds NaN or infinite values; a model with them predicts nothing", path.display());
+    }
     let variables = vs.variables();
     let left_out = |key: &String| !saved.weights.contains_key(key) && config.keeps_from_init(key);
     if !variables.keys().any(left_out) {

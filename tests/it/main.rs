@@ -9,6 +9,7 @@ mod config;
 mod data_formats;
 mod data_idx;
 mod distributed;
+mod hostile;
 mod loader;
 mod long_tail;
 mod loss;

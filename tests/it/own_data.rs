@@ -54,7 +54,7 @@ fn a_class_folder_trains_evaluates_and_predicts_in_one_line() {
     // On the CIFAR-10-LT preset (ρ = 100, 10 classes): the data decide classes and views.
     let (config, decisions) = config_show(&["--preset", "cifar10-lt", "--dataset", "folder", "--root", path(&data)]);
     assert!(decisions.contains("3 classes, 31 training images used as they are"), "{decisions}");
-    assert!(decisions.contains("Cifar-style views for images 28 px wide"), "{decisions}");
+    assert!(decisions.contains("Cifar-style views for 28×28 images"), "{decisions}");
     assert_eq!(key(&config, "model.num_classes").unwrap().as_integer(), Some(3));
     assert_eq!(key(&config, "model.in_channels").unwrap().as_integer(), Some(3));
     assert_eq!(key(&config, "data.dataset").unwrap().as_str(), Some("folder"));

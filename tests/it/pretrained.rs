@@ -465,6 +465,20 @@ fn adapters_start_as_the_backbone_train_alone_and_resume_exactly() {
     let error = bcl::predict::load_model(&adapted.best(), None, Device::Cpu).err().unwrap();
     assert!(format!("{error:#}").contains("has changed since the run was configured"), "{error:#}");
 
+    // LIFT's recipe, here from timm's ImageNet-21k ViT-B/16 instead of CLIP's.
+    let vit_b = timm_dir().join("vit_base_patch16_224.safetensors");
+    let lift = ["config", "show", "--preset", "lift-cifar100-lt", "--root", "/tmp", "--arch", "vit_base_patch16_224"];
+    let o = bcl(&[&lift[..], &["--init", path(&vit_b)]].concat());
+    let shown = stdout(&o);
+    for line in ["arch = \"vit_base_patch16_224\"", "cosine_scale = 25.0", "adapter_dim = 4", "tune = \"adapter\""] {
+        assert!(shown.contains(line), "{line} in {shown}{}", stderr(&o));
+    }
+    for line in
+        ["loss = \"la\"", "epochs = 10", "batch_size = 128", "base_lr = 0.01", "init_classifier = \"class-mean\""]
+    {
+        assert!(shown.contains(line), "{line} in {shown}");
+    }
+
     // Adapters need a ViT, and --adapter-dim needs adapters.
     let show = |extra: &[&str]| {
         let o = bcl(&[&["config", "show", "--preset", "cifar10-lt", "--root", "/tmp"], extra].concat());
