@@ -33,11 +33,11 @@ DRY=0
 [ "${1:-}" = --dry-run ] && DRY=1
 PAIRS=${PAIRS:-3}
 PY=${PYTHON:-python3}
-DEV=cuda CROP=${CROP:-224} WORKERS=16 CIFAR_BATCH=256 CIFAR_STEPS=50 JPEG_BATCH=128 JPEG_STEPS=40 VIT_BATCH=128 VIT_STEPS=30
+DEV=cuda CROP=${CROP:-224} WORKERS=16 CIFAR_BATCH=256 CIFAR_STEPS=50 JPEG_BATCH=128 JPEG_STEPS=40 VIT=vit_base_patch16_224 VIT_BATCH=128 VIT_STEPS=30
 if [ $DRY = 1 ]; then
   # 11 steps: the 10 untimed warm-up steps and one timed; 64 px crops for the ImageNet models.
   PAIRS=1 PY=${PYTHON:-.venv/bin/python} DEV=cpu CROP=64 WORKERS=2 CIFAR_BATCH=16 CIFAR_STEPS=11 JPEG_BATCH=4 JPEG_STEPS=11
-  VIT_BATCH=4 VIT_STEPS=11
+  VIT=vit_tiny_patch16_224 VIT_BATCH=4 VIT_STEPS=11
   echo "== dry run: CPU, tiny budget (figures are not GPU figures)"
 fi
 # First what decides whether the carried binary can start at all: bcl, like the torch
@@ -187,7 +187,7 @@ compare "ImageNet sim-sim, $CROP JPEG crops, resnext50_32x4d, batch $JPEG_BATCH"
 # CPU, the process tree's peak RSS).
 vit_run() {  # tune → "samples/s peak-MiB"
   local tune=$1 out="$W/vit-$1-$RANDOM" memory="$W/vit-memory"
-  local flags=(--preset lift-imagenet-lt --dataset folder --root "$W/folder" --arch vit_base_patch16_224 --image-size "$CROP"
+  local flags=(--preset lift-imagenet-lt --dataset folder --root "$W/folder" --arch $VIT --image-size "$CROP"
     --init-classifier random --device $DEV --workers $WORKERS)
   folder_data
   [ -f "$W/vit-init/last.safetensors" ] || "$BCL" train "${flags[@]}" --tune full --max-steps 0 --out "$W/vit-init" > "$W/vit.log" 2>&1
@@ -203,12 +203,12 @@ vit_run() {  # tune → "samples/s peak-MiB"
   fi
   echo "$(grep -oE 'throughput: [0-9.]+' "$W/vit.log" | grep -oE '[0-9.]+$') $peak"
 }
-echo "== ViT-B/16 (LIFT's step), $CROP px, batch $VIT_BATCH, LA: --tune adapter against --tune full"
+echo "== $VIT (LIFT's step), $CROP px, batch $VIT_BATCH, LA: --tune adapter against --tune full"
 for pair in $(seq "$PAIRS"); do
   read -r adapter_rate adapter_memory < <(vit_run adapter); read -r full_rate full_memory < <(vit_run full)
   echo "pair $pair: adapter $adapter_rate samples/s, peak $adapter_memory MiB; full $full_rate samples/s, peak $full_memory MiB"
 done
-VIT_ROW="| ViT-B/16, $CROP px, batch $VIT_BATCH, LA | adapter: $adapter_rate samples/s, $adapter_memory MiB | full: $full_rate samples/s, $full_memory MiB |"
+VIT_ROW="| $VIT, $CROP px, batch $VIT_BATCH, LA | adapter: $adapter_rate samples/s, $adapter_memory MiB | full: $full_rate samples/s, $full_memory MiB |"
 
 echo
 CARD=$([ $DRY = 1 ] && echo "none (dry run on the CPU)" || nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)

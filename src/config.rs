@@ -27,6 +27,17 @@ pub enum LossKind {
     Ce,
 }
 
+impl LossKind {
+    /// The training views a step uses of each sample: view 0 for the classifier, views 1
+    /// and 2 for the contrastive term.
+    pub fn views(self) -> usize {
+        match self {
+            LossKind::Bcl | LossKind::Supcon => 3,
+            LossKind::La | LossKind::Ce => 1,
+        }
+    }
+}
+
 /// Mixed precision (`--amp`); [`crate::amp::resolve`] says what a device uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]

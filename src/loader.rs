@@ -39,6 +39,9 @@ pub struct LoaderConfig {
     /// slices of every training batch (`batch_size` is the global batch).
     pub rank: usize,
     pub world_size: usize,
+    /// Training views made of each sample: 3 for the contrastive losses, 1 (view 0, drawn
+    /// as it would be among three) for those that train on view 0 alone.
+    pub train_views: usize,
 }
 
 impl LoaderConfig {
@@ -57,6 +60,7 @@ impl LoaderConfig {
             normalize_in_workers: true,
             rank: 0,
             world_size: 1,
+            train_views: 3,
         }
     }
 }
@@ -116,10 +120,19 @@ impl DeviceNormalization {
 /// What a worker makes of each sample.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
-    /// The recipe's three training views.
-    Train,
+    /// The first `views` of the recipe's three training views.
+    Train { views: usize },
     /// The evaluation transform only.
     Eval,
+}
+
+impl Mode {
+    fn views(self) -> usize {
+        match self {
+            Mode::Train { views } => views,
+            Mode::Eval => 1,
+        }
+    }
 }
 
 /// The batches of one pass over a dataset, in order. Dropping it stops the workers.
@@ -166,6 +179,7 @@ impl LoaderConfig {
         let mut loader = Self::new(config.batch_size, config.seed, config.input().normalization);
         loader.workers = config.workers.unwrap_or(loader.workers);
         loader.sampler = config.sampler;
+        loader.train_views = config.loss.views();
         if device.is_cuda() {
             loader.normalize_in_workers = false;
             loader.pin_memory_for = Some(device);
@@ -176,7 +190,7 @@ impl LoaderConfig {
 
 /// Training batches of epoch `epoch` from batch `first_batch` on (a resumed epoch skips
 /// the batches it has seen): B samples in sampler order (the last partial batch is dropped,
-/// as BatchNorm needs more than one sample), three views each. With several processes,
+/// as BatchNorm needs more than one sample), `config.train_views` views each. With several processes,
 /// each gets its slice of every batch, augmented as one process would augment it.
 pub fn train_epoch(
     dataset: Arc<dyn Dataset>,
@@ -190,7 +204,7 @@ pub fn train_epoch(
     let slice = config.rank * share..(config.rank + 1) * share;
     let batches: Vec<Vec<usize>> = order.chunks_exact(config.batch_size).map(|b| b[slice.clone()].to_vec()).collect();
     let placement = Placement { epoch, first_batch, position_offset: slice.start };
-    spawn(dataset, recipe, config, batches, placement, Mode::Train)
+    spawn(dataset, recipe, config, batches, placement, Mode::Train { views: config.train_views })
 }
 
 /// Evaluation batches over the whole dataset in order, one evaluation view each.
@@ -321,7 +335,7 @@ impl WorkerJob {
 
     fn make_batch(&mut self, b: usize) -> Result<Batch> {
         let indices = &self.batches[b];
-        let views = if self.mode == Mode::Train { 3 } else { 1 };
+        let views = self.mode.views() as i64;
         let (size, channels) = (self.recipe.size as i64, self.dataset.channels() as i64);
         let shape = [views * indices.len() as i64, channels, size, size];
         let mut labels = Vec::with_capacity(indices.len());
@@ -351,13 +365,13 @@ impl WorkerJob {
         map: impl Fn(usize, u8) -> T,
     ) -> Result<()> {
         let indices = &self.batches[b];
-        let image_len = out.len() / if self.mode == Mode::Train { 3 * indices.len() } else { indices.len() };
+        let image_len = out.len() / (self.mode.views() * indices.len());
         for (i, &index) in indices.iter().enumerate() {
             let position = (b * self.batch_size + self.position_offset + i) as u64;
             let mut rng = Rng::seed_from_u64(sample_seed(self.seed, self.epoch, position));
             let image = self.dataset.image(index).with_context(|| format!("sample {index}"))?;
             let made: Vec<Image> = match self.mode {
-                Mode::Train => self.recipe.train_views(&image, &mut rng).into(),
+                Mode::Train { views } => self.recipe.train_views(&image, &mut rng, views),
                 Mode::Eval => vec![self.recipe.eval.apply(image, &mut rng)],
             };
             for (v, view) in made.iter().enumerate() {
@@ -413,7 +427,7 @@ pub fn views_per_second(
     for _ in 0..batches {
         next_batch()?;
     }
-    Ok((batches * config.batch_size * 3) as f64 / start.elapsed().as_secs_f64())
+    Ok((batches * config.batch_size * config.train_views) as f64 / start.elapsed().as_secs_f64())
 }
 
 /// Interleaved HWC → planar CHW, mapping each value with `map(channel, value)`: one pass

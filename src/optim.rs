@@ -12,6 +12,21 @@ pub fn trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     parameters
 }
 
+unsafe extern "C" {
+    /// src/tensor_shim.cpp: drops the gradient of `tensor`.
+    fn bcl_tensor_clear_grad(tensor: *mut torch_sys::C_tensor);
+}
+
+/// Drops the parameters' gradients before a backward pass (PyTorch's
+/// `zero_grad(set_to_none=True)`): the pass then writes new ones instead of adding to zeros,
+/// two passes over the parameters' memory fewer (a few percent of a ViT-B/16 step).
+pub fn clear_gradients(parameters: &[(String, Tensor)]) {
+    for (_, p) in parameters {
+        // SAFETY: a live handle (sharing `p`'s tensor) for the duration of the call.
+        unsafe { bcl_tensor_clear_grad(p.shallow_clone().as_mut_ptr()) };
+    }
+}
+
 #[derive(Debug)]
 pub struct Sgd {
     pub momentum: f64,
@@ -43,14 +58,20 @@ impl Sgd {
     /// One update of each named parameter that has a gradient, with learning rate `lr`:
     ///   g ← ∇ + wd · p;  b ← μ · b + g (b ← g at the first step);
     ///   p ← p − lr · (g + μ · b) with Nesterov, p ← p − lr · b without.
+    /// The gradients are updated in place (a step ends their use: the next backward pass
+    /// starts from none, [`clear_gradients`]), so that a step makes four passes over each parameter's memory
+    /// and allocates nothing after the first: on a ViT-B/16 that is a tenth of a step.
     pub fn step(&mut self, parameters: &[(String, Tensor)], lr: f64) {
         tch::no_grad(|| {
             for (name, p) in parameters {
-                let grad = p.grad();
-                if !grad.defined() {
+                let mut g = p.grad();
+                if !g.defined() {
                     continue;
                 }
-                let mut g = if self.weight_decay == 0.0 { grad } else { grad + p * self.weight_decay };
+                let scalar = |value: f64| Tensor::scalar_tensor(value, (p.kind(), p.device()));
+                if self.weight_decay != 0.0 {
+                    let _ = g.addcmul_(p, &scalar(self.weight_decay));
+                }
                 if self.momentum != 0.0 {
                     let buffer = match self.buffers.get_mut(name) {
                         Some(b) => {
@@ -63,10 +84,13 @@ impl Sgd {
                             b
                         }
                     };
-                    g = if self.nesterov { g + buffer * self.momentum } else { buffer };
+                    if self.nesterov {
+                        let _ = g.addcmul_(&buffer, &scalar(self.momentum));
+                    } else {
+                        g = buffer;
+                    }
                 }
-                let mut p = p.shallow_clone();
-                let _ = p.g_sub_(&(g * (lr * self.lr_scale(name))));
+                let _ = p.shallow_clone().addcmul_(&g, &scalar(-lr * self.lr_scale(name)));
             }
         })
     }

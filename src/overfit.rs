@@ -81,7 +81,7 @@ pub fn overfit_batch(config: &OverfitConfig) -> Result<Vec<StepRecord>> {
         if !record.total.is_finite() {
             bail!("loss is not finite at step {step}: LA-CE {}, BCL {}", record.la_ce, record.bcl);
         }
-        parameters.iter().for_each(|(_, p)| p.shallow_clone().zero_grad());
+        crate::optim::clear_gradients(&parameters);
         total.backward();
         optimizer.step(&parameters, config.learning_rate);
         records.push(record);

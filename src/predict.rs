@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 use tch::{Device, Kind, Tensor, nn};
 
+use crate::amp;
 use crate::augment::{Recipe, RecipeStyle, ops};
 use crate::checkpoint;
 use crate::config::TrainConfig;
@@ -110,12 +111,19 @@ pub fn inputs(paths: &[PathBuf], transform: &InputTransform, threads: usize) -> 
 
 /// The `k` most probable classes of each of `inputs` (1 × C × H × W each), run as one
 /// batch on `device`: (class, probability) pairs, most probable first.
-pub fn top_k(model: &BclModel, inputs: &[Tensor], k: usize, device: Device) -> Result<Vec<Vec<(i64, f64)>>> {
+pub fn top_k(
+    model: &BclModel,
+    inputs: &[Tensor],
+    k: usize,
+    device: Device,
+    autocast: Option<Kind>,
+) -> Result<Vec<Vec<(i64, f64)>>> {
     if inputs.is_empty() {
         return Ok(Vec::new());
     }
     let x = Tensor::cat(inputs, 0).to_device(device);
-    let probabilities = tch::no_grad(|| model.logits(&x).softmax(1, Kind::Float)).to_device(Device::Cpu);
+    let logits = tch::no_grad(|| amp::autocast(device, autocast, || model.logits(&x)));
+    let probabilities = logits.softmax(1, Kind::Float).to_device(Device::Cpu);
     let k = k.min(probabilities.size()[1] as usize) as i64;
     let (values, indices) = probabilities.topk(k, 1, true, true);
     let values = Vec::<f64>::try_from(values.to_kind(Kind::Double).view([-1]))?;

@@ -447,9 +447,10 @@ impl Recipe {
         }
     }
 
-    /// The three training views of one image.
-    pub fn train_views(&self, img: &Image, rng: &mut Rng) -> [Image; 3] {
-        [0, 1, 2].map(|v| self.views[v].apply_to(img, rng))
+    /// The first `count` of the three training views of one image, drawn in order from
+    /// `rng` (so view 0 is the same whether one view is made or three).
+    pub fn train_views(&self, img: &Image, rng: &mut Rng, count: usize) -> Vec<Image> {
+        self.views.iter().take(count).map(|view| view.apply_to(img, rng)).collect()
     }
 
     /// Checks that a transformed image has the recipe's size.

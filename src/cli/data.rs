@@ -209,7 +209,7 @@ fn write_preview(dataset: &dyn Dataset, recipe: &Recipe, samples: usize, seed: u
     let mut rows = Vec::new();
     for i in picks.take(samples) {
         let image = dataset.image(i)?;
-        let views = recipe.train_views(&image, &mut rng);
+        let views = recipe.train_views(&image, &mut rng, 3);
         let mut row = vec![image];
         row.extend(views);
         rows.push(row);

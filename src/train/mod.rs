@@ -367,7 +367,7 @@ impl<'a> Trainer<'a> {
             self.objective.losses(&self.model, &images, &labels, group, self.sync_batch_norm.as_ref())
         })?;
         let total = losses.total(self.config.alpha, self.config.beta);
-        self.parameters.iter().for_each(|(_, p)| p.shallow_clone().zero_grad());
+        crate::optim::clear_gradients(&self.parameters);
         // Fails only when a collective inside the backward pass does (SyncBatchNorm).
         match &self.state.loss_scaler {
             Some(scaler) => (&total * scaler.scale).f_backward(),

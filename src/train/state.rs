@@ -90,7 +90,7 @@ pub fn load_weights(config: &TrainConfig, saved: &Checkpoint, path: &Path, vs: &
     let non_finite =
         saved.weights.iter().find(|(_, t)| t.is_floating_point() && t.isfinite().all().int64_value(&[]) == 0);
     if let Some((key, _)) = non_finite {
-        bail!("{}: tensor {key} holds NaN or infinite values; a model with them predicts nothing", path.display());
+        bail!("{}: tensor {key} holds NaN or infinite values: these weights are broken", path.display());
     }
     let variables = vs.variables();
     let left_out = |key: &String| !saved.weights.contains_key(key) && config.keeps_from_init(key);

@@ -270,7 +270,7 @@ fn autoaugment_cifar10_policy() {
 fn cifar_recipe_makes_three_different_views_of_the_right_size() {
     let recipe = Recipe::cifar(32, true, [125, 123, 114]);
     let img = gradient(32, 32);
-    let views = recipe.train_views(&img, &mut rng(5));
+    let views = recipe.train_views(&img, &mut rng(5), 3);
     for v in &views {
         assert_eq!((v.width, v.height, v.channels), (32, 32, 3));
     }
@@ -280,7 +280,7 @@ fn cifar_recipe_makes_three_different_views_of_the_right_size() {
 
     let fashion = Recipe::cifar(28, false, [73, 73, 73]);
     let gray_img = Image::new(28, 28, 1, (0..784).map(|i| (i % 256) as u8).collect());
-    for v in fashion.train_views(&gray_img, &mut rng(2)) {
+    for v in fashion.train_views(&gray_img, &mut rng(2), 3) {
         assert_eq!((v.width, v.height, v.channels), (28, 28, 1));
     }
 }
@@ -290,7 +290,7 @@ fn imagenet_recipes_make_224_crops() {
     let photo = gradient(500, 375);
     for views in [ClViews::SimSim, ClViews::SimRand, ClViews::RandRand] {
         let recipe = Recipe::imagenet(224, views, "rand-n2-m10-mstd0.5", [124, 116, 104]).unwrap();
-        for v in recipe.train_views(&photo, &mut rng(9)) {
+        for v in recipe.train_views(&photo, &mut rng(9), 3) {
             assert_eq!((v.width, v.height, v.channels), (224, 224, 3));
         }
         let eval = recipe.eval.apply(photo.clone(), &mut rng(0));
@@ -306,7 +306,7 @@ fn imagenet_recipes_make_224_crops() {
 fn imagenet_recipes_crop_at_their_image_size() {
     let photo = gradient(500, 375);
     let recipe = Recipe::imagenet(112, ClViews::SimRand, "rand-n2-m10-mstd0.5", [124, 116, 104]).unwrap();
-    for v in recipe.train_views(&photo, &mut rng(4)) {
+    for v in recipe.train_views(&photo, &mut rng(4), 3) {
         assert_eq!((v.width, v.height), (112, 112));
     }
     assert_eq!(recipe.eval.steps, vec![Step::ResizeShorter { size: 128 }, Step::CenterCrop { size: 112 }]);

@@ -154,7 +154,7 @@ fn image_lists() {
     assert_eq!(img.pixel(2, 0), &[1, 14, 0]);
 
     let write_list = |text: &str| std::fs::write(&list, text).unwrap();
-    write_list("train/n01/a.png 3\ntrain/n01/missing.png 1\n");
+    write_list("train/n01/a.png 0\ntrain/n01/missing.png 1\n");
     assert_error(read_list(&list, root, None), &["list.txt, line 2", "missing.png does not exist"]);
     write_list("train/n01/a.png three\n");
     assert_error(read_list(&list, root, None), &["list.txt, line 1", "\"three\" is not an integer"]);
@@ -167,7 +167,7 @@ fn image_lists() {
     assert_error(read_list(&root.join("nope.txt"), root, None), &["nope.txt"]);
 
     std::fs::write(root.join("train/n01/a.png"), b"not an image at all").unwrap();
-    write_list("train/n01/a.png 3\n");
+    write_list("train/n01/a.png 0\n");
     let data = read_list(&list, root, None).unwrap();
     assert_error(data.image(0), &["a.png", "cannot decode image"]);
 }

@@ -149,7 +149,11 @@ fn silently_wrong_results_are_refused() {
     saved.weights.insert("fc.weight".into(), fc.fill_diagonal_(f64::NAN, false));
     let nan = root.join("nan.safetensors");
     checkpoint::save(&nan, &saved).unwrap();
-    refused(&["predict", "--checkpoint", path(&nan), path(&data.join("cat/0.png"))], 1, "tensor fc.weight holds NaN");
+    refused(
+        &["predict", "--checkpoint", path(&nan), path(&data.join("cat/0.png"))],
+        1,
+        "tensor fc.weight holds NaN or infinite values",
+    );
     let mut saved = checkpoint::load(&last).unwrap();
     saved.metadata.insert("class_names".into(), r#"["a","b","c","d","e"]"#.into());
     let five = root.join("five.safetensors");

@@ -145,7 +145,8 @@ fn init_errors_name_the_file_and_what_does_not_fit() {
     assert!(format!("{error:#}").contains("python scripts/pt_to_safetensors.py"), "{error:#}");
     let o = bcl(&["train", "--arch", "resnet18", "--init", path(dir.path()), "--max-steps", "0"]);
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(stderr(&o).trim(), format!("error: --init {} is not a file", dir.path().display()));
+    let expected = format!("error: --init {} is not a regular file (a folder, FIFO or device)", dir.path().display());
+    assert_eq!(stderr(&o).trim(), expected);
 }
 
 /// `bcl models` lists every architecture with torchvision's parameter counts, and
