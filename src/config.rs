@@ -80,7 +80,7 @@ pub enum Tune {
 /// How a pretrained encoder is fine-tuned (SPEC section 6); the defaults train everything
 /// alike, as from scratch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(from = "FineTuneToml")]
 pub struct FineTune {
     /// What of the encoder trains. A frozen encoder gets no gradients (none are computed or
     /// stored), keeps its BatchNorm statistics as loaded, and stays out of the checkpoints,
@@ -96,6 +96,38 @@ pub struct FineTune {
 impl Default for FineTune {
     fn default() -> Self {
         Self { tune: Tune::Full, encoder_lr_scale: 1.0, freeze_bn: false, init_classifier: ClassifierInit::Random }
+    }
+}
+
+/// [`FineTune`] as configs have written it: before `tune`, `freeze_encoder = true` said
+/// `tune = "head"`; such configs and checkpoints still load.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FineTuneToml {
+    tune: Option<Tune>,
+    #[serde(default)]
+    freeze_encoder: bool,
+    #[serde(default = "one")]
+    encoder_lr_scale: f64,
+    #[serde(default)]
+    freeze_bn: bool,
+    #[serde(default)]
+    init_classifier: ClassifierInit,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl From<FineTuneToml> for FineTune {
+    fn from(file: FineTuneToml) -> Self {
+        let legacy = if file.freeze_encoder { Tune::Head } else { Tune::Full };
+        Self {
+            tune: file.tune.unwrap_or(legacy),
+            encoder_lr_scale: file.encoder_lr_scale,
+            freeze_bn: file.freeze_bn,
+            init_classifier: file.init_classifier,
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Run configuration: presets, TOML overrides, validation, and mixed precision helpers.
 use bcl::amp::{self, LossScaler};
-use bcl::config::{Amp, LossKind, Preset, TrainConfig};
+use bcl::config::{Amp, LossKind, Preset, TrainConfig, Tune};
 use bcl::schedule::Decay;
 use tch::{Device, Kind, Tensor};
 
@@ -13,6 +13,19 @@ fn every_preset_is_valid_and_round_trips_through_toml() {
         let text = config.to_toml().unwrap();
         assert_eq!(TrainConfig::from_toml(&text, name).unwrap(), config, "{name}");
     }
+}
+
+/// A config written before `--tune` (last stop's frozen transfer runs, kept in results/)
+/// still loads: `freeze_encoder = true` is `tune = "head"`.
+#[test]
+fn configs_from_before_tune_still_load() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("results/transfer/bcl-frozen-seed0/config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("freeze_encoder = true"));
+    let config = TrainConfig::from_toml(&text, &path.display().to_string()).unwrap();
+    assert_eq!(config.finetune.tune, Tune::Head);
+    assert!(TrainConfig::from_toml(&config.to_toml().unwrap(), "written").unwrap().finetune.tune == Tune::Head);
 }
 
 #[test]
