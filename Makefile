@@ -24,6 +24,7 @@ test: setup
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
+	python3 scripts/module_cycles.py
 
 # Regenerates the independent golden values of the losses (PyTorch, float64 autograd).
 golden: setup

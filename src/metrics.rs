@@ -5,8 +5,6 @@
 //! training epoch.
 use serde::{Deserialize, Serialize};
 
-use crate::plot;
-
 /// Classes grouped by training images, as in the long-tailed literature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShotGroup {
@@ -50,15 +48,6 @@ impl ShotGroup {
             ShotGroup::Many => "many-shot (>100)",
             ShotGroup::Medium => "medium-shot (20-100)",
             ShotGroup::Few => "few-shot (<20)",
-        }
-    }
-
-    /// The group's colour in every plot: blue, orange, red.
-    pub fn color(self) -> [u8; 3] {
-        match self {
-            ShotGroup::Many => plot::BLUE,
-            ShotGroup::Medium => plot::ORANGE,
-            ShotGroup::Few => plot::RED,
         }
     }
 }

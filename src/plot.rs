@@ -29,6 +29,15 @@ const GREY: [u8; 3] = [127, 127, 127];
 /// Grid lines: light enough to read the data over.
 const GRID: RGBColor = RGBColor(225, 225, 225);
 
+/// A shot group's colour in every plot: blue, orange, red.
+fn shot_color(group: ShotGroup) -> [u8; 3] {
+    match group {
+        ShotGroup::Many => BLUE,
+        ShotGroup::Medium => ORANGE,
+        ShotGroup::Few => RED,
+    }
+}
+
 const FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
 /// Class names are written along the axes for at most this many classes.
@@ -75,9 +84,9 @@ pub fn training_curves(history: &[EpochRecord], split: &str, path: &Path) -> Res
         let accuracies: [(&str, [u8; 3], u32, Field); 5] = [
             ("train top-1 (augmented)", GREY, 1, &|r| Some(r.train_accuracy)),
             (&split_top1, [0, 0, 0], 3, &|r| Some(r.eval.top1)),
-            (ShotGroup::Many.describe(), ShotGroup::Many.color(), 1, &|r| r.eval.many),
-            (ShotGroup::Medium.describe(), ShotGroup::Medium.color(), 1, &|r| r.eval.medium),
-            (ShotGroup::Few.describe(), ShotGroup::Few.color(), 1, &|r| r.eval.few),
+            (ShotGroup::Many.describe(), shot_color(ShotGroup::Many), 1, &|r| r.eval.many),
+            (ShotGroup::Medium.describe(), shot_color(ShotGroup::Medium), 1, &|r| r.eval.medium),
+            (ShotGroup::Few.describe(), shot_color(ShotGroup::Few), 1, &|r| r.eval.few),
         ];
         let mut chart = ChartBuilder::on(&top)
             .caption(format!("Accuracy by epoch ({split} split)"), font(22))
@@ -200,15 +209,15 @@ pub fn per_class_accuracy(
             if from >= to {
                 continue;
             }
-            let shade = rgb(group.color()).mix(0.12).filled();
+            let shade = rgb(shot_color(group)).mix(0.12).filled();
             chart.draw_series([Rectangle::new([(from, 0.0), (to, TOP)], shade)])?.label(group.describe()).legend(
-                move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], rgb(group.color()).mix(0.5).filled()),
+                move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], rgb(shot_color(group)).mix(0.5).filled()),
             );
         }
         let named = class_names.len() <= MAX_NAMED_CLASSES;
         chart.draw_series(train_counts.iter().zip(accuracy).zip(class_names).map(|((&n, &acc), name)| {
             let point = EmptyElement::at((n.max(1) as f64, 100.0 * acc))
-                + Circle::new((0, 0), 4, rgb(ShotGroup::of(n).color()).filled());
+                + Circle::new((0, 0), 4, rgb(shot_color(ShotGroup::of(n))).filled());
             point + Text::new(if named { name.clone() } else { String::new() }, (6, -16), font(12))
         }))?;
         legend(&mut chart, SeriesLabelPosition::UpperRight)
@@ -444,7 +453,7 @@ pub fn class_counts(class_names: &[String], counts: &[i64], path: &Path) -> Resu
             let x = rank as i32;
             Rectangle::new(
                 [(SegmentValue::Exact(x), 0.0), (SegmentValue::Exact(x + 1), counts[c] as f64)],
-                rgb(ShotGroup::of(counts[c]).color()).filled(),
+                rgb(shot_color(ShotGroup::of(counts[c]))).filled(),
             )
         }))?;
         if named {
@@ -455,7 +464,7 @@ pub fn class_counts(class_names: &[String], counts: &[i64], path: &Path) -> Resu
             chart
                 .draw_series(std::iter::empty::<Rectangle<(SegmentValue<i32>, f64)>>())?
                 .label(group.describe())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], rgb(group.color()).filled()));
+                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], rgb(shot_color(group)).filled()));
         }
         legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
