@@ -284,9 +284,11 @@ impl TrainConfig {
     /// This config tuning AdaptFormer adapters (`--tune adapter`) of bottleneck `width`, by
     /// default LIFT's for the model's class count ([`lift_adapter_dim`]).
     pub fn with_adapters(mut self, width: Option<i64>) -> Self {
-        let blocks = self.model.arch.spec().blocks.unwrap_or(0);
+        let lift = |blocks| lift_adapter_dim(self.model.num_classes, blocks);
+        // An encoder without blocks keeps the width asked for, for `validate` to refuse.
+        let default = self.model.arch.spec().blocks.map_or(1, lift);
         self.finetune.tune = Tune::Adapter;
-        self.model.adapter_dim = Some(width.unwrap_or_else(|| lift_adapter_dim(self.model.num_classes, blocks)));
+        self.model.adapter_dim = Some(width.unwrap_or(default));
         self
     }
 
@@ -525,13 +527,20 @@ impl TrainConfig {
         let (arch, adapter_dim) = (self.model.arch, self.model.adapter_dim);
         match (self.finetune.tune, adapter_dim) {
             (Tune::Adapter, Some(width)) => {
+                let Some(blocks) = arch.spec().blocks else {
+                    bail!(
+                        "--tune adapter adds adapters to a ViT's transformer blocks, and {} has none: use a vit_* \
+                         --arch, or --tune full or head",
+                        arch.name()
+                    )
+                };
                 ensure!(
-                    arch.spec().blocks.is_some(),
-                    "--tune adapter adds adapters to a ViT's transformer blocks, and {} has none: use a vit_* --arch, \
-                     or --tune full or head",
+                    (1..=blocks.width).contains(&width),
+                    "model.adapter_dim = {width} must be from 1 to {}, the width of {}'s blocks (an adapter is a \
+                     bottleneck)",
+                    blocks.width,
                     arch.name()
                 );
-                ensure!(width > 0, "model.adapter_dim = {width} must be positive");
             }
             (Tune::Adapter, None) => bail!("finetune.tune = \"adapter\" needs model.adapter_dim, the adapters' width"),
             (Tune::Full | Tune::Head, Some(_)) => {

@@ -59,8 +59,8 @@ impl Sgd {
     ///   g ← ∇ + wd · p;  b ← μ · b + g (b ← g at the first step);
     ///   p ← p − lr · (g + μ · b) with Nesterov, p ← p − lr · b without.
     /// The gradients are updated in place (a step ends their use: the next backward pass
-    /// starts from none, [`clear_gradients`]), so that a step makes four passes over each parameter's memory
-    /// and allocates nothing after the first: on a ViT-B/16 that is a tenth of a step.
+    /// starts from none, [`clear_gradients`]), so that a step makes four passes over each
+    /// parameter's memory and allocates nothing after the first.
     pub fn step(&mut self, parameters: &[(String, Tensor)], lr: f64) {
         tch::no_grad(|| {
             for (name, p) in parameters {

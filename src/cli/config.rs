@@ -124,7 +124,7 @@ pub struct ConfigArgs {
     #[arg(long, value_enum)]
     pub tune: Option<Tune>,
     /// Bottleneck width of the adapters (default LIFT's: 2^⌊log2(classes / 2·blocks)⌋).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub adapter_dim: Option<i64>,
     /// The encoder's BatchNorm layers keep their running statistics (normalise with them).
     #[arg(long)]
@@ -172,6 +172,10 @@ impl ConfigArgs {
                 ModelConfig::for_arch(arch, config.model.in_channels, config.model.num_classes)
             };
             config.recipe_style = arch.spec().style;
+            if config.finetune.tune == Tune::Adapter {
+                // The preset's adapter width was LIFT's for its encoder's blocks.
+                config = config.with_adapters(None);
+            }
         }
         config.recipe_style = self.recipe.unwrap_or(config.recipe_style);
         config.image_size = self.image_size.or(config.image_size);

@@ -10,9 +10,9 @@ pub struct OverfitArgs {
     /// Fashion-MNIST folder (default: $BCL_FASHION_MNIST, else Debian's location).
     #[arg(long)]
     root: Option<PathBuf>,
-    #[arg(long, default_value_t = 64, value_parser = super::positive)]
+    #[arg(long, default_value_t = 64, value_parser = super::positive, allow_negative_numbers = true)]
     batch_size: usize,
-    #[arg(long, default_value_t = 20, value_parser = super::positive)]
+    #[arg(long, default_value_t = 20, value_parser = super::positive, allow_negative_numbers = true)]
     steps: usize,
     #[arg(long, default_value_t = 0.05)]
     lr: f64,

@@ -20,10 +20,10 @@ pub struct PredictArgs {
     #[arg(long, value_parser = super::PresetParser)]
     preset: Option<Preset>,
     /// How many classes to report per image.
-    #[arg(long, default_value_t = 5, value_parser = super::positive)]
+    #[arg(long, default_value_t = 5, value_parser = super::positive, allow_negative_numbers = true)]
     top_k: usize,
     /// Images per batch on the device.
-    #[arg(long, default_value_t = 64, value_parser = super::positive)]
+    #[arg(long, default_value_t = 64, value_parser = super::positive, allow_negative_numbers = true)]
     batch_size: usize,
     /// Write the predictions to this file instead of the terminal: .csv (path, then class
     /// and probability for each of the top k) or .jsonl (one JSON object per image).

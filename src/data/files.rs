@@ -57,12 +57,15 @@ pub fn decode_rgb(path: &Path) -> Result<Image> {
     decode().with_context(|| format!("cannot decode image {}", path.display()))
 }
 
-/// Whether a JPEG's end-of-image marker (FF D9) follows its last start-of-scan (FF DA): in
-/// the entropy-coded data between them a 0xFF byte is always followed by 0x00 or a restart
-/// marker, so a file cut inside a scan has none.
+/// Whether a JPEG's last end-of-image marker (FF D9) follows a start-of-scan (FF DA) and
+/// none comes after it: in entropy-coded data a 0xFF byte is always followed by 0x00 or a
+/// restart marker, so a file cut inside a scan has no end marker past its last scan. In a
+/// whole file the end marker is in the last bytes and the first scan in the header: the
+/// check reads those, not the file (it runs at every decode).
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
-    matches!((last(0xDA), last(0xD9)), (Some(scan), Some(end)) if end > scan)
+    let is = |marker: u8| move |w: &[u8]| w == [0xFF, marker];
+    let Some(end) = bytes.windows(2).rposition(is(0xD9)) else { return false };
+    !bytes[end..].windows(2).any(is(0xDA)) && bytes[..end].windows(2).any(is(0xDA))
 }
 
 /// Reads a `relative/path.jpg label` list (ImageNet-LT, iNaturalist 2018), paths relative

@@ -87,6 +87,14 @@ pub const INCEPTION_MEAN_STD: ([f64; 3], [f64; 3]) = ([0.5; 3], [0.5; 3]);
 pub const OPENAI_CLIP_MEAN_STD: ([f64; 3], [f64; 3]) =
     ([0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]);
 
+/// A ViT's transformer blocks: how many, and the width d of their tokens (an adapter's
+/// bottleneck is at most that).
+#[derive(Debug, Clone, Copy)]
+pub struct Blocks {
+    pub count: usize,
+    pub width: i64,
+}
+
 /// What an architecture is: the registry entry a new backbone adds.
 #[derive(Debug, Clone, Copy)]
 pub struct ArchSpec {
@@ -100,9 +108,9 @@ pub struct ArchSpec {
     pub weights_mean_std: Option<([f64; 3], [f64; 3])>,
     /// Image sides must be a multiple of this (a ViT's patch; 1 for ResNets).
     pub size_multiple: usize,
-    /// Transformer blocks, each of which takes an adapter (`--tune adapter`); none for
+    /// The transformer blocks, each of which takes an adapter (`--tune adapter`); none for
     /// ResNets.
-    pub blocks: Option<usize>,
+    pub blocks: Option<Blocks>,
     build: fn(nn::Path, i64) -> Encoder,
 }
 
@@ -130,7 +138,7 @@ impl Arch {
             style: RecipeStyle::Imagenet,
             weights_mean_std: Some(mean_std),
             size_multiple: layout.patch as usize,
-            blocks: Some(layout.depth),
+            blocks: Some(Blocks { count: layout.depth, width: layout.dim }),
             build,
         };
         match self {
@@ -327,12 +335,12 @@ impl ModelConfig {
     }
 }
 
-/// LIFT's adapter width for `num_classes` classes and `blocks` blocks, 2^⌊log2(C / 2L)⌋ (at
-/// least 1): the adapters then hold about as many parameters as the classifier (CIFAR-100
-/// on a 12-block ViT: 4; ImageNet-LT: 32; iNaturalist 2018: 256).
-pub fn lift_adapter_dim(num_classes: i64, blocks: usize) -> i64 {
-    let ratio = num_classes as f64 / (2 * blocks.max(1)) as f64;
-    1 << (ratio.log2().floor().clamp(0.0, 30.0) as i64)
+/// LIFT's adapter width for `num_classes` classes and `blocks`, 2^⌊log2(C / 2L)⌋ (at least
+/// 1, at most the blocks' width): the adapters then hold about as many parameters as the
+/// classifier (CIFAR-100 on a 12-block ViT: 4; ImageNet-LT: 32; iNaturalist 2018: 256).
+pub fn lift_adapter_dim(num_classes: i64, blocks: Blocks) -> i64 {
+    let ratio = num_classes as f64 / (2 * blocks.count.max(1)) as f64;
+    (1i64 << (ratio.log2().floor().clamp(0.0, 30.0) as i64)).min(blocks.width)
 }
 
 /// Number of trainable parameters in `vs` whose name passes `keep` (buffers such as
