@@ -10,33 +10,9 @@ use crate::augment::{ClViews, IMAGENET_CROP_SIZE, InputSpec, Recipe, RecipeStyle
 use crate::data::sampler::SamplerKind;
 use crate::data::{DEFAULT_HOLDOUT, DataConfig, DatasetKind, Normalization, Split};
 use crate::init::InitSource;
+use crate::loss::{LossChanges, LossConfig, LossKind};
 use crate::model::{Arch, ENCODER_PREFIX, ModelConfig, is_adapter, lift_adapter_dim};
 use crate::schedule::{Decay, LrSchedule};
-
-/// The training objective (`--loss`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum LossKind {
-    /// α · LA-CE + β · BCL (class-averaging and class-complement as configured).
-    Bcl,
-    /// α · LA-CE + β · SupCon (BCL with both switches off).
-    Supcon,
-    /// Logit-adjusted cross-entropy on view 0 only.
-    La,
-    /// Plain cross-entropy on view 0 only.
-    Ce,
-}
-
-impl LossKind {
-    /// The training views a step uses of each sample: view 0 for the classifier, views 1
-    /// and 2 for the contrastive term.
-    pub fn views(self) -> usize {
-        match self {
-            LossKind::Bcl | LossKind::Supcon => 3,
-            LossKind::La | LossKind::Ce => 1,
-        }
-    }
-}
 
 /// Mixed precision (`--amp`); [`crate::amp::resolve`] says what a device uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -137,17 +113,7 @@ impl From<FineTuneToml> for FineTune {
 pub struct TrainConfig {
     pub data: DataConfig,
     pub model: ModelConfig,
-    pub loss: LossKind,
-    pub class_averaging: bool,
-    pub class_complement: bool,
-    /// τ of the contrastive loss.
-    pub temperature: f64,
-    /// Weight α of the (logit-adjusted) cross-entropy.
-    pub alpha: f64,
-    /// Weight β of the contrastive loss.
-    pub beta: f64,
-    /// τ of the logit adjustment.
-    pub logit_adjustment: f64,
+    pub loss: LossConfig,
     pub epochs: usize,
     pub batch_size: usize,
     /// The order of an epoch's samples: shuffled (the presets), class-balanced or
@@ -267,7 +233,7 @@ fn lift(base: TrainConfig, data: DataConfig, classes: i64, epochs: usize) -> Tra
     let config = TrainConfig {
         data,
         model,
-        loss: LossKind::La,
+        loss: LossConfig::La { logit_adjustment: 1.0 },
         epochs,
         batch_size: 128,
         schedule: LrSchedule { base_lr: 0.01, warmup_epochs: 0, decay: Decay::Cosine },
@@ -299,13 +265,7 @@ impl TrainConfig {
         let cifar_lt = |data, model| Self {
             data,
             model,
-            loss: LossKind::Bcl,
-            class_averaging: true,
-            class_complement: true,
-            temperature: 0.1,
-            alpha: 2.0,
-            beta: 0.6,
-            logit_adjustment: 1.0,
+            loss: paper_bcl(RecipeStyle::Cifar),
             epochs: 200,
             batch_size: 256,
             sampler: SamplerKind::Shuffle,
@@ -329,9 +289,7 @@ impl TrainConfig {
             finetune: FineTune::default(),
         };
         let imagenet_lt = Self {
-            temperature: 0.07,
-            alpha: 1.0,
-            beta: 0.35,
+            loss: paper_bcl(RecipeStyle::Imagenet),
             epochs: 90,
             schedule: LrSchedule { base_lr: 0.1, warmup_epochs: 0, decay: Decay::Cosine },
             ..cifar_lt(data(None), ModelConfig::imagenet(Arch::Resnext50_32x4d, 1000))
@@ -485,14 +443,25 @@ impl TrainConfig {
     /// This config with the keys of a TOML document replaced, e.g. `epochs = 10` or
     /// `[schedule]\nbase_lr = 0.05`. Unknown keys are errors; a table that sets `kind`
     /// (such as `[schedule.decay]`) replaces the whole table.
+    ///
+    /// `[loss]` is the exception: its keys change the loss (`kind = "la"` keeps the
+    /// logit adjustment; `beta = 0.5` alone changes β), as the `--loss` flags do.
     pub fn with_overrides(&self, toml_text: &str, source: &str) -> Result<Self> {
-        let overrides: toml::Table =
+        let mut overrides: toml::Table =
             toml::from_str(toml_text).with_context(|| format!("{source} is not valid TOML"))?;
+        let loss_changes = take_loss_changes(&mut overrides).with_context(|| format!("in {source}"))?;
         let mut merged = toml::Table::try_from(self).context("encoding the config as TOML")?;
         merge(&mut merged, overrides);
-        let config: Self = merged.try_into().with_context(|| format!("{source} does not fit the config"))?;
+        let mut config: Self = merged.try_into().with_context(|| format!("{source} does not fit the config"))?;
+        config.loss = config.changed_loss(&loss_changes).with_context(|| format!("in {source}"))?;
         config.validate().with_context(|| format!("in {source}"))?;
         Ok(config)
+    }
+
+    /// This config's loss with `changes` made; a switch to a contrastive loss takes the
+    /// settings it lacks from the paper's BCL for this config's kind of data.
+    pub fn changed_loss(&self, changes: &LossChanges) -> Result<LossConfig> {
+        self.loss.changed(changes, &paper_bcl(self.recipe_style.or_by_kind(self.data.dataset)))
     }
 
     /// The config as a TOML document (what `config.toml` of a run holds).
@@ -501,8 +470,23 @@ impl TrainConfig {
     }
 
     /// Reads a whole config written by [`Self::to_toml`].
+    /// A config saved before the `[loss]` table (`loss = "bcl"` and its settings at the top)
+    /// reads as the same loss.
     pub fn from_toml(toml_text: &str, source: &str) -> Result<Self> {
-        let config: Self = toml::from_str(toml_text).with_context(|| format!("{source} is not a valid bcl config"))?;
+        let invalid = || format!("{source} is not a valid bcl config");
+        let mut table: toml::Table = toml::from_str(toml_text).with_context(invalid)?;
+        let legacy = match table.get("loss") {
+            Some(toml::Value::String(_)) => Some(take_loss_changes(&mut table).with_context(invalid)?),
+            _ => None,
+        };
+        if legacy.is_some() {
+            table.insert("loss".into(), toml::Value::try_from(LossConfig::Ce).context("encoding a loss")?);
+        }
+        let mut config: Self = table.try_into().with_context(invalid)?;
+        if let Some(changes) = legacy {
+            let kind = changes.kind.unwrap_or(LossKind::Bcl);
+            config.loss = config.changed_loss(&changes.relevant_to(kind)).with_context(invalid)?;
+        }
         config.validate().with_context(|| format!("in {source}"))?;
         Ok(config)
     }
@@ -557,10 +541,6 @@ impl TrainConfig {
             Ok(())
         };
         for (name, v) in [
-            ("temperature", self.temperature),
-            ("alpha", self.alpha),
-            ("beta", self.beta),
-            ("logit_adjustment", self.logit_adjustment),
             ("schedule.base_lr", self.schedule.base_lr),
             ("momentum", self.momentum),
             ("weight_decay", self.weight_decay),
@@ -572,8 +552,7 @@ impl TrainConfig {
         ensure!(self.epochs > 0, "epochs must be positive");
         ensure!(self.batch_size > 1, "batch_size = {} must be at least 2 (BatchNorm)", self.batch_size);
         ensure!(self.schedule.base_lr > 0.0, "schedule.base_lr = {} must be positive", self.schedule.base_lr);
-        ensure!(self.temperature > 0.0, "temperature = {} must be positive", self.temperature);
-        ensure!(self.alpha >= 0.0 && self.beta >= 0.0, "the loss weights alpha and beta must not be negative");
+        self.loss.validate()?;
         ensure!((0.0..1.0).contains(&self.momentum), "momentum = {} must be in [0, 1)", self.momentum);
         ensure!(self.weight_decay >= 0.0, "weight_decay = {} must not be negative", self.weight_decay);
         if let Some(rho) = self.data.imb_factor {
@@ -619,6 +598,34 @@ impl TrainConfig {
         );
         Ok(())
     }
+}
+
+/// BCL with the settings of SPEC section 3 for `style`-style data: the CIFAR-LT recipe's
+/// (τ 0.1, α 2, β 0.6) or ImageNet-LT's and iNaturalist's (τ 0.07, α 1, β 0.35).
+fn paper_bcl(style: RecipeStyle) -> LossConfig {
+    match style {
+        RecipeStyle::Auto | RecipeStyle::Cifar => LossConfig::bcl(0.1, 2.0, 0.6),
+        RecipeStyle::Imagenet => LossConfig::bcl(0.07, 1.0, 0.35),
+    }
+}
+
+/// The loss settings of a config TOML as changes, taken out of it: its `[loss]` table of
+/// changes, or `loss = "kind"` with the keys that were top-level before the table.
+fn take_loss_changes(table: &mut toml::Table) -> Result<LossChanges> {
+    let mut changes = toml::Table::new();
+    match table.remove("loss") {
+        Some(toml::Value::Table(loss)) => changes = loss,
+        Some(kind) => {
+            changes.insert("kind".into(), kind);
+        }
+        None => {}
+    }
+    for key in ["temperature", "alpha", "beta", "logit_adjustment", "class_averaging", "class_complement"] {
+        if let Some(value) = table.remove(key) {
+            changes.insert(key.into(), value);
+        }
+    }
+    changes.try_into().context("the loss settings do not fit [loss] (kind, temperature, alpha, beta, logit_adjustment, class_averaging, class_complement)")
 }
 
 fn shuffle() -> SamplerKind {

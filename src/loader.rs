@@ -179,7 +179,7 @@ impl LoaderConfig {
         let mut loader = Self::new(config.batch_size, config.seed, config.input().normalization);
         loader.workers = config.workers.unwrap_or(loader.workers);
         loader.sampler = config.sampler;
-        loader.train_views = config.loss.views();
+        loader.train_views = config.loss.kind().views();
         if device.is_cuda() {
             loader.normalize_in_workers = false;
             loader.pin_memory_for = Some(device);

@@ -2,12 +2,12 @@
 //! A few SGD steps on one fixed batch of real images must drive both losses down.
 use std::path::PathBuf;
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::{Preset, TrainConfig};
 use crate::data::{Dataset, InMemoryDataset, Normalization, mnist};
-use crate::loss::{BalancedContrastiveLoss, logit_adjusted_cross_entropy};
+use crate::loss::Objective;
 use crate::model;
 use crate::optim::{Sgd, trainable};
 
@@ -53,7 +53,8 @@ pub fn overfit_batch(config: &OverfitConfig) -> Result<Vec<StepRecord>> {
     let class_counts = Tensor::from_slice(&train.class_counts()).to_device(config.device);
 
     let (vs, model) = model::create(&preset.model, config.device, None);
-    let contrastive = BalancedContrastiveLoss::from_config(&preset);
+    let objective = Objective::new(&preset.loss, class_counts);
+    let contrastive = objective.contrastive().context("the preset's loss has a contrastive term")?;
     let mut optimizer = Sgd::new(preset.momentum, preset.weight_decay, preset.nesterov);
     let parameters = trainable(&vs);
 
@@ -63,14 +64,13 @@ pub fn overfit_batch(config: &OverfitConfig) -> Result<Vec<StepRecord>> {
         let out = model.forward_t(&images, true);
         let logits = out.logits.narrow(0, 0, b);
         let (z1, z2) = (out.features.narrow(0, b, b), out.features.narrow(0, 2 * b, b));
-        let la_ce = logit_adjusted_cross_entropy(&logits, &labels, &class_counts, preset.logit_adjustment);
         let bcl = contrastive.forward_views(&z1, &z2, &labels, &out.prototypes);
-        let total = &la_ce * preset.alpha + &bcl * preset.beta;
+        let losses = objective.losses(&logits, &labels, Some((bcl.shallow_clone(), bcl)));
         let record = StepRecord {
             step,
-            la_ce: la_ce.double_value(&[]),
-            bcl: bcl.double_value(&[]),
-            total: total.double_value(&[]),
+            la_ce: losses.classification.double_value(&[]),
+            bcl: losses.contrastive.as_ref().map_or(0.0, |(value, _)| value.double_value(&[])),
+            total: losses.total.double_value(&[]),
             accuracy: logits
                 .argmax(1, false)
                 .eq_tensor(&labels)
@@ -82,7 +82,7 @@ pub fn overfit_batch(config: &OverfitConfig) -> Result<Vec<StepRecord>> {
             bail!("loss is not finite at step {step}: LA-CE {}, BCL {}", record.la_ce, record.bcl);
         }
         crate::optim::clear_gradients(&parameters);
-        total.backward();
+        losses.total.backward();
         optimizer.step(&parameters, config.learning_rate);
         records.push(record);
     }

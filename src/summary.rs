@@ -65,9 +65,11 @@ pub fn markdown_table(runs: &[RunResult]) -> Result<String> {
         let flat = flatten(key);
         let name = match differing.is_empty() {
             true => members[0].folder.clone(),
-            // A key set in some configs only (an `--init` file) reads "unset" in the others.
+            // A key set in some configs only (an `--init` file) reads "unset" in the others,
+            // unless its table is there with other keys (`[loss]` of another kind).
             false => differing
                 .iter()
+                .filter(|k| flat.contains_key(*k) || !has_table_of(&flat, k))
                 .map(|k| format!("{k} = {}", flat.get(k).map_or("unset", String::as_str)))
                 .collect::<Vec<_>>()
                 .join(", "),
@@ -134,6 +136,11 @@ fn flatten(table: &toml::Table) -> BTreeMap<String, String> {
         }
     }
     flat
+}
+
+/// Whether `flat` has another key in the table of the dotted `key`.
+fn has_table_of(flat: &BTreeMap<String, String>, key: &str) -> bool {
+    key.rsplit_once('.').is_some_and(|(table, _)| flat.keys().any(|k| k.starts_with(&format!("{table}."))))
 }
 
 /// The keys whose values are not the same in all of `rows` (missing counts as a value).

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, ensure};
 use bcl::augment::RecipeStyle;
 use bcl::checkpoint;
-use bcl::config::{Amp, ClassifierInit, LossKind, Preset, TrainConfig, Tune};
+use bcl::config::{Amp, ClassifierInit, Preset, TrainConfig, Tune};
 use bcl::data::sampler::SamplerKind;
 use bcl::data::{DataConfig, DatasetKind, Normalization};
 use bcl::init::InitSource;
+use bcl::loss::{LossChanges, LossKind};
 use bcl::model::{Arch, ModelConfig};
 use clap::{Args, Subcommand};
 
@@ -198,6 +199,7 @@ impl ConfigArgs {
         );
         check_image_size_flag(self.image_size, config.recipe_style.or_by_kind(config.data.dataset))?;
         self.apply_flags(&mut config);
+        config.loss = config.changed_loss(&self.loss_changes()).context("the loss options")?;
         decisions.extend(cap_workers(&mut config));
         decisions.extend(self.apply_init(&mut config)?);
         ensure!(
@@ -231,11 +233,6 @@ impl ConfigArgs {
         config.batch_size = self.batch_size.unwrap_or(config.batch_size);
         config.sampler = self.sampler.unwrap_or(config.sampler);
         config.schedule.base_lr = self.lr.unwrap_or(config.schedule.base_lr);
-        config.loss = self.loss.unwrap_or(config.loss);
-        config.temperature = self.temperature.unwrap_or(config.temperature);
-        config.beta = self.beta.unwrap_or(config.beta);
-        config.class_averaging &= !self.no_class_averaging;
-        config.class_complement &= !self.no_class_complement;
         if self.imb_factor.is_some() {
             config.data.imb_factor = self.imb_factor;
         }
@@ -250,6 +247,18 @@ impl ConfigArgs {
             Tune::Adapter => *config = config.clone().with_adapters(self.adapter_dim.or(config.model.adapter_dim)),
             // An --adapter-dim without adapters stays, for `validate` to refuse.
             tune => (config.finetune.tune, config.model.adapter_dim) = (tune, self.adapter_dim),
+        }
+    }
+
+    /// What `--loss`, `--temperature`, `--beta` and `--no-class-*` change.
+    fn loss_changes(&self) -> LossChanges {
+        LossChanges {
+            kind: self.loss,
+            temperature: self.temperature,
+            beta: self.beta,
+            class_averaging: self.no_class_averaging.then_some(false),
+            class_complement: self.no_class_complement.then_some(false),
+            ..LossChanges::default()
         }
     }
 

@@ -99,7 +99,7 @@ pub fn exec(args: &TrainArgs) -> Result<ExitCode> {
         "{} {} on {device:?}{processes}: {:?} loss, {:?}, {} epochs of batch {}, lr {}, amp {:?}",
         if resume { "resuming" } else { "run" },
         run.path.display(),
-        config.loss,
+        config.loss.kind(),
         config.model.arch,
         config.epochs,
         config.batch_size,

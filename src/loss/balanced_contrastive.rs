@@ -11,8 +11,6 @@
 //! With both switches off this is SupCon.
 use tch::{Kind, Tensor};
 
-use crate::config::{LossKind, TrainConfig};
-
 /// The contrastive loss with its hyper-parameters, as the reference's
 /// `BalSCL(cls_num_list, temperature)` holds them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,16 +34,6 @@ impl BalancedContrastiveLoss {
     /// SupCon: both switches off.
     pub fn supcon(num_classes: i64, temperature: f64) -> Self {
         Self { class_averaging: false, class_complement: false, ..Self::bcl(num_classes, temperature) }
-    }
-
-    /// The contrastive loss a run trains with: BCL with the config's switches, or SupCon
-    /// for `loss = "supcon"`.
-    pub fn from_config(config: &TrainConfig) -> Self {
-        let bcl = Self::bcl(config.model.num_classes, config.temperature);
-        match config.loss {
-            LossKind::Supcon => Self::supcon(config.model.num_classes, config.temperature),
-            _ => Self { class_averaging: config.class_averaging, class_complement: config.class_complement, ..bcl },
-        }
     }
 
     /// The loss of one batch, averaged over its 2B anchors.

@@ -24,7 +24,7 @@ use anyhow::{Result, bail, ensure};
 use tch::{Device, Kind, Tensor, nn};
 
 pub use self::state::{Checkpointer, EpochSums, TrainState, load_weights, progress};
-use self::step::Objective;
+use self::step::LossStep;
 use self::window::StepWindow;
 use crate::amp::{self, LossScaler};
 use crate::augment::Recipe;
@@ -160,7 +160,7 @@ pub struct Trainer<'a> {
     model: BclModel,
     parameters: Vec<(String, Tensor)>,
     optimizer: Sgd,
-    objective: Objective,
+    loss_step: LossStep,
     autocast_kind: Option<Kind>,
     /// SyncBatchNorm: training forward passes take their statistics over every rank's
     /// samples (at world size 1 too, where they are plain BatchNorm's, computed its way).
@@ -242,7 +242,7 @@ impl<'a> Trainer<'a> {
         Ok(Self {
             notes,
             checkpointer: Checkpointer::new(config, train_set.class_names())?,
-            objective: Objective::new(config, Tensor::from_slice(&class_counts).to_device(device)),
+            loss_step: LossStep::new(config, Tensor::from_slice(&class_counts).to_device(device)),
             autocast_kind: amp::autocast_kind(amp::resolve(config.amp, device).0),
             config,
             run,
@@ -364,13 +364,13 @@ impl<'a> Trainer<'a> {
         let labels = batch.labels_on(device);
         let group = self.group();
         let losses = amp::autocast(device, self.autocast_kind, || {
-            self.objective.losses(&self.model, &images, &labels, group, self.sync_batch_norm.as_ref())
+            self.loss_step.losses(&self.model, &images, &labels, group, self.sync_batch_norm.as_ref())
         })?;
-        let total = losses.total(self.config.alpha, self.config.beta);
+        let total = &losses.losses.total;
         crate::optim::clear_gradients(&self.parameters);
         // Fails only when a collective inside the backward pass does (SyncBatchNorm).
         match &self.state.loss_scaler {
-            Some(scaler) => (&total * scaler.scale).f_backward(),
+            Some(scaler) => (total * scaler.scale).f_backward(),
             None => total.f_backward(),
         }?;
         if let Some(group) = group {
@@ -379,7 +379,7 @@ impl<'a> Trainer<'a> {
         if self.state.loss_scaler.as_mut().is_none_or(|scaler| scaler.unscale(&self.parameters)) {
             self.optimizer.step(&self.parameters, lr);
         }
-        window.record(&losses, &total, &labels, batch.indices.len());
+        window.record(&losses, &labels, batch.indices.len());
         self.state.step += 1;
         self.steps_taken += 1;
         Ok(())

@@ -1,63 +1,39 @@
-//! The losses of one training step: one forward pass over the 3B images of views 0, 1, 2,
-//! then α · LA-CE(view-0 logits) + β · BCL(views 1–2 features, class prototypes).
+//! The forward pass of one training step: over the 3B images of views 0, 1, 2 when the
+//! objective has a contrastive term (view 0's logits, views 1–2's features), else over view
+//! 0's B; the objective (`loss::Objective`) then weighs and adds the losses.
 use std::rc::Rc;
 
 use anyhow::Result;
 use tch::{Kind, Tensor};
 
 use crate::amp;
-use crate::config::{LossKind, TrainConfig};
+use crate::config::TrainConfig;
 use crate::distributed::{self, Group};
-use crate::loss::{BalancedContrastiveLoss, cross_entropy, logit_adjusted_cross_entropy};
+use crate::loss::{Losses, Objective};
 use crate::model::{BclModel, BclOutput, norm};
 
-/// The losses of one step.
+/// The losses of one step and view 0's logits.
 pub struct StepLosses {
-    /// The (logit-adjusted) cross-entropy of view 0.
-    pub ce: Tensor,
-    /// The contrastive loss's value and what to call `backward` on (the same tensor on one
-    /// process; see [`distributed::gathered_loss`] for several). None for `la` and `ce`.
-    pub contrastive: Option<(Tensor, Tensor)>,
-    /// View 0's logits.
+    pub losses: Losses,
     pub logits: Tensor,
 }
 
-impl StepLosses {
-    /// α · cross-entropy + β · contrastive, in float32: what training differentiates.
-    pub fn total(&self, alpha: f64, beta: f64) -> Tensor {
-        let ce = self.ce.to_kind(Kind::Float);
-        match &self.contrastive {
-            Some((_, surrogate)) => &ce * alpha + surrogate.to_kind(Kind::Float) * beta,
-            None => ce,
-        }
-    }
-}
-
-/// What a run's steps compute their losses with; fixed for the run.
-pub struct Objective {
-    kind: LossKind,
-    contrastive: BalancedContrastiveLoss,
-    /// Training images per class (the prior of the logit adjustment), on the device.
-    class_counts: Tensor,
-    logit_adjustment: f64,
+/// How a run's steps compute their losses: the objective, and BatchNorm's grouping of the
+/// forward pass. Fixed for the run.
+pub struct LossStep {
+    objective: Objective,
     /// BatchNorm statistics over groups of this many samples; None: the whole batch.
     bn_group_size: Option<usize>,
 }
 
-impl Objective {
+impl LossStep {
     pub fn new(config: &TrainConfig, class_counts: Tensor) -> Self {
-        Self {
-            kind: config.loss,
-            contrastive: BalancedContrastiveLoss::from_config(config),
-            class_counts,
-            logit_adjustment: config.logit_adjustment,
-            bn_group_size: config.bn_group_size,
-        }
+        Self { objective: Objective::new(&config.loss, class_counts), bn_group_size: config.bn_group_size }
     }
 
-    /// The losses of `model` on `images` (3 views × B, view-major) with B `labels`. With a
-    /// `group`, the contrastive loss sees every rank's features; with `sync`, BatchNorm
-    /// statistics are summed over the ranks (SyncBatchNorm).
+    /// The losses of `model` on `images` (the objective's views × B, view-major) with B
+    /// `labels`. With a `group`, the contrastive loss sees every rank's features; with
+    /// `sync`, BatchNorm statistics are summed over the ranks (SyncBatchNorm).
     pub fn losses(
         &self,
         model: &BclModel,
@@ -68,22 +44,22 @@ impl Objective {
     ) -> Result<StepLosses> {
         let b = labels.size()[0];
         let bn_group = self.bn_group_size.map_or(b, |g| g as i64);
-        match self.kind {
-            LossKind::Bcl | LossKind::Supcon => {
+        match self.objective.contrastive() {
+            Some(contrastive) => {
                 let out = forward(sync, || forward_in_groups(model, images, b, bn_group))?;
                 let (features, prototypes) = (float32(&out.features), float32(&out.prototypes));
                 let logits = float32(&out.logits.narrow(0, 0, b));
                 // The similarity matmul would run in 16 bits under autocast.
                 amp::without_autocast(images.device(), || {
                     let loss = |views: &Tensor, view_labels: &Tensor, anchors: &Tensor| {
-                        self.contrastive.forward(views, view_labels, anchors, &prototypes)
+                        contrastive.forward(views, view_labels, anchors, &prototypes)
                     };
                     let (z1, z2) = (features.narrow(0, b, b), features.narrow(0, 2 * b, b));
                     let contrastive = distributed::gathered_loss(group, &z1, &z2, labels, loss)?;
-                    Ok(StepLosses { ce: self.classification(&logits, labels), contrastive: Some(contrastive), logits })
+                    Ok(StepLosses { losses: self.objective.losses(&logits, labels, Some(contrastive)), logits })
                 })
             }
-            LossKind::La | LossKind::Ce => {
+            None => {
                 let view0 = images.narrow(0, 0, b);
                 let logits = float32(&forward(sync, || {
                     let parts: Vec<Tensor> = groups(b, bn_group)
@@ -91,16 +67,8 @@ impl Objective {
                         .collect();
                     Tensor::cat(&parts, 0)
                 })?);
-                Ok(StepLosses { ce: self.classification(&logits, labels), contrastive: None, logits })
+                Ok(StepLosses { losses: self.objective.losses(&logits, labels, None), logits })
             }
-        }
-    }
-
-    /// Cross-entropy for `ce`, logit-adjusted cross-entropy for every other loss.
-    fn classification(&self, logits: &Tensor, labels: &Tensor) -> Tensor {
-        match self.kind {
-            LossKind::Ce => cross_entropy(logits, labels),
-            _ => logit_adjusted_cross_entropy(logits, labels, &self.class_counts, self.logit_adjustment),
         }
     }
 }
@@ -165,18 +133,22 @@ mod tests {
     fn losses_are_float32_under_bf16_autocast() {
         let config = TrainConfig::preset(Preset::Cifar10Lt, "/data".into());
         let (_vs, model) = crate::model::create(&config.model, Device::Cpu, None);
-        let objective = Objective::new(&config, Tensor::from_slice(&[500i64, 300, 200, 100, 50, 30, 20, 10, 5, 5]));
+        let step = LossStep::new(&config, Tensor::from_slice(&[500i64, 300, 200, 100, 50, 30, 20, 10, 5, 5]));
         let images = Tensor::randn([12, 3, 32, 32], (Kind::Float, Device::Cpu));
         let labels = Tensor::from_slice(&[0i64, 1, 9, 9]);
         let (features, losses) = amp::autocast(Device::Cpu, Some(Kind::BFloat16), || {
             let features = model.forward_t(&images, true).features.kind();
-            (features, objective.losses(&model, &images, &labels, None, None).unwrap())
+            (features, step.losses(&model, &images, &labels, None, None).unwrap())
         });
         assert_eq!(features, Kind::BFloat16, "the network runs in bfloat16");
-        let (value, surrogate) = losses.contrastive.as_ref().unwrap();
-        for (name, t) in
-            [("ce", &losses.ce), ("contrastive", value), ("surrogate", surrogate), ("logits", &losses.logits)]
-        {
+        let (value, surrogate) = losses.losses.contrastive.as_ref().unwrap();
+        for (name, t) in [
+            ("ce", &losses.losses.classification),
+            ("contrastive", value),
+            ("surrogate", surrogate),
+            ("total", &losses.losses.total),
+            ("logits", &losses.logits),
+        ] {
             assert_eq!(t.kind(), Kind::Float, "{name}");
             assert!(t.isfinite().all().int64_value(&[]) == 1, "{name}");
         }

@@ -41,16 +41,17 @@ impl StepWindow {
 
     /// Adds a step of `samples` samples. Each rank adds its share of the mean losses
     /// (losses / world size), so that the ranks' sums add up to the sums of one process.
-    pub fn record(&mut self, losses: &StepLosses, total: &Tensor, labels: &Tensor, samples: usize) {
+    pub fn record(&mut self, step: &StepLosses, labels: &Tensor, samples: usize) {
+        let losses = &step.losses;
         tch::no_grad(|| {
-            let ce = losses.ce.to_kind(Kind::Float);
+            let ce = losses.classification.to_kind(Kind::Float);
             let contrastive = losses.contrastive.as_ref().map_or(ce.zeros_like(), |(value, _)| value.detach());
-            let correct = losses.logits.argmax(1, false).eq_tensor(labels).sum(Kind::Float);
+            let correct = step.logits.argmax(1, false).eq_tensor(labels).sum(Kind::Float);
             let samples = correct.full_like(samples as f64);
             let shares = [&ce.detach() / self.world_size, contrastive.to_kind(Kind::Float) / self.world_size];
             self.sums += Tensor::stack(&[&shares[0], &shares[1], &correct, &samples], 0).to_kind(Kind::Double);
         });
-        self.losses.push(total.detach());
+        self.losses.push(losses.total.detach());
     }
 
     /// Synchronises with the device and the other ranks: adds the sums and losses over the

@@ -462,7 +462,11 @@ fn temperature_and_beta_flags_set_the_contrastive_loss() {
     let o = bcl(&[&["config", "show", "--temperature", "0.07", "--beta", "0.35"][..], &root].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let config: toml::Table = toml::from_str(&stdout(&o)).unwrap();
-    assert_eq!((config["temperature"].as_float(), config["beta"].as_float()), (Some(0.07), Some(0.35)));
+    let loss = config["loss"].as_table().unwrap();
+    assert_eq!((loss["temperature"].as_float(), loss["beta"].as_float()), (Some(0.07), Some(0.35)));
     let o = bcl(&[&["config", "show", "--temperature", "0"][..], &root].concat());
-    assert!(!o.status.success() && stderr(&o).contains("temperature = 0 must be positive"), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!o.status.success() && err.contains("loss.temperature = 0 must be a positive number"), "{err}");
+    let o = bcl(&[&["config", "show", "--loss", "la", "--beta", "0.5"][..], &root].concat());
+    assert!(!o.status.success() && stderr(&o).contains("the la loss has no beta to set"), "{}", stderr(&o));
 }

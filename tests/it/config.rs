@@ -1,6 +1,7 @@
 //! Run configuration: presets, TOML overrides, validation, and mixed precision helpers.
 use bcl::amp::{self, LossScaler};
-use bcl::config::{Amp, LossKind, Preset, TrainConfig, Tune};
+use bcl::config::{Amp, Preset, TrainConfig, Tune};
+use bcl::loss::{LossConfig, LossKind};
 use bcl::schedule::Decay;
 use tch::{Device, Kind, Tensor};
 
@@ -28,12 +29,39 @@ fn configs_from_before_tune_still_load() {
     assert!(TrainConfig::from_toml(&config.to_toml().unwrap(), "written").unwrap().finetune.tune == Tune::Head);
 }
 
+/// The loss is one `[loss]` table tagged by `kind`; configs saved before it (`loss = "bcl"`
+/// and six top-level keys, as results/ holds) read as the same loss, irrelevant keys dropped.
+#[test]
+fn the_loss_table_changes_by_key_and_old_configs_read_as_the_same_loss() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("results/transfer/bcl-frozen-seed0/config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("loss = \"bcl\"") && text.contains("beta = 0.6"), "a config from before [loss]");
+    let old = TrainConfig::from_toml(&text, "old").unwrap();
+    assert_eq!(old.loss, LossConfig::bcl(0.1, 2.0, 0.6));
+    let la = TrainConfig::from_toml(&text.replace("loss = \"bcl\"", "loss = \"la\""), "old la").unwrap();
+    assert_eq!(la.loss, LossConfig::La { logit_adjustment: 1.0 });
+    assert!(old.to_toml().unwrap().contains("[loss]\nkind = \"bcl\""));
+
+    let cifar = TrainConfig::preset(Preset::Cifar10Lt, "/data".into());
+    let supcon = cifar.with_overrides("[loss]\nkind = \"supcon\"\nbeta = 0.5", "o.toml").unwrap();
+    let expected = LossConfig::Supcon { temperature: 0.1, alpha: 2.0, beta: 0.5, logit_adjustment: 1.0 };
+    assert_eq!(supcon.loss, expected);
+    assert_eq!(cifar.with_overrides("loss = \"supcon\"\nbeta = 0.5", "old-style.toml").unwrap().loss, expected);
+    // LIFT trains LA; `kind = "bcl"` brings the ImageNet recipe's BCL settings.
+    let lift = TrainConfig::preset(Preset::LiftCifar100Lt, "/data".into());
+    assert_eq!(lift.loss.kind(), LossKind::La);
+    let bcl = lift.with_overrides("[loss]\nkind = \"bcl\"", "o.toml").unwrap();
+    assert_eq!(bcl.loss, LossConfig::bcl(0.07, 1.0, 0.35));
+    assert_eq!(bcl.with_overrides("[loss]\nkind = \"la\"", "o.toml").unwrap().loss, lift.loss);
+}
+
 #[test]
 fn overrides_change_only_the_keys_given() {
     let base = TrainConfig::preset(Preset::Cifar100Lt, "/data".into());
     let text = "epochs = 10\nloss = \"ce\"\n[schedule]\nbase_lr = 0.05\n[schedule.decay]\nkind = \"cosine\"\n";
     let config = base.with_overrides(text, "o.toml").unwrap();
-    assert_eq!((config.epochs, config.loss, config.schedule.base_lr), (10, LossKind::Ce, 0.05));
+    assert_eq!((config.epochs, config.loss.kind(), config.schedule.base_lr), (10, LossKind::Ce, 0.05));
     assert_eq!(config.schedule.decay, Decay::Cosine, "a table with `kind` replaces the whole table");
     assert_eq!(config.schedule.warmup_epochs, base.schedule.warmup_epochs);
     assert_eq!(config.model, base.model);
@@ -46,9 +74,11 @@ fn bad_configs_are_refused_with_the_key_and_file() {
     for (text, expected) in [
         ("epochz = 3", "unknown field `epochz`"),
         ("epochs = -3", "o.toml does not fit the config"),
-        ("temperature = 0.0", "temperature = 0 must be positive"),
+        ("temperature = 0.0", "loss.temperature = 0 must be a positive number"),
+        ("[loss]\nkind = \"la\"\ntemperature = 0.2", "the la loss has no temperature to set"),
+        ("[loss]\ngamma = 1.0", "unknown field `gamma`"),
         ("momentum = 1.5", "momentum = 1.5 must be in [0, 1)"),
-        ("alpha = nan", "alpha = NaN is not a finite number"),
+        ("alpha = nan", "alpha = NaN and beta = 0.6 must be finite"),
         ("[data]\nimb_factor = 0.5", "data.imb_factor = 0.5 must be a number ≥ 1"),
         ("batch_size = 1", "batch_size = 1 must be at least 2"),
         ("[schedule.decay]\nkind = \"linear\"", "o.toml does not fit the config"),

@@ -88,25 +88,33 @@ fn fake_run(root: &std::path::Path, name: &str, config: &bcl::config::TrainConfi
 
 #[test]
 fn summarize_makes_a_row_per_config_with_mean_and_std_over_seeds() {
-    use bcl::config::{LossKind, Preset, TrainConfig};
+    use bcl::config::{Preset, TrainConfig};
+    use bcl::loss::LossConfig;
     use bcl::summary::{RunResult, markdown_table, mean_std};
     let dir = tempfile::tempdir().unwrap();
     let mut config = TrainConfig::preset(Preset::FashionMnistLt, dir.path().to_path_buf());
     config.epochs = 1;
     let mut runs = Vec::new();
     for (seed, top1) in [(0, 0.80), (1, 0.84), (2, 0.82)] {
-        let c = TrainConfig { seed, loss: LossKind::La, ..config.clone() };
+        let c = TrainConfig { seed, loss: LossConfig::La { logit_adjustment: 1.0 }, ..config.clone() };
         runs.push(fake_run(dir.path(), &format!("la{seed}"), &c, top1));
     }
-    runs.push(fake_run(dir.path(), "bcl0", &TrainConfig { loss: LossKind::Bcl, ..config.clone() }, 0.9));
+    runs.push(fake_run(
+        dir.path(),
+        "bcl0",
+        &TrainConfig { loss: LossConfig::bcl(0.1, 2.0, 0.6), ..config.clone() },
+        0.9,
+    ));
     let results: Vec<RunResult> = runs.iter().map(|r| RunResult::read(r).unwrap()).collect();
     let table = markdown_table(&results).unwrap();
     let rows: Vec<&str> = table.lines().collect();
     assert_eq!(rows.len(), 4, "{table}");
     // Mean 82.0, sample std 2.0; the rarest classes (both, as there are 2) at half of that.
-    assert!(rows[2].starts_with("| loss = \"la\" | 0, 1, 2 | 1 | 82.0 ± 2.0 | 100.0 ± 0.0 |"), "{table}");
+    assert!(rows[2].starts_with("| loss.kind = \"la\" | 0, 1, 2 | 1 | 82.0 ± 2.0 | 100.0 ± 0.0 |"), "{table}");
     assert!(rows[2].contains("| 61.5 ± 1.5 | 5.0 ± 0.0 |"), "{table}");
-    assert!(rows[3].starts_with("| loss = \"bcl\" | 0 | 1 | 90.0 |"), "{table}");
+    let bcl = "loss.alpha = 2.0, loss.beta = 0.6, loss.class_averaging = true, loss.class_complement = true, \
+               loss.kind = \"bcl\", loss.temperature = 0.1";
+    assert!(rows[3].starts_with(&format!("| {bcl} | 0 | 1 | 90.0 |")), "{table}");
     assert_eq!((mean_std(&[]), mean_std(&[0.5])), ("–".to_string(), "50.0".to_string()));
 
     // A key set in one config only (a run started from --init) names the rows too.

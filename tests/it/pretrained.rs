@@ -8,8 +8,9 @@ use std::sync::OnceLock;
 
 use bcl::augment::RecipeStyle;
 use bcl::checkpoint::{self, Checkpoint};
-use bcl::config::{ClassifierInit, LossKind, Tune};
+use bcl::config::{ClassifierInit, Tune};
 use bcl::init::{self, InitSource};
+use bcl::loss::LossKind;
 use bcl::model::{self, Arch, ModelConfig};
 use bcl::run::RunDir;
 use bcl::train::{TrainOptions, train};
@@ -474,9 +475,13 @@ fn adapters_start_as_the_backbone_train_alone_and_resume_exactly() {
     for line in ["arch = \"vit_base_patch16_224\"", "cosine_scale = 25.0", "adapter_dim = 4", "tune = \"adapter\""] {
         assert!(shown.contains(line), "{line} in {shown}{}", stderr(&o));
     }
-    for line in
-        ["loss = \"la\"", "epochs = 10", "batch_size = 128", "base_lr = 0.01", "init_classifier = \"class-mean\""]
-    {
+    for line in [
+        "[loss]\nkind = \"la\"",
+        "epochs = 10",
+        "batch_size = 128",
+        "base_lr = 0.01",
+        "init_classifier = \"class-mean\"",
+    ] {
         assert!(shown.contains(line), "{line} in {shown}");
     }
 

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bcl::checkpoint;
-use bcl::config::{LossKind, Preset, TrainConfig};
+use bcl::config::{Preset, TrainConfig};
 use bcl::data::{DatasetKind, Split};
+use bcl::loss::{LossChanges, LossKind};
 use bcl::metrics::EpochRecord;
 use bcl::run::RunDir;
 use bcl::schedule::{Decay, LrSchedule};
@@ -51,7 +52,7 @@ fn write_split(dir: &Path, names: &[&str], per_class: usize, seed: u64) {
 pub fn config(root: &Path, loss: LossKind) -> TrainConfig {
     let mut config = TrainConfig::preset(Preset::Cifar10Lt, root.to_path_buf());
     config.data.imb_factor = Some(4.0);
-    config.loss = loss;
+    config.loss = config.changed_loss(&LossChanges { kind: Some(loss), ..LossChanges::default() }).unwrap();
     config.epochs = 5;
     config.batch_size = 16;
     config.schedule = LrSchedule { base_lr: 0.05, warmup_epochs: 0, decay: Decay::Cosine };
