@@ -25,6 +25,7 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	python3 scripts/module_cycles.py
+	python3 scripts/fn_lengths.py --max 80
 
 # Regenerates the independent golden values of the losses (PyTorch, float64 autograd).
 golden: setup

@@ -494,7 +494,7 @@ impl TrainConfig {
     /// Rejects values that cannot train: non-finite or out-of-range numbers.
     /// Whether the variable `key` stays as the `--init` file has it for the whole run: the
     /// encoder's under `--tune head`, all of it but the adapters under `--tune adapter`.
-    /// Checkpoints leave these out and name the file (`train::load_weights`).
+    /// Checkpoints leave these out and name the file (`predict::load_weights`).
     pub fn keeps_from_init(&self, key: &str) -> bool {
         if !key.starts_with(ENCODER_PREFIX) {
             return false;

@@ -1,27 +1,74 @@
 //! Evaluating a model on a dataset: the evaluation transform, the classifier's softmax per
-//! sample, then the metrics of [`crate::metrics`].
+//! sample, then the metrics of [`crate::metrics`]. [`EvalData`] is a run's data as every
+//! scorer opens it (training, the end of a run, `eval`, `features`).
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use tch::{Device, Kind, Tensor};
 
 use crate::augment::Recipe;
-use crate::data::Dataset;
+use crate::config::TrainConfig;
+use crate::data::{Dataset, Split};
 use crate::loader::{self, DeviceNormalization, LoaderConfig};
 use crate::metrics::{self, Evaluation, Scored};
 use crate::model::BclModel;
 
-/// The metrics of `model` on `dataset` (evaluation transform, classifier logits only);
-/// `train_counts` are the training images per class.
-pub fn evaluate(
-    model: &BclModel,
-    dataset: Arc<dyn Dataset>,
-    recipe: Arc<Recipe>,
-    loader_config: &LoaderConfig,
-    device: Device,
-    train_counts: &[i64],
-) -> Result<Evaluation> {
-    Ok(metrics::evaluate(&score(model, dataset, recipe, loader_config, device, None)?, train_counts))
+/// One split of a run's data under the evaluation transform, with the training set whose
+/// class counts group the classes into many, medium and few shots.
+pub struct EvalData {
+    pub train_set: Arc<dyn Dataset>,
+    /// Training images per class.
+    pub counts: Vec<i64>,
+    pub split: Split,
+    /// The images of `split` (the training set itself for [`Split::Train`]).
+    pub data: Arc<dyn Dataset>,
+    pub recipe: Arc<Recipe>,
+    pub loader: LoaderConfig,
+    pub device: Device,
+}
+
+impl EvalData {
+    /// Opens `config`'s training set and its `split`.
+    pub fn open(config: &TrainConfig, split: Split, device: Device) -> Result<Self> {
+        Self::with_train_set(config, config.data.train_set()?, split, device)
+    }
+
+    /// `split` of `config`'s data, whose training set `train_set` is open already.
+    pub fn with_train_set(
+        config: &TrainConfig,
+        train_set: Arc<dyn Dataset>,
+        split: Split,
+        device: Device,
+    ) -> Result<Self> {
+        let data = match split {
+            Split::Train => train_set.clone(),
+            Split::Val | Split::Test => config.data.eval_set(split, train_set.as_ref())?,
+        };
+        Ok(Self {
+            counts: train_set.class_counts(),
+            train_set,
+            split,
+            data,
+            recipe: Arc::new(config.recipe()?),
+            loader: LoaderConfig::for_run(config, device),
+            device,
+        })
+    }
+
+    /// The class names, in the model's order.
+    pub fn class_names(&self) -> &[String] {
+        self.train_set.class_names()
+    }
+
+    /// Every sample of the split scored by `model` ([`score`]).
+    pub fn score(&self, model: &BclModel, logit_bias: Option<&Tensor>) -> Result<Vec<Scored>> {
+        score(model, self.data.clone(), self.recipe.clone(), &self.loader, self.device, logit_bias)
+    }
+
+    /// The metrics of `model` on the split.
+    pub fn evaluate(&self, model: &BclModel) -> Result<Evaluation> {
+        Ok(metrics::evaluate(&self.score(model, None)?, &self.counts))
+    }
 }
 
 /// What the metrics need of each sample of `dataset`: its label, prediction, whether the

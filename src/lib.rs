@@ -1,18 +1,47 @@
 //! Balanced Contrastive Learning (Zhu et al., CVPR 2022) for long-tailed image recognition,
 //! on libtorch through `tch`. The `bcl` binary (`src/main.rs`, `src/cli/`) is a thin
-//! command line over this library.
+//! command line over this library; a program calls the same functions.
 //!
-//! - [`model`]: ResNet encoders and the two-branch BCL model (SPEC section 1).
-//! - [`loss`]: the balanced contrastive loss and (logit-adjusted) cross-entropy (section 2).
-//! - [`config`]: a run's configuration and the benchmark presets (section 3).
-//! - [`data`]: dataset readers, long-tailed subsets, samplers (section 4).
-//! - [`augment`]: augmentation operations and the BCL view recipes.
+//! Train a preset, then score the finished run on its test split:
+//!
+//! ```no_run
+//! use bcl::{Preset, RunDir, TrainConfig, TrainOptions};
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let (fashion_mnist, _) = bcl::data::fashion_mnist_dir();
+//! let mut config = TrainConfig::preset(Preset::FashionMnistLt, fashion_mnist);
+//! config.epochs = 2;
+//! let run = RunDir::create("runs/from-rust".as_ref(), &config)?;
+//! let options = TrainOptions::new(tch::Device::cuda_if_available());
+//! let outcome = bcl::train(&config, &run, &options, |progress| println!("{progress:?}"))?;
+//! if let Some(end) = bcl::train::score_end(&config, &run, &outcome, options.device)? {
+//!     println!("test top-1 {:.1}%, few-shot {:?}", 100.0 * end.last.top1, end.last.few);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - [`model`]: the encoders (ResNets, ViTs) behind one seam, and the two-branch BCL model.
+//! - [`loss`]: the losses, their `[loss]` config, and the [`Objective`] that composes them.
+//! - [`config`]: a run's configuration and the benchmark presets.
+//! - [`data`]: dataset readers, long-tailed subsets, samplers.
+//! - [`augment`]: augmentation operations and the view recipes.
 //! - [`loader`]: parallel, deterministic batches of augmented views.
-//! - [`train`]: the training loop; [`evaluation`] and [`metrics`] (section 5).
+//! - [`train`]: the training loop, and starting, resuming and scoring a run;
+//!   [`evaluation`] and [`metrics`].
 //! - [`run`]: run folders; [`checkpoint`]: safetensors checkpoints; [`init`]: pretrained
-//!   weights in; [`predict`]: inference.
+//!   weights in; [`predict`]: inference; [`export`]: weights out.
 //! - [`distributed`]: data-parallel training over libtorch's c10d ([`c10d`]).
 //! - [`doctor`]: what this build of `bcl` can use on this machine.
+pub use config::{Preset, TrainConfig};
+pub use data::{DataConfig, DatasetKind};
+pub use evaluation::EvalData;
+pub use loss::{LossConfig, LossKind, Objective};
+pub use model::{Arch, BclModel, ModelConfig};
+pub use predict::{LoadedModel, load_model};
+pub use run::RunDir;
+pub use train::{Outcome, TrainOptions, train};
+
 pub mod amp;
 pub mod augment;
 pub mod c10d;
@@ -40,22 +69,3 @@ pub mod schedule;
 pub mod summary;
 pub mod tensorboard;
 pub mod train;
-
-/// Parses `auto`, `cpu`, `cuda` or `cuda:N` into a device; `auto` picks CUDA when usable.
-pub fn parse_device(spec: &str) -> anyhow::Result<tch::Device> {
-    let cuda = |i: usize| {
-        anyhow::ensure!(tch::Cuda::is_available(), "device {spec}: CUDA is not usable here (see `bcl doctor`)");
-        let count = tch::Cuda::device_count() as usize;
-        anyhow::ensure!(i < count, "device {spec}: only {count} CUDA device(s)");
-        Ok(tch::Device::Cuda(i))
-    };
-    match spec {
-        "auto" => Ok(tch::Device::cuda_if_available()),
-        "cpu" => Ok(tch::Device::Cpu),
-        "cuda" => cuda(0),
-        _ => match spec.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
-            Some(i) => cuda(i),
-            None => anyhow::bail!("unknown device {spec:?}: expected auto, cpu, cuda or cuda:N"),
-        },
-    }
-}

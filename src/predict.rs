@@ -7,12 +7,12 @@ use tch::{Device, Kind, Tensor, nn};
 
 use crate::amp;
 use crate::augment::{Recipe, RecipeStyle, ops};
-use crate::checkpoint;
+use crate::checkpoint::{self, Checkpoint};
 use crate::config::TrainConfig;
 use crate::data::{Image, files};
+use crate::init;
 use crate::loader::to_planar;
 use crate::model::{self, BclModel};
-use crate::train;
 
 /// A trained model, ready to evaluate.
 pub struct LoadedModel {
@@ -34,12 +34,39 @@ pub fn load_model(path: &Path, fallback: Option<&TrainConfig>, device: Device) -
         (None, None) => bail!("{} holds weights only; say which model it is with --preset", path.display()),
     };
     let (mut vs, model) = model::create(&config.model, device, None);
-    train::load_weights(&config, &saved, path, &vs)?;
+    load_weights(&config, &saved, path, &vs)?;
     // For inference only (and so that tracing takes the weights as constants).
     vs.freeze();
     let class_names = class_names(saved.metadata.get("class_names"), config.model.num_classes)
         .with_context(|| path.display().to_string())?;
     Ok(LoadedModel { config, model, class_names, vs })
+}
+
+/// Loads the model weights of the checkpoint `saved` (read from `path`, made by a run of
+/// `config`) into `vs`, every variable. A checkpoint that leaves out what its run kept as
+/// its `--init` file has it takes that part from the file, which must be the one the run
+/// started from (same sha256).
+pub fn load_weights(config: &TrainConfig, saved: &Checkpoint, path: &Path, vs: &nn::VarStore) -> Result<()> {
+    let non_finite =
+        saved.weights.iter().find(|(_, t)| t.is_floating_point() && t.isfinite().all().int64_value(&[]) == 0);
+    if let Some((key, _)) = non_finite {
+        bail!("{}: tensor {key} holds NaN or infinite values: these weights are broken", path.display());
+    }
+    let variables = vs.variables();
+    let left_out = |key: &String| !saved.weights.contains_key(key) && config.keeps_from_init(key);
+    if !variables.keys().any(left_out) {
+        return checkpoint::copy_weights(&variables, &saved.weights, path);
+    }
+    let source = config.init.as_ref().context("a run that keeps its encoder as loaded names its --init file")?;
+    let base = source.reopen().with_context(|| {
+        format!(
+            "{} holds only the tensors its run trained; the frozen encoder comes from the run's --init file",
+            path.display()
+        )
+    })?;
+    init::load(base, config.model.arch, config.model.num_classes, &variables)?;
+    let trained = variables.into_iter().filter(|(key, _)| !left_out(key)).collect();
+    checkpoint::copy_weights(&trained, &saved.weights, path)
 }
 
 /// Class names saved in a checkpoint, or `class k` for plain weights.

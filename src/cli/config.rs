@@ -17,12 +17,20 @@ use clap::{Args, Subcommand};
 pub enum ConfigCommand {
     /// Print the config a `bcl train` with these flags would use, as TOML (what the run's
     /// config.toml would hold), without training.
-    Show(ConfigArgs),
+    Show(ShowArgs),
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    settings: ConfigArgs,
+    #[command(flatten)]
+    length: RunLength,
 }
 
 pub fn exec(command: &ConfigCommand) -> Result<()> {
     let ConfigCommand::Show(args) = command;
-    let (config, decisions) = args.resolve()?;
+    let (config, decisions) = args.settings.resolve(&args.length)?;
     for line in decisions {
         eprintln!("{line}");
     }
@@ -75,8 +83,6 @@ pub struct ConfigArgs {
     #[arg(long)]
     pub image_size: Option<usize>,
     #[arg(long)]
-    pub epochs: Option<usize>,
-    #[arg(long)]
     pub batch_size: Option<usize>,
     /// How an epoch draws its samples: shuffle (every sample once), class-balanced (each
     /// class equally often) or square-root (classes ∝ √ their size).
@@ -106,9 +112,6 @@ pub struct ConfigArgs {
     /// other CPUs, where bf16 measured slower), bf16, fp16 (GPUs, with loss scaling) or off.
     #[arg(long, value_enum)]
     pub amp: Option<Amp>,
-    /// Loader threads (default: the number of cores).
-    #[arg(long)]
-    pub workers: Option<usize>,
     /// Start from these weights (safetensors): a torchvision or timm state_dict of --arch,
     /// or a bcl checkpoint or export. The encoder loads; a classifier for other classes is
     /// dropped; init.txt in the run folder lists every key. The input is normalised as the
@@ -136,6 +139,17 @@ pub struct ConfigArgs {
     pub init_classifier: Option<ClassifierInit>,
 }
 
+/// The flags a resumed run takes too; the others ([`ConfigArgs`]) make a new run's config.
+#[derive(Args)]
+pub struct RunLength {
+    /// Epochs to train (a resumed run: extended to this many, the schedule recomputed).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Loader threads (default: the number of cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
 /// `--image-size` sets ImageNet-style crops; data that gets the cifar recipe (`style`) trains
 /// on its images' own size, so the flag is refused there rather than ignored.
 pub fn check_image_size_flag(image_size: Option<usize>, style: RecipeStyle) -> Result<()> {
@@ -157,8 +171,15 @@ fn cap_workers(config: &mut TrainConfig) -> Option<String> {
 }
 
 impl ConfigArgs {
+    /// The ids of these flags, which make a new run's config: what `--resume` conflicts with
+    /// (each by name, so that clap's error names the one given rather than all of them).
+    pub fn ids() -> Vec<clap::Id> {
+        let flags = <Self as Args>::augment_args(clap::Command::new("settings"));
+        flags.get_arguments().map(|arg| arg.get_id().clone()).collect()
+    }
+
     /// The config these flags make, with a line for each thing the data decided.
-    pub fn resolve(&self) -> Result<(TrainConfig, Vec<String>)> {
+    pub fn resolve(&self, length: &RunLength) -> Result<(TrainConfig, Vec<String>)> {
         let mut config = TrainConfig::preset(self.preset, self.root_for(self.preset.dataset()));
         if let Some(path) = &self.config {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -199,6 +220,8 @@ impl ConfigArgs {
         );
         check_image_size_flag(self.image_size, config.recipe_style.or_by_kind(config.data.dataset))?;
         self.apply_flags(&mut config);
+        config.epochs = length.epochs.unwrap_or(config.epochs);
+        config.workers = length.workers.or(config.workers);
         config.loss = config.changed_loss(&self.loss_changes()).context("the loss options")?;
         decisions.extend(cap_workers(&mut config));
         decisions.extend(self.apply_init(&mut config)?);
@@ -229,7 +252,6 @@ impl ConfigArgs {
     }
 
     fn apply_flags(&self, config: &mut TrainConfig) {
-        config.epochs = self.epochs.unwrap_or(config.epochs);
         config.batch_size = self.batch_size.unwrap_or(config.batch_size);
         config.sampler = self.sampler.unwrap_or(config.sampler);
         config.schedule.base_lr = self.lr.unwrap_or(config.schedule.base_lr);
@@ -238,7 +260,6 @@ impl ConfigArgs {
         }
         config.seed = self.seed.unwrap_or(config.seed);
         config.amp = self.amp.unwrap_or(config.amp);
-        config.workers = self.workers.or(config.workers);
         let finetune = &mut config.finetune;
         finetune.encoder_lr_scale = self.encoder_lr_scale.unwrap_or(finetune.encoder_lr_scale);
         finetune.freeze_bn |= self.freeze_bn;

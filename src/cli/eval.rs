@@ -1,13 +1,11 @@
 //! `bcl eval`: a checkpoint's accuracy on its evaluation split, with the report files.
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result, ensure};
 use bcl::checkpoint::{self, first_few};
 use bcl::config::{Preset, TrainConfig};
 use bcl::data::{DataConfig, DatasetKind};
-use bcl::evaluation::score;
-use bcl::loader::LoaderConfig;
+use bcl::evaluation::EvalData;
 use bcl::loss::log_prior;
 use bcl::metrics::{self, Evaluation};
 use bcl::predict::load_model;
@@ -52,12 +50,12 @@ pub struct EvalArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[arg(long, default_value = "auto", value_parser = super::parse_device)]
+    device: tch::Device,
 }
 
 pub fn exec(args: &EvalArgs) -> Result<()> {
-    let device = bcl::parse_device(&args.device)?;
+    let device = args.device;
     let path = checkpoint::resolve(&args.checkpoint);
     let fallback = match args.preset {
         Some(preset) => {
@@ -75,32 +73,27 @@ pub fn exec(args: &EvalArgs) -> Result<()> {
         (loaded.config.data, loaded.config.image_size) = other_data(&loaded.config, kind, args)?;
     }
     let config = &loaded.config;
-    let train_set = config.data.train_set()?;
-    check_class_names(&loaded.class_names, train_set.class_names(), &config.data.root)?;
-    let counts = train_set.class_counts();
-    let split = config.data.eval_split();
-    let test_set = config.data.eval_set(split, train_set.as_ref())?;
-    let recipe = Arc::new(config.recipe()?);
+    let data = EvalData::open(config, config.data.eval_split(), device)?;
+    check_class_names(&loaded.class_names, data.class_names(), &config.data.root)?;
+    let (split, counts) = (data.split, &data.counts);
     println!(
         "evaluating {} on the {split:?} split of {} ({} images)",
         path.display(),
         config.data.root.display(),
-        test_set.len()
+        data.data.len()
     );
-    let loader = LoaderConfig::for_run(config, device);
-    let scored = score(&loaded.model, test_set.clone(), recipe.clone(), &loader, device, None)?;
-    let eval = metrics::evaluate(&scored, &counts);
-    super::print_evaluation(split, train_set.class_names(), &counts, &eval);
+    let scored = data.score(&loaded.model, None)?;
+    let eval = metrics::evaluate(&scored, counts);
+    super::print_evaluation(split, data.class_names(), counts, &eval);
     let mut post_hoc = Vec::new();
     if let Some(tau) = args.logit_adjust {
-        let bias = log_prior(&Tensor::from_slice(&counts), Kind::Float).view([1, -1]) * -tau;
-        let adjusted = score(&loaded.model, test_set.clone(), recipe.clone(), &loader, device, Some(&bias))?;
-        post_hoc.push((format!("logit-adjusted, τ = {tau}"), metrics::evaluate(&adjusted, &counts)));
+        let bias = log_prior(&Tensor::from_slice(counts), Kind::Float).view([1, -1]) * -tau;
+        let adjusted = data.score(&loaded.model, Some(&bias))?;
+        post_hoc.push((format!("logit-adjusted, τ = {tau}"), metrics::evaluate(&adjusted, counts)));
     }
     if let Some(p) = args.tau_norm {
         if loaded.model.classifier().tau_normalize(p) {
-            let normalized = score(&loaded.model, test_set, recipe, &loader, device, None)?;
-            post_hoc.push((format!("τ-normalised, p = {p}"), metrics::evaluate(&normalized, &counts)));
+            post_hoc.push((format!("τ-normalised, p = {p}"), data.evaluate(&loaded.model)?));
         } else {
             println!("--tau-norm: the cosine classifier normalises its weights already; τ-norm changes nothing");
         }
@@ -113,7 +106,7 @@ pub fn exec(args: &EvalArgs) -> Result<()> {
     std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
     // The training curves come from the run the checkpoint belongs to, if any.
     let history = RunDir { path: checkpoint_folder }.read_metrics()?;
-    super::print_written(&report::write(&folder, split, train_set.class_names(), &counts, &eval, &scored, &history)?);
+    super::print_written(&report::write(&folder, split, data.class_names(), counts, &eval, &scored, &history)?);
     Ok(())
 }
 

@@ -3,13 +3,12 @@
 //! simplex BCL aims for).
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use bcl::checkpoint::{self, Checkpoint};
 use bcl::data::Split;
+use bcl::evaluation::EvalData;
 use bcl::geometry::{self, Features, SimplexFit};
-use bcl::loader::LoaderConfig;
 use bcl::predict::{LoadedModel, load_model};
 use clap::Args;
 
@@ -24,8 +23,8 @@ pub struct FeatureSource {
     #[arg(long, value_enum, default_value = "test")]
     split: Split,
     /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[arg(long, default_value = "auto", value_parser = super::parse_device)]
+    device: tch::Device,
 }
 
 #[derive(Args)]
@@ -50,20 +49,16 @@ pub struct GeometryArgs {
 
 /// The model, its features on the chosen split, and the training counts per class.
 fn features_of(source: &FeatureSource) -> Result<(LoadedModel, Features, Vec<i64>)> {
-    let device = bcl::parse_device(&source.device)?;
+    let device = source.device;
     let loaded = load_model(&checkpoint::resolve(&source.checkpoint), None, device)?;
     let config = &loaded.config;
-    let train_set = config.data.train_set()?;
-    let data = match source.split {
-        Split::Train => train_set.clone(),
-        split => config
-            .data
-            .eval_set(if split == Split::Test { config.data.eval_split() } else { split }, train_set.as_ref())?,
-    };
-    println!("embedding {} images of the {:?} split of {}", data.len(), source.split, config.data.root.display());
-    let recipe = Arc::new(config.recipe()?);
-    let features = geometry::extract(&loaded.model, data, recipe, &LoaderConfig::for_run(config, device), device)?;
-    Ok((loaded, features, train_set.class_counts()))
+    // `test` stands for the evaluation split (val where the data has no test split).
+    let split = if source.split == Split::Test { config.data.eval_split() } else { source.split };
+    let data = EvalData::open(config, split, device)?;
+    let root = config.data.root.display();
+    println!("embedding {} images of the {:?} split of {root}", data.data.len(), source.split);
+    let features = geometry::extract(&loaded.model, data.data.clone(), data.recipe.clone(), &data.loader, device)?;
+    Ok((loaded, features, data.counts))
 }
 
 pub fn exec_features(args: &FeaturesArgs) -> Result<()> {

@@ -6,6 +6,7 @@ mod doctor;
 mod eval;
 mod export;
 mod features;
+mod launch;
 mod models;
 mod overfit;
 mod predict;
@@ -144,5 +145,28 @@ fn print_evaluation(split: Split, names: &[String], counts: &[i64], eval: &Evalu
 fn print_written(paths: &[PathBuf]) {
     for path in paths {
         println!("wrote {}", path.display());
+    }
+}
+
+/// `--device`: `auto`, `cpu`, `cuda` or `cuda:N`; `auto` picks CUDA when usable.
+fn parse_device(spec: &str) -> Result<tch::Device, String> {
+    let cuda = |i: usize| {
+        if !tch::Cuda::is_available() {
+            return Err("CUDA is not usable here (see `bcl doctor`)".to_string());
+        }
+        let count = tch::Cuda::device_count() as usize;
+        if i >= count {
+            return Err(format!("only {count} CUDA device(s)"));
+        }
+        Ok(tch::Device::Cuda(i))
+    };
+    match spec {
+        "auto" => Ok(tch::Device::cuda_if_available()),
+        "cpu" => Ok(tch::Device::Cpu),
+        "cuda" => cuda(0),
+        _ => match spec.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
+            Some(i) => cuda(i),
+            None => Err("expected auto, cpu, cuda or cuda:N".to_string()),
+        },
     }
 }

@@ -19,8 +19,8 @@ pub struct OverfitArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[arg(long, default_value = "auto", value_parser = super::parse_device)]
+    device: tch::Device,
 }
 
 pub fn exec(args: &OverfitArgs) -> Result<()> {
@@ -30,7 +30,7 @@ pub fn exec(args: &OverfitArgs) -> Result<()> {
         steps: args.steps,
         learning_rate: args.lr,
         seed: args.seed,
-        device: bcl::parse_device(&args.device)?,
+        device: args.device,
     };
     println!(
         "overfitting one batch of {} Fashion-MNIST images (views 0, 1, 2) on {:?}",

@@ -37,8 +37,8 @@ pub struct PredictArgs {
     #[arg(long)]
     workers: Option<usize>,
     /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[arg(long, default_value = "auto", value_parser = super::parse_device)]
+    device: tch::Device,
     /// Mixed precision: auto (bf16 on GPUs and on CPUs with AMX, about 2.5× the images/s of
     /// float32 there), bf16, fp16 (GPUs) or off (float32).
     #[arg(long, value_enum, default_value = "auto")]
@@ -51,7 +51,7 @@ pub struct PredictArgs {
 pub fn exec(args: &PredictArgs) -> Result<()> {
     let path = checkpoint::resolve(&args.checkpoint);
     let fallback = args.preset.map(|p| TrainConfig::preset(p, PathBuf::new()));
-    let device = bcl::parse_device(&args.device)?;
+    let device = args.device;
     let loaded = load_model(&path, fallback.as_ref(), device)?;
     let images = image_paths(&args.images)?;
     let transform = InputTransform::new(&loaded.config)?;

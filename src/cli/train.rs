@@ -5,30 +5,28 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use anyhow::{Result, ensure};
+use anyhow::Result;
 use bcl::amp;
-use bcl::config::{Amp, TrainConfig};
+use bcl::config::TrainConfig;
 use bcl::distributed::{self, Group};
-use bcl::evaluation::score;
-use bcl::loader::LoaderConfig;
-use bcl::metrics::{self, Scored};
-use bcl::predict::load_model;
 use bcl::run::RunDir;
-use bcl::train::{self, Outcome, TrainOptions};
+use bcl::train::{self, Continuation, Outcome, Prepared, TrainOptions};
 use clap::Args;
 use signal_hook::consts::{SIGALRM, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGXCPU};
 use tch::Device;
 
-use super::config::ConfigArgs;
+use super::config::{ConfigArgs, RunLength};
 use super::progress::ProgressView;
 
 #[derive(Args)]
 pub struct TrainArgs {
     #[command(flatten)]
     settings: ConfigArgs,
+    #[command(flatten)]
+    length: RunLength,
     /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[arg(long, default_value = "auto", value_parser = super::parse_device)]
+    device: Device,
     /// Checkpoint and stop after this many steps, printing the throughput after the first
     /// 10 (for benchmarks); 0 writes the run folder with the model as initialised (to
     /// inspect or `bcl export` what --init loaded).
@@ -44,10 +42,7 @@ pub struct TrainArgs {
     nproc_per_node: Option<usize>,
     /// Continue the run in this folder from its last checkpoint, with its saved config;
     /// `--epochs N` extends it to N epochs (the schedule is recomputed for N).
-    #[arg(long, conflicts_with_all = ["preset", "config", "dataset", "root", "train_list", "val_list", "test_list", "recipe",
-        "image_size", "batch_size", "sampler", "lr", "loss", "temperature", "beta", "no_class_averaging",
-        "no_class_complement", "imb_factor", "seed", "amp", "arch", "holdout", "init", "encoder_lr_scale", "tune",
-        "adapter_dim", "freeze_bn", "init_classifier"])]
+    #[arg(long, conflicts_with_all = ConfigArgs::ids())]
     resume: Option<PathBuf>,
     /// If the --out folder already holds this run, continue it instead of refusing: the
     /// same command line works for the first start and for every requeue.
@@ -73,16 +68,17 @@ pub fn exec(args: &TrainArgs) -> Result<ExitCode> {
     // Registered once each: a second registration would end the process at the first signal.
     stop_signals.extend(args.stop_signal.filter(|s| !STOP_SIGNALS.contains(s)));
     if let Some(processes) = args.nproc_per_node {
-        return Ok(ExitCode::from(distributed::launch_local(processes, &stop_signals)?));
+        return Ok(ExitCode::from(super::launch::launch_local(processes, &stop_signals)?));
     }
     // Decided before the ranks meet, while rank 0 has not created the folder yet.
-    let folder_to_resume = args.folder_to_resume().map(Path::to_path_buf);
-    let (device, group) = distributed::join_from_env(bcl::parse_device(&args.device)?)?;
+    let to_resume = args.folder_to_resume().map(Path::to_path_buf);
+    let (device, group) = distributed::join_from_env(args.device)?;
     let is_primary = group.as_deref().is_none_or(Group::is_primary);
-    let (config, run, resume) = match folder_to_resume.as_deref() {
-        Some(folder) => resumed_run(args, folder, device, is_primary)?,
-        None => new_run(args, device, group.as_deref(), is_primary)?,
-    };
+    let Prepared { config, run, resume, notes } =
+        prepare(args, to_resume.as_deref(), device, group.as_deref(), is_primary)?;
+    if is_primary {
+        notes.iter().for_each(|line| println!("{line}"));
+    }
     let signals = StopSignals::register(&stop_signals)?;
     let options = TrainOptions { device, resume, stop: signals.flag.clone(), max_steps: args.max_steps, group };
     if !is_primary {
@@ -117,84 +113,30 @@ pub fn exec(args: &TrainArgs) -> Result<ExitCode> {
     Ok(signals.exit_code(&outcome))
 }
 
-/// A new run: the config from the preset and flags, with the precision the device will use
-/// (so that the saved config says it), in a new run folder.
-fn new_run(
+/// A new run (the config from the preset and flags, in a new folder) or a run folder
+/// continued, as the flags say.
+fn prepare(
     args: &TrainArgs,
+    to_resume: Option<&Path>,
     device: Device,
     group: Option<&Group>,
     is_primary: bool,
-) -> Result<(TrainConfig, RunDir, bool)> {
-    let (mut config, decisions) = args.settings.resolve()?;
-    if is_primary {
-        decisions.iter().for_each(|line| println!("{line}"));
-    }
-    let (used, why) = amp::resolve(config.amp, device);
-    if let Some(why) = why.filter(|_| is_primary) {
-        println!("amp = {:?} is not used on {device:?} ({why}): training in float32", config.amp);
-    }
-    config.amp = used;
-    let folder = args.out.clone().unwrap_or_else(|| RunDir::default_path(&args.settings.run_name()));
-    Ok((config.clone(), RunDir::create_shared(&folder, &config, group)?, false))
-}
-
-/// A run continued from its folder with its saved config (`--resume`, or `--auto-resume`
-/// finding one), given more (or fewer) epochs by `--epochs`.
-fn resumed_run(
-    args: &TrainArgs,
-    folder: &Path,
-    device: Device,
-    is_primary: bool,
-) -> Result<(TrainConfig, RunDir, bool)> {
-    let run = RunDir::open(folder)?;
-    let mut config = run.config()?;
-    config.workers = args.settings.workers.or(config.workers);
-    if args.resume.is_none() {
-        // --auto-resume: the same command line again (a requeued job); it must describe
-        // this run, epochs aside.
-        let (mut asked, _) = args.settings.resolve()?;
-        // `auto` resolves by machine: a job requeued onto another kind of node is the same run.
-        asked.amp = if asked.amp == Amp::Auto { config.amp } else { amp::resolve(asked.amp, device).0 };
-        (asked.workers, asked.epochs) = (config.workers, config.epochs);
-        let changed = changed_keys(&asked, &config)?;
-        ensure!(
-            changed.is_empty(),
-            "--auto-resume: {} holds a run with another config ({} differ); give another --out, or --resume {} to \
-             continue it as it is",
-            folder.display(),
-            changed.join(", "),
-            folder.display()
-        );
-    }
-    if let Some(epochs) = args.settings.epochs.filter(|&e| e != config.epochs) {
-        let (done, in_epoch) = train::progress(&run)?.map_or((0, false), |state| (state.epoch, state.step > 0));
-        ensure!(
-            epochs >= done.max(1) && !(in_epoch && epochs == done),
-            "--epochs {epochs}: {} has trained {done} epochs{} already; a run can be extended, not cut below that",
-            folder.display(),
-            if in_epoch { " and part of the next" } else { "" }
-        );
-        config.epochs = epochs;
-        config.validate()?;
-        if is_primary {
-            run.write_config(&config)?;
-            println!("{}: {epochs} epochs now; the learning-rate schedule is recomputed for them", folder.display());
-        }
-    }
-    // Stopped before its first checkpoint: nothing to lose by starting over.
-    let has_checkpoint = run.last().is_file();
-    if !has_checkpoint && is_primary {
-        println!("{} has no checkpoint yet: starting its config from the first epoch", folder.display());
-    }
-    Ok((config, run, has_checkpoint))
-}
-
-/// The top-level config keys whose values differ between `a` and `b` (unset in one of them
-/// included).
-fn changed_keys(a: &TrainConfig, b: &TrainConfig) -> Result<Vec<String>> {
-    let (a, b) = (toml::Table::try_from(a)?, toml::Table::try_from(b)?);
-    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-    Ok(keys.into_iter().filter(|key| a.get(*key) != b.get(*key)).cloned().collect())
+) -> Result<Prepared> {
+    let Some(folder) = to_resume else {
+        let (config, mut notes) = args.settings.resolve(&args.length)?;
+        let folder = args.out.clone().unwrap_or_else(|| RunDir::default_path(&args.settings.run_name()));
+        let mut prepared = train::start(config, &folder, device, group)?;
+        notes.append(&mut prepared.notes);
+        prepared.notes = notes;
+        return Ok(prepared);
+    };
+    let how = Continuation {
+        epochs: args.length.epochs,
+        workers: args.length.workers,
+        // --auto-resume: the same command line again; it must describe this run.
+        expected: if args.resume.is_none() { Some(args.settings.resolve(&args.length)?.0) } else { None },
+    };
+    train::resume(folder, &how, device, is_primary)
 }
 
 /// Signals on which a run saves a checkpoint at the next step and exits with 128 + the
@@ -269,58 +211,33 @@ fn report_outcome(config: &TrainConfig, run: &RunDir, outcome: &Outcome, device:
         );
         return Ok(());
     }
-    let Some(last) = outcome.records.last() else {
+    let Some(end) = train::score_end(config, run, outcome, device)? else {
         println!("{} had already finished all {} epochs", run.path.display(), config.epochs);
         return Ok(());
     };
-    let train_set = config.data.train_set()?;
-    let counts = train_set.class_counts();
-    let (selection, split) = (config.data.selection_split(), config.data.eval_split());
-    // Picked on val, the models are scored on the evaluation split only now.
-    let on_split = |checkpoint: &Path| -> Result<Vec<Scored>> {
-        let loaded = load_model(checkpoint, Some(config), device)?;
-        let data = config.data.eval_set(split, train_set.as_ref())?;
-        let recipe = Arc::new(config.recipe()?);
-        score(&loaded.model, data, recipe, &LoaderConfig::for_run(config, device), device, None)
-    };
-    let last_scores = if selection == split { outcome.last_scores.clone() } else { on_split(&run.last())? };
-    let last_eval = metrics::evaluate(&last_scores, &counts);
-    super::print_evaluation(split, train_set.class_names(), &counts, &last_eval);
-    let written = bcl::report::write(
-        &run.path,
-        split,
-        train_set.class_names(),
-        &counts,
-        &last_eval,
-        &last_scores,
-        &run.read_metrics()?,
-    )?;
-    super::print_written(&written);
-    let (split_name, selection_name) = (split.folder_name(), selection.folder_name());
-    if let Some((epoch, top1)) = outcome.best {
-        if selection == split {
-            println!(
-                "best: epoch {}, {split_name} top-1 {:.2}% (picked on {split_name}: the data has no validation \
-                 split, so this figure is optimistic; report last)",
-                epoch + 1,
-                100.0 * top1
-            );
-        } else {
-            let best_top1 = metrics::evaluate(&on_split(&run.best())?, &counts).top1;
-            println!(
-                "best: epoch {}, {selection_name} top-1 {:.2}%, {split_name} top-1 {:.2}% (picked on {selection_name})",
-                epoch + 1,
-                100.0 * top1,
-                100.0 * best_top1
-            );
-        }
+    super::print_evaluation(end.split, &end.class_names, &end.counts, &end.last);
+    super::print_written(&end.written);
+    let (split, selection) = (end.split.folder_name(), end.selection.folder_name());
+    match end.best {
+        Some((epoch, top1, None)) => println!(
+            "best: epoch {}, {split} top-1 {:.2}% (picked on {split}: the data has no validation split, so this \
+             figure is optimistic; report last)",
+            epoch + 1,
+            100.0 * top1
+        ),
+        Some((epoch, top1, Some(on_split))) => println!(
+            "best: epoch {}, {selection} top-1 {:.2}%, {split} top-1 {:.2}% (picked on {selection})",
+            epoch + 1,
+            100.0 * top1,
+            100.0 * on_split
+        ),
+        None => {}
     }
-    let selection_top1 = if selection == split {
-        String::new()
-    } else {
-        format!("{selection_name} top-1 {:.2}%, ", 100.0 * last.eval.top1)
+    let selection_top1 = match end.selection == end.split {
+        true => String::new(),
+        false => format!("{selection} top-1 {:.2}%, ", 100.0 * end.last_selection_top1),
     };
-    println!("last: epoch {}, {selection_top1}{split_name} top-1 {:.2}%", last.epoch + 1, 100.0 * last_eval.top1);
+    println!("last: epoch {}, {selection_top1}{split} top-1 {:.2}%", end.last_epoch + 1, 100.0 * end.last.top1);
     println!("checkpoints: {} and {}", run.last().display(), run.best().display());
     Ok(())
 }

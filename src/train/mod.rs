@@ -10,6 +10,7 @@
 //! On the CPU the result is bit for bit that of a run never stopped; on a GPU it is the
 //! same run but not bit-exact (cuDNN's benchmark picks algorithms per process, and some
 //! CUDA backward kernels add in a nondeterministic order).
+mod lifecycle;
 mod state;
 mod step;
 mod window;
@@ -23,16 +24,16 @@ use std::time::Instant;
 use anyhow::{Result, bail, ensure};
 use tch::{Device, Kind, Tensor, nn};
 
-pub use self::state::{Checkpointer, EpochSums, TrainState, load_weights, progress};
+pub use self::lifecycle::{Continuation, FinalScores, Prepared, resume, score_end, start};
+pub use self::state::{Checkpointer, EpochSums, TrainState, progress};
 use self::step::LossStep;
 use self::window::StepWindow;
 use crate::amp::{self, LossScaler};
-use crate::augment::Recipe;
 use crate::c10d;
 use crate::config::{Amp, ClassifierInit, TrainConfig, Tune};
 use crate::data::{Dataset, Split};
 use crate::distributed::Group;
-use crate::evaluation::score;
+use crate::evaluation::EvalData;
 use crate::geometry;
 use crate::init;
 use crate::loader::{self, Batch, DeviceNormalization, LoaderConfig};
@@ -95,6 +96,13 @@ pub struct TrainOptions {
     pub group: Option<Arc<Group>>,
 }
 
+impl TrainOptions {
+    /// A new run on `device` in one process, until it finishes.
+    pub fn new(device: Device) -> Self {
+        Self { device, resume: false, stop: Arc::default(), max_steps: None, group: None }
+    }
+}
+
 /// Trains as `config` says, writing checkpoints, metrics and TensorBoard logs into `run`.
 pub fn train(
     config: &TrainConfig,
@@ -146,13 +154,11 @@ pub struct Trainer<'a> {
     config: &'a TrainConfig,
     run: &'a RunDir,
     options: &'a TrainOptions,
-    train_set: Arc<dyn Dataset>,
-    /// The split evaluated after every epoch (`best` is picked on it), and its data.
-    selection: (Split, Arc<dyn Dataset>),
-    class_counts: Vec<i64>,
+    /// The training set, and the split evaluated after every epoch (`best` is picked on it).
+    data: EvalData,
     /// Steps in every epoch (the TensorBoard step of an epoch's end is a multiple of it).
     steps_per_epoch: usize,
-    recipe: Arc<Recipe>,
+    /// The training batches' loader (this rank's share of each batch).
     loader_config: LoaderConfig,
     /// Normalises the loader's 8-bit batches on the device (GPU training).
     normalization: DeviceNormalization,
@@ -188,14 +194,11 @@ impl<'a> Trainer<'a> {
             "batch_size = {} cannot be shared out over {world} processes (at least 2 samples each, evenly)",
             config.batch_size
         );
-        let train_set = config.data.train_set()?;
-        let selection_split = config.data.selection_split();
-        let selection = (selection_split, config.data.eval_set(selection_split, train_set.as_ref())?);
-        let class_counts = check_data(config, train_set.as_ref())?;
+        let data = EvalData::open(config, config.data.selection_split(), device)?;
+        check_data(config, data.train_set.as_ref())?;
         // The loader drops each epoch's last partial batch.
-        let steps_per_epoch = train_set.len() / config.batch_size;
-        let recipe = Arc::new(config.recipe()?);
-        let mut loader_config = LoaderConfig::for_run(config, device);
+        let steps_per_epoch = data.train_set.len() / config.batch_size;
+        let mut loader_config = data.loader.clone();
         if let Some(group) = group {
             (loader_config.rank, loader_config.world_size) = (group.rank(), world);
         }
@@ -205,10 +208,10 @@ impl<'a> Trainer<'a> {
         if options.resume {
             state = state::restore(config, &run.last(), &vs, &mut optimizer, &parameters)?;
         } else if is_primary {
-            run.write_class_counts(train_set.class_names(), &class_counts)?;
+            run.write_class_counts(data.class_names(), &data.counts)?;
             run.write_holdout(&config.data)?;
             let start = StartingPoint { config, run, vs: &vs, model: &model, device };
-            notes = start.apply(&train_set, &recipe, &loader_config, &class_counts)?;
+            notes = start.apply(&data)?;
         }
         if config.channels_last {
             convolutions_to_channels_last(&vs);
@@ -216,49 +219,33 @@ impl<'a> Trainer<'a> {
         if let Some(group) = group {
             start_from_primary(group, &vs, &mut state)?;
         }
-        let events = if is_primary {
-            // Epochs logged after the checkpoint (a crash between the two) are trained again.
-            run.truncate_metrics(state.epoch)?;
-            let mut events = EventWriter::create(&run.path)?;
-            if options.resume {
-                // Drop what was logged after the checkpoint (TensorBoard steps are steps taken).
-                events.purge_from((state.epoch * steps_per_epoch + state.step) as i64 + 1)?;
-            }
-            Some(events)
-        } else {
-            None
+        let events = match is_primary {
+            true => Some(open_events(run, &state, options.resume, steps_per_epoch)?),
+            false => None,
         };
-        let cuda = device.is_cuda();
-        if cuda {
+        if device.is_cuda() {
             tch::Cuda::cudnn_set_benchmark(true);
             if config.amp == Amp::Fp16 && state.loss_scaler.is_none() {
                 state.loss_scaler = Some(LossScaler::default());
             }
         }
-        let sync_batch_norm = options.group.as_ref().filter(|_| config.sync_batch_norm).map(|group| {
-            let group = Arc::clone(group);
-            Rc::new(move |t: &Tensor| c10d::sum_over_ranks(Arc::clone(&group), t)) as Rc<norm::SumOverRanks>
-        });
         Ok(Self {
             notes,
-            checkpointer: Checkpointer::new(config, train_set.class_names())?,
-            loss_step: LossStep::new(config, Tensor::from_slice(&class_counts).to_device(device)),
+            checkpointer: Checkpointer::new(config, data.class_names())?,
+            loss_step: LossStep::new(config, Tensor::from_slice(&data.counts).to_device(device)),
             autocast_kind: amp::autocast_kind(amp::resolve(config.amp, device).0),
             config,
             run,
             options,
-            train_set,
-            selection,
-            class_counts,
+            data,
             steps_per_epoch,
-            recipe,
             normalization: DeviceNormalization::new(&loader_config.normalization, device),
             loader_config,
             vs,
             model,
             parameters,
             optimizer,
-            sync_batch_norm,
+            sync_batch_norm: sync_batch_norm(config, options),
             events,
             state,
             steps_taken: 0,
@@ -290,8 +277,8 @@ impl<'a> Trainer<'a> {
         let start = Instant::now();
         let lr = self.config.schedule.lr(epoch, self.config.epochs);
         let batches = loader::train_epoch(
-            self.train_set.clone(),
-            self.recipe.clone(),
+            self.data.train_set.clone(),
+            self.data.recipe.clone(),
             &self.loader_config,
             epoch as u64,
             self.state.step,
@@ -402,10 +389,8 @@ impl<'a> Trainer<'a> {
             return Ok(None);
         };
         on_progress(Progress::Evaluating { epoch });
-        let device = self.options.device;
-        let (split, data) = &self.selection;
-        self.last_scores = score(&self.model, data.clone(), self.recipe.clone(), &self.loader_config, device, None)?;
-        let eval = metrics::evaluate(&self.last_scores, &self.class_counts);
+        self.last_scores = self.data.score(&self.model, None)?;
+        let eval = metrics::evaluate(&self.last_scores, &self.data.counts);
         let record = EpochRecord {
             epoch,
             lr,
@@ -416,7 +401,7 @@ impl<'a> Trainer<'a> {
             seconds: start.elapsed().as_secs_f64(),
             samples_per_second: (sums.samples - first_samples) as f64 / train_seconds,
         };
-        log_epoch(self.run, events, &record, *split, end_of_epoch)?;
+        log_epoch(self.run, events, &record, self.data.split, end_of_epoch)?;
         let improved = self.state.best_top1.is_none_or(|best| record.eval.top1 > best);
         self.state = next;
         if improved {
@@ -469,6 +454,26 @@ fn model_to_train(config: &TrainConfig, device: Device) -> (nn::VarStore, BclMod
     (vs, model, parameters, optimizer)
 }
 
+/// The TensorBoard log of `run`, without what was logged after the checkpoint `state`
+/// (TensorBoard steps are steps taken; `resume`: the run continues it), and `metrics.jsonl`
+/// without the epochs after it (a crash between the two trains them again).
+fn open_events(run: &RunDir, state: &TrainState, resume: bool, steps_per_epoch: usize) -> Result<EventWriter> {
+    run.truncate_metrics(state.epoch)?;
+    let mut events = EventWriter::create(&run.path)?;
+    if resume {
+        events.purge_from((state.epoch * steps_per_epoch + state.step) as i64 + 1)?;
+    }
+    Ok(events)
+}
+
+/// SyncBatchNorm's sum over the ranks, when the config asks for it in a data-parallel run.
+fn sync_batch_norm(config: &TrainConfig, options: &TrainOptions) -> Option<Rc<norm::SumOverRanks>> {
+    options.group.as_ref().filter(|_| config.sync_batch_norm).map(|group| {
+        let group = Arc::clone(group);
+        Rc::new(move |t: &Tensor| c10d::sum_over_ranks(Arc::clone(&group), t)) as Rc<norm::SumOverRanks>
+    })
+}
+
 /// Convolution weights in NHWC memory order, which makes every activation NHWC.
 fn convolutions_to_channels_last(vs: &nn::VarStore) {
     tch::no_grad(|| {
@@ -490,13 +495,7 @@ struct StartingPoint<'a> {
 
 impl StartingPoint<'_> {
     /// Loads and initialises as the config says; returns a line for the user about each.
-    fn apply(
-        &self,
-        train_set: &Arc<dyn Dataset>,
-        recipe: &Arc<Recipe>,
-        loader_config: &LoaderConfig,
-        class_counts: &[i64],
-    ) -> Result<Vec<String>> {
+    fn apply(&self, data: &EvalData) -> Result<Vec<String>> {
         let mut notes = Vec::new();
         if let Some(source) = &self.config.init {
             let found = source.reopen()?;
@@ -506,20 +505,20 @@ impl StartingPoint<'_> {
             notes.push(report.summary());
         }
         if self.config.finetune.init_classifier == ClassifierInit::ClassMean {
-            let features =
-                geometry::extract(self.model, train_set.clone(), recipe.clone(), loader_config, self.device)?;
-            let (c, d) = (class_counts.len() as i64, features.h.size()[1]);
+            let train_set = data.train_set.clone();
+            let features = geometry::extract(self.model, train_set, data.recipe.clone(), &data.loader, self.device)?;
+            let (c, d) = (data.counts.len() as i64, features.h.size()[1]);
             let sums = Tensor::zeros([c, d], (Kind::Float, Device::Cpu)).index_add(0, &features.labels, &features.h);
-            let counts = Tensor::from_slice(class_counts).to_kind(Kind::Float).view([c, 1]);
+            let counts = Tensor::from_slice(&data.counts).to_kind(Kind::Float).view([c, 1]);
             self.model.set_class_weights(&(sums / counts).to_device(self.device));
-            notes.push(format!("classifier: the class means of {} training images' features", train_set.len()));
+            notes.push(format!("classifier: the class means of {} training images' features", data.train_set.len()));
         }
         Ok(notes)
     }
 }
 
 /// Class counts of the training set, after checking that the data fits the config.
-fn check_data(config: &TrainConfig, train_set: &dyn Dataset) -> Result<Vec<i64>> {
+fn check_data(config: &TrainConfig, train_set: &dyn Dataset) -> Result<()> {
     let class_counts = train_set.class_counts();
     ensure!(
         class_counts.len() as i64 == config.model.num_classes,
@@ -542,7 +541,7 @@ fn check_data(config: &TrainConfig, train_set: &dyn Dataset) -> Result<Vec<i64>>
         train_set.channels(),
         config.model.in_channels
     );
-    Ok(class_counts)
+    Ok(())
 }
 
 /// NCHW values in NHWC memory order, which cuDNN's tensor-core convolutions prefer, and

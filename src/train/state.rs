@@ -3,14 +3,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Tensor, nn};
 
 use crate::amp::LossScaler;
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{TrainConfig, Tune};
-use crate::init;
 use crate::optim::Sgd;
 use crate::run::RunDir;
 
@@ -82,33 +81,6 @@ impl Checkpointer {
 /// checkpoint leaves out.
 const BASE: &str = "base";
 
-/// Loads the model weights of the checkpoint `saved` (read from `path`, made by a run of
-/// `config`) into `vs`, every variable. A checkpoint that leaves out what its run kept as
-/// its `--init` file has it takes that part from the file, which must be the one the run
-/// started from (same sha256).
-pub fn load_weights(config: &TrainConfig, saved: &Checkpoint, path: &Path, vs: &nn::VarStore) -> Result<()> {
-    let non_finite =
-        saved.weights.iter().find(|(_, t)| t.is_floating_point() && t.isfinite().all().int64_value(&[]) == 0);
-    if let Some((key, _)) = non_finite {
-        bail!("{}: tensor {key} holds NaN or infinite values: these weights are broken", path.display());
-    }
-    let variables = vs.variables();
-    let left_out = |key: &String| !saved.weights.contains_key(key) && config.keeps_from_init(key);
-    if !variables.keys().any(left_out) {
-        return checkpoint::copy_weights(&variables, &saved.weights, path);
-    }
-    let source = config.init.as_ref().context("a run that keeps its encoder as loaded names its --init file")?;
-    let base = source.reopen().with_context(|| {
-        format!(
-            "{} holds only the tensors its run trained; the frozen encoder comes from the run's --init file",
-            path.display()
-        )
-    })?;
-    init::load(base, config.model.arch, config.model.num_classes, &variables)?;
-    let trained = variables.into_iter().filter(|(key, _)| !left_out(key)).collect();
-    checkpoint::copy_weights(&trained, &saved.weights, path)
-}
-
 /// Loads the checkpoint at `path` of a run of `config` into the model's variables and the
 /// optimizer; returns where the run stood.
 pub fn restore(
@@ -120,7 +92,7 @@ pub fn restore(
 ) -> Result<TrainState> {
     let saved = checkpoint::load(path)?;
     let state = saved_state(&saved.metadata, path)?;
-    load_weights(config, &saved, path, vs)?;
+    crate::predict::load_weights(config, &saved, path, vs)?;
     optimizer.load_buffers(saved.optimizer, parameters)?;
     Ok(state)
 }

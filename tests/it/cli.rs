@@ -34,8 +34,8 @@ fn overfit_batch_drives_the_loss_down() {
 #[test]
 fn bad_arguments_are_clear_errors() {
     for (args, expected) in [
-        (vec!["overfit-batch", "--device", "tpu"], "unknown device \"tpu\""),
-        (vec!["overfit-batch", "--device", "cuda:3"], "device cuda:3"),
+        (vec!["overfit-batch", "--device", "tpu"], "invalid value 'tpu' for '--device <DEVICE>': expected auto, cpu"),
+        (vec!["overfit-batch", "--device", "cuda:3"], "invalid value 'cuda:3' for '--device <DEVICE>'"),
         (vec!["overfit-batch", "--root", "/nonexistent/fmnist"], "/nonexistent/fmnist"),
         (vec!["overfit-batch", "--batch-size", "1"], "at least 2 images"),
     ] {
@@ -305,7 +305,9 @@ fn training_and_evaluation_reject_bad_input_clearly() {
         (vec!["train", "--config", &nan_lr], "schedule.base_lr = NaN"),
         (vec!["train", "--resume", "/nonexistent/run"], "run folder /nonexistent/run does not exist"),
         (vec!["train", "--resume", path(&not_a_run)], "not a bcl run folder"),
-        (vec!["train", "--resume", path(&not_a_run), "--lr", "0.1"], "cannot be used with"),
+        (vec!["train", "--resume", path(&not_a_run), "--lr", "0.1"], "cannot be used with '--lr <LR>'"),
+        // The preset has a default; given with --resume, it is refused rather than ignored.
+        (vec!["train", "--resume", path(&not_a_run), "--preset", "cifar100-lt", "--epochs", "2"], "with '--preset"),
         (vec!["train", "--auto-resume"], "--out <OUT>"),
         (vec!["train", "--stop-signal", "KILL"], "not a signal a run can stop on"),
         (vec!["eval", "--checkpoint", &pickle], "PyTorch pickle checkpoint"),
