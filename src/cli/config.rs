@@ -60,6 +60,10 @@ pub struct ConfigArgs {
     /// for evaluation (default 0.2; stratified, seeded, listed in split.csv).
     #[arg(long, requires = "dataset")]
     pub holdout: Option<f64>,
+    /// Leave out image files whose header cannot be read (a warning names them) instead of
+    /// refusing the data.
+    #[arg(long)]
+    pub skip_bad: bool,
     /// `--dataset list`: the training list, `path label` per line, paths relative to --root.
     #[arg(long, requires = "dataset")]
     pub train_list: Option<PathBuf>,
@@ -200,6 +204,7 @@ impl ConfigArgs {
             }
         }
         config.recipe_style = self.recipe.unwrap_or(config.recipe_style);
+        config.data.skip_bad |= self.skip_bad;
         config.image_size = self.image_size.or(config.image_size);
         let mut decisions = Vec::new();
         if let Some(kind) = self.dataset {
@@ -209,6 +214,7 @@ impl ConfigArgs {
                 test_list: self.test_list.clone(),
                 holdout: self.holdout,
                 imb_factor: self.imb_factor,
+                skip_bad: self.skip_bad,
                 ..DataConfig::new(kind, self.root_for(kind))
             };
             (config, decisions) = config.on_data(data)?;

@@ -63,9 +63,44 @@ pub fn decode_rgb(path: &Path) -> Result<Image> {
 /// whole file the end marker is in the last bytes and the first scan in the header: the
 /// check reads those, not the file (it runs at every decode).
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let is = |marker: u8| move |w: &[u8]| w == [0xFF, marker];
-    let Some(end) = bytes.windows(2).rposition(is(0xD9)) else { return false };
-    !bytes[end..].windows(2).any(is(0xDA)) && bytes[..end].windows(2).any(is(0xDA))
+    final_end_marker(bytes).is_some_and(|end| bytes[..end].windows(2).any(is_marker(0xDA)))
+}
+
+/// Where the last JPEG end-of-image marker of `bytes` is, when no start-of-scan follows it.
+fn final_end_marker(bytes: &[u8]) -> Option<usize> {
+    let end = bytes.windows(2).rposition(is_marker(0xD9))?;
+    (!bytes[end..].windows(2).any(is_marker(0xDA))).then_some(end)
+}
+
+fn is_marker(marker: u8) -> impl Fn(&[u8]) -> bool {
+    move |w: &[u8]| w == [0xFF, marker]
+}
+
+/// How much of a JPEG's end the open-time check reads for its end-of-image marker.
+const CHECKED_TAIL: u64 = 64 * 1024;
+
+/// What is wrong with the image file at `path`, as far as its header and, for a JPEG, its
+/// last bytes tell (what opening a dataset can afford for every file); None when nothing is.
+/// Decoding checks the rest.
+pub fn header_problem(path: &Path) -> Option<String> {
+    let check = || -> Result<()> {
+        let mut file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        ensure!(len > 0, "the file is empty");
+        let reader = image::ImageReader::new(std::io::BufReader::new(&file)).with_guessed_format()?;
+        let format = reader.format().context("not an image format bcl reads (JPEG, PNG, BMP, PPM, TIFF, WebP)")?;
+        let (width, height) = reader.into_dimensions()?;
+        ensure!(width > 0 && height > 0, "the image is {width}×{height} pixels");
+        if format == image::ImageFormat::Jpeg {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut tail = Vec::new();
+            file.seek(SeekFrom::Start(len.saturating_sub(CHECKED_TAIL)))?;
+            file.read_to_end(&mut tail)?;
+            ensure!(final_end_marker(&tail).is_some(), "the JPEG is truncated (no end-of-image marker at its end)");
+        }
+        Ok(())
+    };
+    check().err().map(|e| format!("{e:#}"))
 }
 
 /// Reads a `relative/path.jpg label` list (ImageNet-LT, iNaturalist 2018), paths relative
@@ -161,6 +196,28 @@ pub fn read_class_folders(root: &Path) -> Result<FileDataset> {
 }
 
 impl FileDataset {
+    /// The images whose [`header_problem`] is some, with it, in file order; checked on
+    /// several threads, as the reads wait on the disk more than on the CPU.
+    pub fn unreadable(&self) -> Vec<(PathBuf, String)> {
+        let threads = 4 * std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = self.paths.len().div_ceil(threads.min(32)).max(1);
+        let check = |part: &[PathBuf]| -> Vec<(PathBuf, String)> {
+            part.iter().filter_map(|path| header_problem(path).map(|problem| (path.clone(), problem))).collect()
+        };
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = self.paths.chunks(chunk).map(|part| scope.spawn(move || check(part))).collect();
+            parts.into_iter().flat_map(|part| part.join().expect("a header check panicked")).collect()
+        })
+    }
+
+    /// This data without the images at `left_out`.
+    pub fn without(&self, left_out: &[PathBuf]) -> FileDataset {
+        let left_out: std::collections::HashSet<&PathBuf> = left_out.iter().collect();
+        let kept = (0..self.paths.len()).filter(|&i| !left_out.contains(&self.paths[i]));
+        let (paths, labels) = kept.map(|i| (self.paths[i].clone(), self.labels[i])).unzip();
+        FileDataset { paths, labels, class_names: self.class_names.clone() }
+    }
+
     /// This data split in two, stratified: of every class with at least 2 images,
     /// `fraction` of them (rounded, at least 1, never all) drawn with `seed` go to the
     /// second part; classes of one image stay whole in the first. Both keep file order.

@@ -282,6 +282,10 @@ pub struct DataConfig {
     /// as the test split (stratified, drawn with `subset_seed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holdout: Option<f64>,
+    /// Image files whose header cannot be read are left out (with a warning naming them)
+    /// rather than refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_bad: bool,
 }
 
 impl DataConfig {
@@ -297,6 +301,7 @@ impl DataConfig {
             val_list: None,
             test_list: None,
             holdout: None,
+            skip_bad: false,
         }
     }
 
@@ -319,7 +324,7 @@ impl DataConfig {
                 split.folder_name()
             );
         }
-        Ok(Some(files::read_class_folders(&self.root)?.split_off(fraction, self.subset_seed)))
+        Ok(Some(self.readable(files::read_class_folders(&self.root)?)?.split_off(fraction, self.subset_seed)))
     }
 
     /// Opens `split` of the data, whole (see [`Self::train_set`] for the long-tailed
@@ -342,11 +347,13 @@ impl DataConfig {
             }
             DatasetKind::Cifar10 => Arc::new(cifar::load(root, cifar::Variant::Cifar10, train)?),
             DatasetKind::Cifar100 => Arc::new(cifar::load(root, cifar::Variant::Cifar100, train)?),
-            DatasetKind::ImagenetLt => Arc::new(benchmark_list(root, IMAGENET_LT_LISTS, split, 1000)?),
-            DatasetKind::PlacesLt => Arc::new(benchmark_list(root, PLACES_LT_LISTS, split, 365)?),
+            DatasetKind::ImagenetLt => {
+                Arc::new(self.readable(benchmark_list(root, IMAGENET_LT_LISTS, split, 1000)?)?)
+            }
+            DatasetKind::PlacesLt => Arc::new(self.readable(benchmark_list(root, PLACES_LT_LISTS, split, 365)?)?),
             DatasetKind::Inat2018 => {
                 let name = if train { "iNaturalist18_train.txt" } else { "iNaturalist18_val.txt" };
-                Arc::new(files::read_list(&root.join(name), root, Some(8142))?)
+                Arc::new(self.readable(files::read_list(&root.join(name), root, Some(8142))?)?)
             }
             DatasetKind::Folder if self.holdout.is_some() => {
                 let (train_part, held_out) = self.holdout_split()?.expect("holdout is set");
@@ -375,17 +382,38 @@ impl DataConfig {
                         splits.join("/ and ")
                     );
                 }
-                Arc::new(files::read_class_folders(if sub.is_dir() { &sub } else { root })?)
+                Arc::new(self.readable(files::read_class_folders(if sub.is_dir() { &sub } else { root })?)?)
             }
             DatasetKind::List => {
                 let list = self.list(split)?;
-                let data = files::read_list(&root.join(list), root, None)?;
+                let data = self.readable(files::read_list(&root.join(list), root, None)?)?;
                 if train {
                     files::check_every_class_listed(&data, &root.join(list))?;
                 }
                 Arc::new(data)
             }
         })
+    }
+
+    /// `data` once every image's header is read: the unreadable ones named all at once, and
+    /// refused, or left out under `skip_bad` (a run finds a bad file at once, not hours in
+    /// when the sampler draws it).
+    fn readable(&self, data: files::FileDataset) -> Result<files::FileDataset> {
+        let bad = data.unreadable();
+        if bad.is_empty() {
+            return Ok(data);
+        }
+        const SHOWN: usize = 20;
+        let mut listing: Vec<String> =
+            bad.iter().take(SHOWN).map(|(p, why)| format!("  {}: {why}", p.display())).collect();
+        if bad.len() > SHOWN {
+            listing.push(format!("  … and {} more", bad.len() - SHOWN));
+        }
+        let what = format!("{} of {} images under {} cannot be read", bad.len(), data.paths.len(), self.root.display());
+        ensure!(self.skip_bad, "{what}:\n{}\n--skip-bad trains without them", listing.join("\n"));
+        eprintln!("warning: {what}; left out (--skip-bad):\n{}", listing.join("\n"));
+        let paths: Vec<PathBuf> = bad.into_iter().map(|(path, _)| path).collect();
+        Ok(data.without(&paths))
     }
 
     /// The list file of `split` (a `list` dataset).

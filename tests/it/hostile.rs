@@ -137,6 +137,24 @@ fn silently_wrong_results_are_refused() {
     std::fs::write(&photo, &bytes[..bytes.len() * 6 / 10]).unwrap();
     refused_in_lines(&["predict", "--checkpoint", path(&last), path(&photo)], 1, "photo.jpg: the JPEG is truncated", 2);
 
+    // An empty, a corrupt and a truncated image among class folders: all named when the data
+    // opens (not when the sampler draws them, hours in); --skip-bad leaves them out.
+    let flawed = root.join("flawed");
+    class_folders(&flawed, ["a", "b", "c"], 4);
+    std::fs::write(flawed.join("a/empty.png"), b"").unwrap();
+    std::fs::write(flawed.join("b/noise.png"), b"not an image at all").unwrap();
+    std::fs::copy(&photo, flawed.join("c/cut.jpg")).unwrap();
+    let show = ["config", "show", "--dataset", "folder", "--root", path(&flawed)];
+    let o = refused_in_lines(&show, 1, "3 of 15 images under", 5);
+    for bad in
+        ["a/empty.png: the file is empty", "b/noise.png: not an image format", "c/cut.jpg: the JPEG is truncated"]
+    {
+        assert!(stderr(&o).contains(bad), "{bad} in {}", stderr(&o));
+    }
+    let o = bcl(&[&show[..], &["--skip-bad"]].concat());
+    assert!(o.status.success() && stderr(&o).contains("left out (--skip-bad)"), "{}", stderr(&o));
+    assert!(stdout(&o).contains("skip_bad = true"), "the run's config keeps it for --resume");
+
     // A dangling link in a class folder is named, not dropped.
     let linked = root.join("linked");
     class_folders(&linked, ["a", "b", "c"], 3);
