@@ -77,6 +77,18 @@ setup_reference_models() {
   "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps $REFERENCE_PACKAGES
 }
 
+# What the export tests check bcl's deployment files with: tritonclient's model-config
+# protobuf parses config.pbtxt as Triton would (no server here). --no-deps: its gRPC and HTTP
+# clients are not needed.
+DEPLOYMENT_PACKAGES="tritonclient==2.73.0 protobuf==7.36.2"
+setup_deployment_checkers() {
+  "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('tritonclient') != '2.73.0')" \
+    2>/dev/null && return
+  say "installing the deployment checkers into $VENV ($DEPLOYMENT_PACKAGES; once)"
+  # shellcheck disable=SC2086  # a list of requirements
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps $DEPLOYMENT_PACKAGES
+}
+
 setup_cuda_headers() {
   "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('nvidia-cuda-crt') != '13.0.88')" \
     2>/dev/null && return
@@ -113,6 +125,7 @@ setup_fashion_mnist() {
 setup_venv
 setup_tensorboard
 setup_reference_models
+setup_deployment_checkers
 setup_cuda_headers
 link_libtorch
 setup_fashion_mnist

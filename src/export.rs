@@ -1,10 +1,11 @@
 //! A trained model for other tools: its weights as a plain PyTorch `state_dict`
 //! (`load_state_dict(strict=True)` takes it; `scripts/load_in_pytorch.py` builds the model),
-//! or a TorchScript module of the classifier (`torch.jit.load`).
+//! a TorchScript module of the classifier (`torch.jit.load`), or a Triton model repository
+//! entry holding that module. `model_card` writes what goes beside each.
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint::{self, Checkpoint};
@@ -52,4 +53,36 @@ pub fn write_torchscript(loaded: &LoadedModel, path: &Path) -> Result<()> {
         let cause = e.to_string();
         anyhow::anyhow!("cannot write {}: {}", path.display(), cause.lines().next().unwrap_or_default().trim())
     })
+}
+
+/// The largest batch the Triton config lets the server form (dynamic batching picks up to it).
+const TRITON_MAX_BATCH: usize = 64;
+
+/// Writes a Triton model repository entry `repo/<name>/`: `config.pbtxt` (platform
+/// `pytorch_libtorch`, input `INPUT__0` C × H × W float32, output `OUTPUT__0` logits with
+/// the class names as its labels), `labels.txt`, and the TorchScript module as
+/// `1/model.pt`. Returns the model's folder.
+pub fn write_triton(loaded: &LoadedModel, repo: &Path, name: &str) -> Result<PathBuf> {
+    ensure!(
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+        "Triton model name {name:?}: use letters, digits, '_' and '-'"
+    );
+    let folder = repo.join(name);
+    let version = folder.join("1");
+    std::fs::create_dir_all(&version).with_context(|| format!("cannot create {}", version.display()))?;
+    write_torchscript(loaded, &version.join("model.pt"))?;
+    let labels: Vec<String> = loaded.class_names.iter().map(|n| n.replace(['\n', '\r'], " ")).collect();
+    crate::fs::write_atomic(&folder.join("labels.txt"), (labels.join("\n") + "\n").as_bytes())?;
+    let input = loaded.config.input();
+    let config = format!(
+        "name: \"{name}\"\nplatform: \"pytorch_libtorch\"\nmax_batch_size: {TRITON_MAX_BATCH}\n\
+         input [\n  {{\n    name: \"INPUT__0\"\n    data_type: TYPE_FP32\n    dims: [ {}, {side}, {side} ]\n  }}\n]\n\
+         output [\n  {{\n    name: \"OUTPUT__0\"\n    data_type: TYPE_FP32\n    dims: [ {} ]\n    \
+         label_filename: \"labels.txt\"\n  }}\n]\n",
+        input.channels,
+        loaded.config.model.num_classes,
+        side = input.size,
+    );
+    crate::fs::write_atomic(&folder.join("config.pbtxt"), config.as_bytes())?;
+    Ok(folder)
 }

@@ -59,6 +59,7 @@ pub mod loader;
 pub mod loss;
 pub mod metrics;
 pub mod model;
+pub mod model_card;
 pub mod optim;
 pub mod overfit;
 pub mod plot;

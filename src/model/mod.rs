@@ -106,6 +106,9 @@ pub struct ArchSpec {
     /// The channel mean and std its published weights expect; none where no one publishes
     /// weights (resnet32).
     pub weights_mean_std: Option<([f64; 3], [f64; 3])>,
+    /// The licence of its published weights, for the model card of a model started from
+    /// them (SPEC section 6).
+    pub weights_licence: Option<&'static str>,
     /// Image sides must be a multiple of this (a ViT's patch; 1 for ResNets).
     pub size_multiple: usize,
     /// The transformer blocks, each of which takes an adapter (`--tune adapter`); none for
@@ -121,6 +124,7 @@ impl Arch {
             feature_dim: 64,
             style: RecipeStyle::Cifar,
             weights_mean_std: None,
+            weights_licence: None,
             size_multiple: 1,
             blocks: None,
             build,
@@ -129,14 +133,16 @@ impl Arch {
             feature_dim,
             style: RecipeStyle::Imagenet,
             weights_mean_std: Some(IMAGENET_MEAN_STD),
+            weights_licence: Some("BSD-3-Clause (torchvision's weights)"),
             size_multiple: 1,
             blocks: None,
             build,
         };
-        let vit = |layout: VitLayout, mean_std, build| ArchSpec {
+        let vit = |layout: VitLayout, mean_std, licence, build| ArchSpec {
             feature_dim: layout.feature_dim(),
             style: RecipeStyle::Imagenet,
             weights_mean_std: Some(mean_std),
+            weights_licence: Some(licence),
             size_multiple: layout.patch as usize,
             blocks: Some(Blocks { count: layout.depth, width: layout.dim }),
             build,
@@ -154,16 +160,16 @@ impl Arch {
             }
             Arch::WideResnet50_2 => torchvision(2048, |vs, c| resnet(vs, c, Layout::bottleneck([3, 4, 6, 3], 1, 128))),
             Arch::VitTinyPatch16_224 => {
-                vit(VIT_TINY, INCEPTION_MEAN_STD, |vs, c| Encoder::Vit(Vit::new(vs, c, VIT_TINY)))
+                vit(VIT_TINY, INCEPTION_MEAN_STD, TIMM_LICENCE, |vs, c| Encoder::Vit(Vit::new(vs, c, VIT_TINY)))
             }
             Arch::VitSmallPatch16_224 => {
-                vit(VIT_SMALL, INCEPTION_MEAN_STD, |vs, c| Encoder::Vit(Vit::new(vs, c, VIT_SMALL)))
+                vit(VIT_SMALL, INCEPTION_MEAN_STD, TIMM_LICENCE, |vs, c| Encoder::Vit(Vit::new(vs, c, VIT_SMALL)))
             }
             Arch::VitBasePatch16_224 => {
-                vit(VIT_BASE, INCEPTION_MEAN_STD, |vs, c| Encoder::Vit(Vit::new(vs, c, VIT_BASE)))
+                vit(VIT_BASE, INCEPTION_MEAN_STD, TIMM_LICENCE, |vs, c| Encoder::Vit(Vit::new(vs, c, VIT_BASE)))
             }
             Arch::VitBasePatch16Clip224 => {
-                vit(CLIP_BASE, OPENAI_CLIP_MEAN_STD, |vs, c| Encoder::Vit(Vit::new(vs, c, CLIP_BASE)))
+                vit(CLIP_BASE, OPENAI_CLIP_MEAN_STD, CLIP_LICENCE, |vs, c| Encoder::Vit(Vit::new(vs, c, CLIP_BASE)))
             }
         }
     }
@@ -193,6 +199,9 @@ impl Arch {
     }
 }
 
+const TIMM_LICENCE: &str = "Apache-2.0 (timm's ImageNet-21k ViT weights)";
+/// SPEC section 6: say so wherever CLIP is offered.
+const CLIP_LICENCE: &str = "MIT (OpenAI CLIP); OpenAI's CLIP model card puts deployed use of the model out of scope";
 const VIT_TINY: VitLayout = VitLayout::timm(192, 3);
 const VIT_SMALL: VitLayout = VitLayout::timm(384, 6);
 const VIT_BASE: VitLayout = VitLayout::timm(768, 12);

@@ -297,6 +297,53 @@ fn exported_weights_load_strictly_in_pytorch_and_torchscript_matches() {
         let error = (got - &expected).abs().max().double_value(&[]);
         assert!(error <= 1e-4, "{}: logits differ from bcl's by {error}", file.display());
     }
+    // A Triton model repository: config.pbtxt as Triton's own protobuf reads it, the
+    // TorchScript module with bcl's logits, the labels; a model card beside every export.
+    let repo = dir.path().join("repo");
+    let o = bcl(&["export", path(&run.join("best")), "--format", "triton", "--out", path(&repo), "--name", "tiny"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let code = "import sys, os, importlib.util, numpy as np, torch, tritonclient\n\
+                from google.protobuf import text_format\n\
+                path = os.path.join(os.path.dirname(tritonclient.__file__), 'grpc', 'model_config_pb2.py')\n\
+                spec = importlib.util.spec_from_file_location('model_config_pb2', path)\n\
+                mc = importlib.util.module_from_spec(spec); spec.loader.exec_module(mc)\n\
+                model = sys.argv[1]\n\
+                c = text_format.Parse(open(os.path.join(model, 'config.pbtxt')).read(), mc.ModelConfig())\n\
+                i, o = c.input[0], c.output[0]\n\
+                print(c.name, c.platform, c.max_batch_size, i.name, mc.DataType.Name(i.data_type), list(i.dims), \
+                      o.name, list(o.dims), o.label_filename)\n\
+                m = torch.jit.load(os.path.join(model, '1', 'model.pt'))\n\
+                np.save(sys.argv[3], m(torch.from_numpy(np.load(sys.argv[2]))).detach().numpy())";
+    let from_triton = dir.path().join("c.npy");
+    let o = python(code, &[&repo.join("tiny"), &input, &from_triton]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected_config = "tiny pytorch_libtorch 64 INPUT__0 TYPE_FP32 [1, 28, 28] OUTPUT__0 [10] labels.txt";
+    assert_eq!(stdout(&o).trim(), expected_config);
+    let labels = std::fs::read_to_string(repo.join("tiny/labels.txt")).unwrap();
+    assert_eq!(labels.lines().collect::<Vec<_>>(), loaded.class_names);
+    for folder in [dir.path().to_path_buf(), repo.join("tiny")] {
+        let card = std::fs::read_to_string(folder.join("README.md")).unwrap();
+        for part in
+            ["library_name: bcl", "## Metrics", "| top-1 | top-5 | many | medium | few | ECE |", "On the `test`"]
+        {
+            assert!(card.contains(part), "{part} in {card}");
+        }
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(folder.join("config.json")).unwrap()).unwrap();
+        assert_eq!(config["label_names"], serde_json::json!(loaded.class_names));
+        assert_eq!(config["pretrained_cfg"]["input_size"], serde_json::json!([1, 28, 28]));
+        assert_eq!(config["bcl"]["class_counts"].as_array().unwrap().len(), 10);
+    }
+    // A folder with someone else's README.md: refused before anything is written.
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("README.md"), "# my project\n").unwrap();
+    let o = bcl(&["export", path(&run.join("best")), "--out", path(&foreign.join("m.safetensors"))]);
+    assert!(!o.status.success() && stderr(&o).contains("is not a bcl model card"), "{}", stderr(&o));
+    assert!(!foreign.join("m.safetensors").exists());
+    let got = tch::Tensor::read_npy(&from_triton).unwrap();
+    assert!((got - &expected).abs().max().double_value(&[]) <= 1e-4, "Triton's model.pt: other logits");
+
     // The exported file is also a model bcl reads.
     let o = bcl(&["eval", "--checkpoint", path(&weights), "--out", path(&dir.path().join("e")), "--device", "cpu"]);
     assert!(o.status.success() && stdout(&o).contains("test top-1"), "{}{}", stdout(&o), stderr(&o));
