@@ -78,11 +78,13 @@ setup_reference_models() {
 }
 
 # What the export tests check bcl's deployment files with: tritonclient's model-config
-# protobuf parses config.pbtxt as Triton would (no server here). --no-deps: its gRPC and HTTP
-# clients are not needed.
-DEPLOYMENT_PACKAGES="tritonclient==2.73.0 protobuf==7.36.2"
+# protobuf parses config.pbtxt as Triton would (no server here); onnx (with ml_dtypes) is what
+# PyTorch's exporter writes through, onnxruntime runs the result. --no-deps: the rest of
+# their requirements (gRPC and HTTP clients, sympy, coloredlogs) is not needed.
+DEPLOYMENT_PACKAGES="tritonclient==2.73.0 protobuf==7.36.2 onnx==1.23.2 ml_dtypes==0.7.0 onnxruntime==1.32.0
+  flatbuffers==25.12.19"
 setup_deployment_checkers() {
-  "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('tritonclient') != '2.73.0')" \
+  "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('onnxruntime') != '1.32.0')" \
     2>/dev/null && return
   say "installing the deployment checkers into $VENV ($DEPLOYMENT_PACKAGES; once)"
   # shellcheck disable=SC2086  # a list of requirements

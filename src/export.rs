@@ -86,3 +86,44 @@ pub fn write_triton(loaded: &LoadedModel, repo: &Path, name: &str) -> Result<Pat
     crate::fs::write_atomic(&folder.join("config.pbtxt"), config.as_bytes())?;
     Ok(folder)
 }
+
+/// The Python step of [`write_onnx`].
+const TORCHSCRIPT_TO_ONNX: &str = include_str!("../scripts/torchscript_to_onnx.py");
+
+/// Writes an ONNX model (input `input` N × C × H × W, output `logits`, the batch axis
+/// dynamic): the TorchScript module, converted by PyTorch's exporter in `python` (which
+/// needs torch and onnx; tch cannot write ONNX).
+pub fn write_onnx(loaded: &LoadedModel, path: &Path, python: &Path) -> Result<()> {
+    let traced = path.with_extension("onnx-source.pt");
+    write_torchscript(loaded, &traced)?;
+    let input = loaded.config.input();
+    let converted = run_python(python, TORCHSCRIPT_TO_ONNX, &[&traced, path], &[input.channels, input.size as i64]);
+    std::fs::remove_file(&traced).with_context(|| format!("cannot remove {}", traced.display()))?;
+    converted.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Runs `script` (given on standard input) in `python` with `paths` and then `numbers` as
+/// its arguments; its last line of errors is the error.
+fn run_python(python: &Path, script: &str, paths: &[&Path], numbers: &[i64]) -> Result<()> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(python)
+        .arg("-")
+        .args(paths)
+        .args(numbers.iter().map(i64::to_string))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {} (--python names a Python with torch and onnx)", python.display()))?;
+    child.stdin.take().context("python's standard input")?.write_all(script.as_bytes())?;
+    let output = child.wait_with_output()?;
+    let errors = String::from_utf8_lossy(&output.stderr);
+    ensure!(
+        output.status.success(),
+        "{} failed: {}",
+        python.display(),
+        errors.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim()
+    );
+    Ok(())
+}

@@ -238,6 +238,10 @@ fn usage_section(loaded: &LoadedModel, files: &[&str]) -> String {
             Some("pt") => {
                 format!("```python\nimport torch\nmodel = torch.jit.load(\"{file}\")\nlogits = model(x)\n```\n\n")
             }
+            Some("onnx") => format!(
+                "```python\nimport onnxruntime\nsession = onnxruntime.InferenceSession(\"{file}\")\nlogits = \
+                 session.run(None, {{\"input\": x}})[0]\n```\n\n"
+            ),
             _ => format!(
                 "```python\nfrom safetensors.torch import load_file\nstate_dict = load_file(\"{file}\")\n# bcl's \
                  scripts/load_in_pytorch.py builds the model and loads it with strict=True\n```\n\n"

@@ -14,6 +14,9 @@ enum Format {
     Safetensors,
     /// A TorchScript module, normalised images → logits: torch.jit.load(FILE)(x).
     Torchscript,
+    /// ONNX (input `input`, output `logits`, dynamic batch), converted from TorchScript by
+    /// PyTorch's exporter in --python.
+    Onnx,
     /// A Triton Inference Server model repository: OUT/<name>/config.pbtxt (platform
     /// pytorch_libtorch), OUT/<name>/1/model.pt, OUT/<name>/labels.txt.
     Triton,
@@ -32,6 +35,10 @@ pub struct ExportArgs {
     /// triton: the model's name in the repository (default: the run folder's name).
     #[arg(long)]
     name: Option<String>,
+    /// onnx: the Python whose torch and onnx convert the model (default: $BCL_PYTHON, else
+    /// python3).
+    #[arg(long)]
+    python: Option<PathBuf>,
 }
 
 pub fn exec(args: &ExportArgs) -> Result<()> {
@@ -40,7 +47,7 @@ pub fn exec(args: &ExportArgs) -> Result<()> {
     let file_name = || args.out.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
     let name = args.name.clone().unwrap_or_else(|| run_name(&path));
     let (folder, files) = match args.format {
-        Format::Safetensors | Format::Torchscript => (parent(&args.out), vec![file_name()]),
+        Format::Safetensors | Format::Torchscript | Format::Onnx => (parent(&args.out), vec![file_name()]),
         Format::Triton => (args.out.join(&name), vec!["1/model.pt".into(), "config.pbtxt".into(), "labels.txt".into()]),
     };
     // Before the model is written: a folder whose README.md is someone else's is refused.
@@ -48,6 +55,10 @@ pub fn exec(args: &ExportArgs) -> Result<()> {
     match args.format {
         Format::Safetensors => bcl::export::write_state_dict(&loaded, &args.out)?,
         Format::Torchscript => bcl::export::write_torchscript(&loaded, &args.out)?,
+        Format::Onnx => {
+            let python = args.python.clone().or_else(|| std::env::var_os("BCL_PYTHON").map(PathBuf::from));
+            bcl::export::write_onnx(&loaded, &args.out, &python.unwrap_or_else(|| "python3".into()))?
+        }
         Format::Triton => drop(bcl::export::write_triton(&loaded, &args.out, &name)?),
     }
     let names: Vec<&str> = files.iter().map(String::as_str).collect();

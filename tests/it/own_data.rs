@@ -334,6 +334,51 @@ fn exported_weights_load_strictly_in_pytorch_and_torchscript_matches() {
         assert_eq!(config["pretrained_cfg"]["input_size"], serde_json::json!([1, 28, 28]));
         assert_eq!(config["bcl"]["class_counts"].as_array().unwrap().len(), 10);
     }
+    // ONNX through PyTorch's exporter: onnxruntime's logits at another batch size than the
+    // traced one, for resnet32 and for a torchvision resnet50 (an initialised run of it).
+    let r50 = dir.path().join("r50");
+    let o = bcl(&[
+        "train",
+        "--root",
+        path(idx.path()),
+        "--imb-factor",
+        "3",
+        "--arch",
+        "resnet50",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        path(&r50),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let venv_python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    for (checkpoint, side) in [(run.join("best"), 28), (r50.join("last"), 32)] {
+        let onnx = checkpoint.with_extension("onnx");
+        let args = ["export", path(&checkpoint), "--format", "onnx", "--out", path(&onnx), "--python"];
+        let o = bcl(&[&args[..], &[path(&venv_python)]].concat());
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        let loaded =
+            bcl::predict::load_model(&checkpoint.with_extension("safetensors"), None, tch::Device::Cpu).unwrap();
+        let x = tch::Tensor::randn([3, 1, side, side], (tch::Kind::Float, tch::Device::Cpu));
+        let expected = tch::no_grad(|| loaded.model.logits(&x));
+        let (input, output) = (dir.path().join("onnx_x.npy"), dir.path().join("onnx_logits.npy"));
+        x.write_npy(&input).unwrap();
+        let code = "import sys, numpy as np, onnxruntime\n\
+                    s = onnxruntime.InferenceSession(sys.argv[1])\n\
+                    np.save(sys.argv[3], s.run(['logits'], {'input': np.load(sys.argv[2])})[0])";
+        let o = python(code, &[&onnx, &input, &output]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let error = (tch::Tensor::read_npy(&output).unwrap() - &expected).abs().max().double_value(&[]);
+        println!("{}: onnxruntime's logits differ from bcl's by {error:.1e}", loaded.config.model.arch.name());
+        assert!(error <= 1e-4, "{}: onnxruntime's logits differ from bcl's by {error}", onnx.display());
+    }
+
     // A folder with someone else's README.md: refused before anything is written.
     let foreign = dir.path().join("foreign");
     std::fs::create_dir(&foreign).unwrap();
