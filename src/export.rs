@@ -55,7 +55,7 @@ pub fn write_torchscript(loaded: &LoadedModel, path: &Path) -> Result<()> {
     })
 }
 
-/// The largest batch the Triton config lets the server form (dynamic batching picks up to it).
+/// The largest batch the Triton config lets the server form from queued requests.
 const TRITON_MAX_BATCH: usize = 64;
 
 /// Writes a Triton model repository entry `repo/<name>/`: `config.pbtxt` (platform
@@ -78,7 +78,7 @@ pub fn write_triton(loaded: &LoadedModel, repo: &Path, name: &str) -> Result<Pat
         "name: \"{name}\"\nplatform: \"pytorch_libtorch\"\nmax_batch_size: {TRITON_MAX_BATCH}\n\
          input [\n  {{\n    name: \"INPUT__0\"\n    data_type: TYPE_FP32\n    dims: [ {}, {side}, {side} ]\n  }}\n]\n\
          output [\n  {{\n    name: \"OUTPUT__0\"\n    data_type: TYPE_FP32\n    dims: [ {} ]\n    \
-         label_filename: \"labels.txt\"\n  }}\n]\n",
+         label_filename: \"labels.txt\"\n  }}\n]\ndynamic_batching {{ }}\n",
         input.channels,
         loaded.config.model.num_classes,
         side = input.size,
@@ -98,8 +98,9 @@ pub fn write_onnx(loaded: &LoadedModel, path: &Path, python: &Path) -> Result<()
     write_torchscript(loaded, &traced)?;
     let input = loaded.config.input();
     let converted = run_python(python, TORCHSCRIPT_TO_ONNX, &[&traced, path], &[input.channels, input.size as i64]);
-    std::fs::remove_file(&traced).with_context(|| format!("cannot remove {}", traced.display()))?;
-    converted.with_context(|| format!("cannot write {}", path.display()))
+    let removed = std::fs::remove_file(&traced).with_context(|| format!("cannot remove {}", traced.display()));
+    converted.with_context(|| format!("cannot write {}", path.display()))?;
+    removed
 }
 
 /// Runs `script` (given on standard input) in `python` with `paths` and then `numbers` as

@@ -18,14 +18,17 @@ use crate::run::RunDir;
 /// and is not overwritten.
 const FRONT_MATTER: &str = "---\nlibrary_name: bcl\n";
 
-/// Refuses a `folder` whose `README.md` is not a bcl model card: it is someone else's.
+/// Refuses a `folder` whose `README.md` or `config.json` is not bcl's: it is someone else's.
 pub fn check_folder(folder: &Path) -> Result<()> {
-    let readme = folder.join("README.md");
-    if let Ok(text) = std::fs::read_to_string(&readme) {
+    let ours = |name: &str, mark: &str| match std::fs::read_to_string(folder.join(name)) {
+        Ok(text) => text.contains(mark),
+        Err(_) => true,
+    };
+    for (name, mark) in [("README.md", FRONT_MATTER), ("config.json", "\"bcl\": {")] {
         ensure!(
-            text.starts_with(FRONT_MATTER),
-            "{} exists and is not a bcl model card: export into a folder of its own (--out DIR/model.safetensors)",
-            readme.display()
+            ours(name, mark),
+            "{} exists and is not bcl's: export into a folder of its own (--out DIR/model.safetensors)",
+            folder.join(name).display()
         );
     }
     Ok(())
@@ -60,8 +63,8 @@ fn run_facts(checkpoint: &Path) -> RunFacts {
     let selection = run.config().map(|c| c.data.selection_split().folder_name().to_string()).unwrap_or_default();
     let records = run.read_metrics().unwrap_or_default();
     let is_best = checkpoint.file_stem().is_some_and(|s| s == "best");
-    let eval = match (is_best, read_eval_json(&run.path.join("eval.json"))) {
-        (false, Some((eval, split))) => Some((eval, split, "the last epoch's model".to_string())),
+    let eval = match (is_best, read_eval_json(&run.path.join("eval.json"), checkpoint)) {
+        (_, Some((eval, split))) => Some((eval, split, format!("the model of {}", display_name(checkpoint)))),
         _ => {
             let first_best = records.iter().fold(None::<&crate::metrics::EpochRecord>, |best, r| match best {
                 Some(b) if b.eval.top1 >= r.eval.top1 => Some(b),
@@ -77,6 +80,10 @@ fn run_facts(checkpoint: &Path) -> RunFacts {
     RunFacts { counts, eval }
 }
 
+fn display_name(checkpoint: &Path) -> String {
+    checkpoint.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned())
+}
+
 /// The training images per class of a run's `class_counts.csv` (`class,name,train_images`).
 fn read_counts(path: &Path) -> Result<Vec<i64>> {
     let text = std::fs::read_to_string(path)?;
@@ -84,9 +91,14 @@ fn read_counts(path: &Path) -> Result<Vec<i64>> {
     counts.collect::<Result<_, _>>().with_context(|| format!("{} holds a count that is not a number", path.display()))
 }
 
-/// The evaluation of a run's `eval.json` and the split it names.
-fn read_eval_json(path: &Path) -> Option<(Evaluation, String)> {
+/// The evaluation of a run's `eval.json` and the split it names, when it scored the
+/// checkpoint file `checkpoint` (`bcl eval RUN/best` writes one there too).
+fn read_eval_json(path: &Path, checkpoint: &Path) -> Option<(Evaluation, String)> {
     let value: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let scored = value.get("checkpoint")?.as_str()?;
+    if Some(std::ffi::OsStr::new(scored)) != checkpoint.file_name() {
+        return None;
+    }
     let split = value.get("split")?.as_str()?.to_string();
     let number = |key: &str| value.get(key).and_then(serde_json::Value::as_f64);
     let per_class = value.get("per_class")?.as_array()?.iter().filter_map(|c| c.get("accuracy")?.as_f64()).collect();
@@ -212,7 +224,8 @@ fn metrics_section(facts: &RunFacts) -> String {
 fn init_section(config: &crate::config::TrainConfig, licence: Option<&str>) -> String {
     match &config.init {
         Some(init) => format!(
-            "## Initial weights\n\nStarted from `{}` (sha256 `{}`), {} weights. Their licence: {}.\n\n",
+            "## Initial weights\n\nStarted from `{}` (sha256 `{}`), {} weights. If they are the published ones, \
+             their licence: {}.\n\n",
             init.path.display(),
             init.sha256,
             config.model.arch.name(),

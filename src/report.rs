@@ -21,24 +21,33 @@ pub const MAX_CONFUSION_CLASSES: usize = 1000;
 /// pixel or less).
 pub const MAX_PLOTTED_CONFUSION_CLASSES: usize = 100;
 
-/// Writes the report of `eval` (of the samples `scored` of `split`) into `folder`; returns
+/// What a report is of: a checkpoint's model on a split of its data.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// The checkpoint scored; its file name goes into `eval.json` (a model card checks it).
+    pub checkpoint: &'a Path,
+    pub split: Split,
+}
+
+/// Writes the report of `eval` (of the samples `scored` of `scope`) into `folder`; returns
 /// the paths written.
 pub fn write(
     folder: &Path,
-    split: Split,
+    scope: Scope,
     class_names: &[String],
     train_counts: &[i64],
     eval: &Evaluation,
     scored: &[Scored],
     history: &[EpochRecord],
 ) -> Result<Vec<PathBuf>> {
+    let split = scope.split;
     let mut written = Vec::new();
     let confusion = metrics::confusion(scored, train_counts.len());
     let precision = metrics::precision(&confusion);
     let path = folder.join("eval.json");
     write_atomic(
         &path,
-        &serde_json::to_vec_pretty(&summary(split, class_names, train_counts, eval, scored, &precision))?,
+        &serde_json::to_vec_pretty(&summary(scope, class_names, train_counts, eval, scored, &precision))?,
     )?;
     written.push(path);
 
@@ -104,7 +113,7 @@ pub fn write(
 
 /// Everything `eval.json` holds.
 fn summary(
-    split: Split,
+    scope: Scope,
     class_names: &[String],
     train_counts: &[i64],
     eval: &Evaluation,
@@ -124,7 +133,8 @@ fn summary(
         })
         .collect();
     serde_json::json!({
-        "split": split.folder_name(),
+        "split": scope.split.folder_name(),
+        "checkpoint": scope.checkpoint.file_name().map(|n| n.to_string_lossy()),
         "images": scored.len(),
         "top1": eval.top1,
         "top5": eval.top5,

@@ -106,7 +106,15 @@ pub fn exec(args: &EvalArgs) -> Result<()> {
     std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
     // The training curves come from the run the checkpoint belongs to, if any.
     let history = RunDir { path: checkpoint_folder }.read_metrics()?;
-    super::print_written(&report::write(&folder, split, data.class_names(), counts, &eval, &scored, &history)?);
+    super::print_written(&report::write(
+        &folder,
+        report::Scope { checkpoint: &path, split },
+        data.class_names(),
+        counts,
+        &eval,
+        &scored,
+        &history,
+    )?);
     Ok(())
 }
 

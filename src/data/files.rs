@@ -76,8 +76,9 @@ fn is_marker(marker: u8) -> impl Fn(&[u8]) -> bool {
     move |w: &[u8]| w == [0xFF, marker]
 }
 
-/// How much of a JPEG's end the open-time check reads for its end-of-image marker.
-const CHECKED_TAIL: u64 = 64 * 1024;
+/// How much of a JPEG's end the open-time check reads for its end-of-image marker (in the
+/// last 2 bytes of a plain file; a file with data after the image is read whole).
+const CHECKED_TAIL: u64 = 4 * 1024;
 
 /// What is wrong with the image file at `path`, as far as its header and, for a JPEG, its
 /// last bytes tell (what opening a dataset can afford for every file); None when nothing is.
@@ -96,6 +97,13 @@ pub fn header_problem(path: &Path) -> Option<String> {
             let mut tail = Vec::new();
             file.seek(SeekFrom::Start(len.saturating_sub(CHECKED_TAIL)))?;
             file.read_to_end(&mut tail)?;
+            // Data after the image (a phone's motion photo, padding): the whole file decides, as
+            // at decoding; only such files are read whole.
+            if final_end_marker(&tail).is_none() && len > CHECKED_TAIL {
+                file.seek(SeekFrom::Start(0))?;
+                tail.clear();
+                file.read_to_end(&mut tail)?;
+            }
             ensure!(final_end_marker(&tail).is_some(), "the JPEG is truncated (no end-of-image marker at its end)");
         }
         Ok(())
@@ -196,9 +204,29 @@ pub fn read_class_folders(root: &Path) -> Result<FileDataset> {
 }
 
 impl FileDataset {
-    /// The images whose [`header_problem`] is some, with it, in file order; checked on
-    /// several threads, as the reads wait on the disk more than on the CPU.
+    /// The images whose [`header_problem`] is some, with it, in file order.
     pub fn unreadable(&self) -> Vec<(PathBuf, String)> {
+        // Opened again in the same process (the evaluation at the end of a run): checked once.
+        static CLEAN: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+        let fingerprint = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            self.paths.hash(&mut hasher);
+            hasher.finish()
+        };
+        let clean = || CLEAN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if clean().contains(&fingerprint) {
+            return Vec::new();
+        }
+        let bad = self.check_headers();
+        if bad.is_empty() {
+            clean().push(fingerprint);
+        }
+        bad
+    }
+
+    /// Every image's [`header_problem`], on threads (the reads wait on the disk).
+    fn check_headers(&self) -> Vec<(PathBuf, String)> {
         let threads = 4 * std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = self.paths.len().div_ceil(threads.min(32)).max(1);
         let check = |part: &[PathBuf]| -> Vec<(PathBuf, String)> {

@@ -152,8 +152,9 @@ pub fn score_end(config: &TrainConfig, run: &RunDir, outcome: &Outcome, device: 
     let last_scores = if selection == split { outcome.last_scores.clone() } else { on_split(&run.last())? };
     let last_eval = metrics::evaluate(&last_scores, &data.counts);
     let history = run.read_metrics()?;
+    let scope = crate::report::Scope { checkpoint: &run.last(), split };
     let written =
-        crate::report::write(&run.path, split, data.class_names(), &data.counts, &last_eval, &last_scores, &history)?;
+        crate::report::write(&run.path, scope, data.class_names(), &data.counts, &last_eval, &last_scores, &history)?;
     let best = match outcome.best {
         Some((epoch, top1)) if selection != split => {
             Some((epoch, top1, Some(metrics::evaluate(&on_split(&run.best())?, &data.counts).top1)))
