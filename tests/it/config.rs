@@ -42,6 +42,10 @@ fn the_loss_table_changes_by_key_and_old_configs_read_as_the_same_loss() {
     let la = TrainConfig::from_toml(&text.replace("loss = \"bcl\"", "loss = \"la\""), "old la").unwrap();
     assert_eq!(la.loss, LossConfig::La { logit_adjustment: 1.0 });
     assert!(old.to_toml().unwrap().contains("[loss]\nkind = \"bcl\""));
+    // An old run's config.toml as a --config file reads the same way.
+    let old_la = text.replace("loss = \"bcl\"", "loss = \"la\"");
+    let base = TrainConfig::preset(Preset::Cifar10Lt, "/data".into());
+    assert_eq!(base.with_overrides(&old_la, "old.toml").unwrap().loss, LossConfig::La { logit_adjustment: 1.0 });
 
     let cifar = TrainConfig::preset(Preset::Cifar10Lt, "/data".into());
     let supcon = cifar.with_overrides("[loss]\nkind = \"supcon\"\nbeta = 0.5", "o.toml").unwrap();
