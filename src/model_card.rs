@@ -6,7 +6,7 @@
 //! uploaded to the Hugging Face hub as it is.
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use serde_json::json;
 
 use crate::augment::RecipeStyle;
@@ -56,39 +56,35 @@ pub fn write(loaded: &LoadedModel, checkpoint: &Path, folder: &Path, files: &[&s
 }
 
 /// The class counts and evaluation of the run folder holding `checkpoint`, as far as it has
-/// them: `eval.json` for `last` (the end of the run), the best epoch's record for `best`.
+/// them: the `eval.json` that scored this checkpoint, else the record of the epoch it holds.
 fn run_facts(checkpoint: &Path) -> RunFacts {
     let run = RunDir { path: checkpoint.parent().unwrap_or(Path::new(".")).to_path_buf() };
-    let counts = read_counts(&run.path.join("class_counts.csv")).ok();
-    let selection = run.config().map(|c| c.data.selection_split().folder_name().to_string()).unwrap_or_default();
-    let records = run.read_metrics().unwrap_or_default();
+    let which = format!("the model of {}", checkpoint.file_name().unwrap_or_default().to_string_lossy());
+    let eval = read_eval_json(&run.path.join("eval.json"), checkpoint)
+        .map(|(eval, split)| (eval, split, which))
+        .or_else(|| epoch_record(&run, checkpoint));
+    RunFacts { counts: run.read_class_counts().ok(), eval }
+}
+
+/// The `metrics.jsonl` record (on the selection split) of the epoch whose model
+/// `checkpoint` holds: its best epoch for `best`, the last finished one for `last`.
+fn epoch_record(run: &RunDir, checkpoint: &Path) -> Option<(Evaluation, String, String)> {
+    let (state, config) = (crate::train::saved_state_of(checkpoint).ok()?, run.config().ok()?);
     let is_best = checkpoint.file_stem().is_some_and(|s| s == "best");
-    let eval = match (is_best, read_eval_json(&run.path.join("eval.json"), checkpoint)) {
-        (_, Some((eval, split))) => Some((eval, split, format!("the model of {}", display_name(checkpoint)))),
-        _ => {
-            let first_best = records.iter().fold(None::<&crate::metrics::EpochRecord>, |best, r| match best {
-                Some(b) if b.eval.top1 >= r.eval.top1 => Some(b),
-                _ => Some(r),
-            });
-            let chosen = if is_best { first_best } else { records.last() };
-            // Picked on the split it is scored on (no validation split): optimistic.
-            let picked_here = is_best && run.config().is_ok_and(|c| c.data.eval_split() == c.data.selection_split());
-            let caveat = if picked_here { ", picked on this split, so the figures are optimistic" } else { "" };
-            chosen.map(|r| (r.eval.clone(), selection, format!("epoch {}{caveat}", r.epoch + 1)))
-        }
+    let epoch = match is_best {
+        true => state.best_epoch?,
+        false if state.step == 0 => state.epoch.checked_sub(1)?,
+        // Stopped inside an epoch: no evaluation is of these weights.
+        false => return None,
     };
-    RunFacts { counts, eval }
-}
-
-fn display_name(checkpoint: &Path) -> String {
-    checkpoint.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned())
-}
-
-/// The training images per class of a run's `class_counts.csv` (`class,name,train_images`).
-fn read_counts(path: &Path) -> Result<Vec<i64>> {
-    let text = std::fs::read_to_string(path)?;
-    let counts = text.lines().skip(1).map(|line| line.rsplit(',').next().unwrap_or_default().trim().parse::<i64>());
-    counts.collect::<Result<_, _>>().with_context(|| format!("{} holds a count that is not a number", path.display()))
+    let record = run.read_metrics().ok()?.into_iter().find(|r| r.epoch == epoch)?;
+    let selection = config.data.selection_split();
+    // Picked on the split it is scored on (no validation split): optimistic.
+    let caveat = match is_best && config.data.eval_split() == selection {
+        true => ", picked on this split, so the figures are optimistic",
+        false => "",
+    };
+    Some((record.eval, selection.folder_name().to_string(), format!("epoch {}{caveat}", epoch + 1)))
 }
 
 /// The evaluation of a run's `eval.json` and the split it names, when it scored the

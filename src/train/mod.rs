@@ -25,7 +25,7 @@ use anyhow::{Result, bail, ensure};
 use tch::{Device, Kind, Tensor, nn};
 
 pub use self::lifecycle::{Continuation, FinalScores, Prepared, resume, score_end, start};
-pub use self::state::{Checkpointer, EpochSums, TrainState, progress};
+pub use self::state::{Checkpointer, EpochSums, TrainState, progress, saved_state_of};
 use self::step::LossStep;
 use self::window::StepWindow;
 use crate::amp::{self, LossScaler};

@@ -104,7 +104,12 @@ pub fn progress(run: &RunDir) -> Result<Option<TrainState>> {
     if !path.is_file() {
         return Ok(None);
     }
-    saved_state(&checkpoint::metadata(&path)?, &path).map(Some)
+    saved_state_of(&path).map(Some)
+}
+
+/// Where the run stood when it wrote the checkpoint at `path` (read from its header).
+pub fn saved_state_of(path: &Path) -> Result<TrainState> {
+    saved_state(&checkpoint::metadata(path)?, path)
 }
 
 fn saved_state(metadata: &HashMap<String, String>, path: &Path) -> Result<TrainState> {
