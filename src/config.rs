@@ -10,7 +10,7 @@ use crate::augment::{ClViews, IMAGENET_CROP_SIZE, InputSpec, Recipe, RecipeStyle
 use crate::data::sampler::SamplerKind;
 use crate::data::{DEFAULT_HOLDOUT, DataConfig, DatasetKind, Normalization, Split};
 use crate::init::InitSource;
-use crate::loss::{LossChanges, LossConfig, LossKind};
+use crate::loss::{BclSettings, LossChanges, LossConfig, LossKind};
 use crate::model::{Arch, ENCODER_PREFIX, ModelConfig, is_adapter, lift_adapter_dim};
 use crate::schedule::{Decay, LrSchedule};
 
@@ -265,7 +265,7 @@ impl TrainConfig {
         let cifar_lt = |data, model| Self {
             data,
             model,
-            loss: paper_bcl(RecipeStyle::Cifar),
+            loss: LossConfig::Bcl(paper_bcl(RecipeStyle::Cifar)),
             epochs: 200,
             batch_size: 256,
             sampler: SamplerKind::Shuffle,
@@ -289,7 +289,7 @@ impl TrainConfig {
             finetune: FineTune::default(),
         };
         let imagenet_lt = Self {
-            loss: paper_bcl(RecipeStyle::Imagenet),
+            loss: LossConfig::Bcl(paper_bcl(RecipeStyle::Imagenet)),
             epochs: 90,
             schedule: LrSchedule { base_lr: 0.1, warmup_epochs: 0, decay: Decay::Cosine },
             ..cifar_lt(data(None), ModelConfig::imagenet(Arch::Resnext50_32x4d, 1000))
@@ -608,10 +608,10 @@ impl TrainConfig {
 
 /// BCL with the settings of SPEC section 3 for `style`-style data: the CIFAR-LT recipe's
 /// (τ 0.1, α 2, β 0.6) or ImageNet-LT's and iNaturalist's (τ 0.07, α 1, β 0.35).
-fn paper_bcl(style: RecipeStyle) -> LossConfig {
+fn paper_bcl(style: RecipeStyle) -> BclSettings {
     match style {
-        RecipeStyle::Auto | RecipeStyle::Cifar => LossConfig::bcl(0.1, 2.0, 0.6),
-        RecipeStyle::Imagenet => LossConfig::bcl(0.07, 1.0, 0.35),
+        RecipeStyle::Auto | RecipeStyle::Cifar => BclSettings::paper(0.1, 2.0, 0.6),
+        RecipeStyle::Imagenet => BclSettings::paper(0.07, 1.0, 0.35),
     }
 }
 

@@ -42,18 +42,7 @@ impl LossKind {
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum LossConfig {
     /// α · LA-CE(view 0) + β · BCL(views 1 and 2, class prototypes).
-    Bcl {
-        /// τ of the contrastive loss.
-        temperature: f64,
-        /// Weight α of the logit-adjusted cross-entropy.
-        alpha: f64,
-        /// Weight β of the contrastive loss.
-        beta: f64,
-        /// τ of the logit adjustment.
-        logit_adjustment: f64,
-        class_averaging: bool,
-        class_complement: bool,
-    },
+    Bcl(BclSettings),
     /// α · LA-CE + β · SupCon: BCL without class-averaging and class-complement.
     Supcon { temperature: f64, alpha: f64, beta: f64, logit_adjustment: f64 },
     /// Logit-adjusted cross-entropy of view 0.
@@ -76,36 +65,39 @@ pub struct LossChanges {
     pub class_complement: Option<bool>,
 }
 
-/// Every setting any loss has, for moving settings between kinds.
-#[derive(Debug, Clone, Copy)]
-struct Settings {
-    temperature: f64,
-    alpha: f64,
-    beta: f64,
-    logit_adjustment: f64,
-    class_averaging: bool,
-    class_complement: bool,
+/// BCL's settings: every setting any loss has, so also what carries settings from one kind
+/// to another.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BclSettings {
+    /// τ of the contrastive loss.
+    pub temperature: f64,
+    /// Weight α of the logit-adjusted cross-entropy.
+    pub alpha: f64,
+    /// Weight β of the contrastive loss.
+    pub beta: f64,
+    /// τ of the logit adjustment.
+    pub logit_adjustment: f64,
+    pub class_averaging: bool,
+    pub class_complement: bool,
 }
 
-/// The paper's CIFAR settings: what fills a setting that neither a loss nor its defaults have.
-const CIFAR_BCL: Settings = Settings {
-    temperature: 0.1,
-    alpha: 2.0,
-    beta: 0.6,
-    logit_adjustment: 1.0,
-    class_averaging: true,
-    class_complement: true,
-};
+impl BclSettings {
+    /// BCL as the paper defines it: both switches on, logit adjustment τ = 1.
+    pub fn paper(temperature: f64, alpha: f64, beta: f64) -> Self {
+        Self { temperature, alpha, beta, logit_adjustment: 1.0, class_averaging: true, class_complement: true }
+    }
+}
 
 impl LossConfig {
-    /// BCL as the paper defines it (both switches on, logit adjustment τ = 1).
+    /// BCL as the paper defines it ([`BclSettings::paper`]).
     pub fn bcl(temperature: f64, alpha: f64, beta: f64) -> Self {
-        Self::Bcl { temperature, alpha, beta, logit_adjustment: 1.0, class_averaging: true, class_complement: true }
+        Self::Bcl(BclSettings::paper(temperature, alpha, beta))
     }
 
     pub fn kind(&self) -> LossKind {
         match self {
-            Self::Bcl { .. } => LossKind::Bcl,
+            Self::Bcl(_) => LossKind::Bcl,
             Self::Supcon { .. } => LossKind::Supcon,
             Self::La { .. } => LossKind::La,
             Self::Ce => LossKind::Ce,
@@ -115,11 +107,11 @@ impl LossConfig {
     /// This loss with `changes` made. A kind without the contrastive settings it switches
     /// to takes them from `defaults` (the recipe's BCL); a setting the resulting kind has no
     /// use for is an error rather than ignored.
-    pub fn changed(&self, changes: &LossChanges, defaults: &LossConfig) -> Result<Self> {
+    pub fn changed(&self, changes: &LossChanges, defaults: &BclSettings) -> Result<Self> {
         let kind = changes.kind.unwrap_or(self.kind());
         changes.check_fits(kind)?;
-        let s = self.settings(defaults.settings(CIFAR_BCL));
-        let s = Settings {
+        let s = self.settings(*defaults);
+        let s = BclSettings {
             temperature: changes.temperature.unwrap_or(s.temperature),
             alpha: changes.alpha.unwrap_or(s.alpha),
             beta: changes.beta.unwrap_or(s.beta),
@@ -133,25 +125,21 @@ impl LossConfig {
     }
 
     /// The settings this loss has, the others from `fallback`.
-    fn settings(&self, fallback: Settings) -> Settings {
+    fn settings(&self, fallback: BclSettings) -> BclSettings {
         match *self {
-            Self::Bcl { temperature, alpha, beta, logit_adjustment, class_averaging, class_complement } => {
-                Settings { temperature, alpha, beta, logit_adjustment, class_averaging, class_complement }
-            }
+            Self::Bcl(settings) => settings,
             Self::Supcon { temperature, alpha, beta, logit_adjustment } => {
-                Settings { temperature, alpha, beta, logit_adjustment, ..fallback }
+                BclSettings { temperature, alpha, beta, logit_adjustment, ..fallback }
             }
-            Self::La { logit_adjustment } => Settings { logit_adjustment, ..fallback },
+            Self::La { logit_adjustment } => BclSettings { logit_adjustment, ..fallback },
             Self::Ce => fallback,
         }
     }
 
-    fn of_kind(kind: LossKind, s: Settings) -> Self {
-        let Settings { temperature, alpha, beta, logit_adjustment, class_averaging, class_complement } = s;
+    fn of_kind(kind: LossKind, s: BclSettings) -> Self {
+        let BclSettings { temperature, alpha, beta, logit_adjustment, .. } = s;
         match kind {
-            LossKind::Bcl => {
-                Self::Bcl { temperature, alpha, beta, logit_adjustment, class_averaging, class_complement }
-            }
+            LossKind::Bcl => Self::Bcl(s),
             LossKind::Supcon => Self::Supcon { temperature, alpha, beta, logit_adjustment },
             LossKind::La => Self::La { logit_adjustment },
             LossKind::Ce => Self::Ce,
@@ -161,7 +149,7 @@ impl LossConfig {
     /// Rejects settings that cannot train: non-finite numbers, τ ≤ 0, negative weights.
     pub fn validate(&self) -> Result<()> {
         let (temperature, weights, logit_adjustment) = match *self {
-            Self::Bcl { temperature, alpha, beta, logit_adjustment, .. }
+            Self::Bcl(BclSettings { temperature, alpha, beta, logit_adjustment, .. })
             | Self::Supcon { temperature, alpha, beta, logit_adjustment } => {
                 (Some(temperature), Some((alpha, beta)), Some(logit_adjustment))
             }

@@ -15,6 +15,6 @@ mod cross_entropy;
 mod objective;
 
 pub use balanced_contrastive::BalancedContrastiveLoss;
-pub use config::{LossChanges, LossConfig, LossKind};
+pub use config::{BclSettings, LossChanges, LossConfig, LossKind};
 pub use cross_entropy::{cross_entropy, log_prior, logit_adjusted_cross_entropy};
 pub use objective::{Losses, Objective};

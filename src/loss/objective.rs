@@ -2,7 +2,7 @@
 //! The only place the classifier's and the contrastive loss are composed.
 use tch::{Kind, Tensor};
 
-use super::{BalancedContrastiveLoss, LossConfig, cross_entropy, logit_adjusted_cross_entropy};
+use super::{BalancedContrastiveLoss, BclSettings, LossConfig, cross_entropy, logit_adjusted_cross_entropy};
 
 /// The losses of one step.
 pub struct Losses {
@@ -37,7 +37,7 @@ impl Objective {
         let classes = class_counts.size()[0];
         let term = |loss, alpha, beta| Some(ContrastiveTerm { loss, alpha, beta });
         let contrastive = match *config {
-            LossConfig::Bcl { temperature, alpha, beta, class_averaging, class_complement, .. } => term(
+            LossConfig::Bcl(BclSettings { temperature, alpha, beta, class_averaging, class_complement, .. }) => term(
                 BalancedContrastiveLoss {
                     class_averaging,
                     class_complement,
@@ -81,7 +81,7 @@ impl Objective {
     fn classification(&self, logits: &Tensor, labels: &Tensor) -> Tensor {
         match self.config {
             LossConfig::Ce => cross_entropy(logits, labels),
-            LossConfig::Bcl { logit_adjustment, .. }
+            LossConfig::Bcl(BclSettings { logit_adjustment, .. })
             | LossConfig::Supcon { logit_adjustment, .. }
             | LossConfig::La { logit_adjustment } => {
                 logit_adjusted_cross_entropy(logits, labels, &self.class_counts, logit_adjustment)
