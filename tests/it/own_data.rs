@@ -337,25 +337,10 @@ fn exported_weights_load_strictly_in_pytorch_and_torchscript_matches() {
     // ONNX through PyTorch's exporter: onnxruntime's logits at another batch size than the
     // traced one, for resnet32 and for a torchvision resnet50 (an initialised run of it).
     let r50 = dir.path().join("r50");
-    let o = bcl(&[
-        "train",
-        "--root",
-        path(idx.path()),
-        "--imb-factor",
-        "3",
-        "--arch",
-        "resnet50",
-        "--image-size",
-        "32",
-        "--batch-size",
-        "8",
-        "--max-steps",
-        "0",
-        "--device",
-        "cpu",
-        "--out",
-        path(&r50),
-    ]);
+    let flags = "--imb-factor 3 --arch resnet50 --image-size 32 --batch-size 8 --max-steps 0 --device cpu";
+    let o =
+        bcl(&[&["train", "--root", path(idx.path()), "--out", path(&r50)], &flags.split(' ').collect::<Vec<_>>()[..]]
+            .concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let venv_python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     for (checkpoint, side) in [(run.join("best"), 28), (r50.join("last"), 32)] {
