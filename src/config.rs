@@ -448,7 +448,7 @@ impl TrainConfig {
     /// logit adjustment; `beta = 0.5` alone changes β), as the `--loss` flags do.
     pub fn with_overrides(&self, toml_text: &str, source: &str) -> Result<Self> {
         let mut overrides: toml::Table =
-            toml::from_str(toml_text).with_context(|| format!("{source} is not valid TOML"))?;
+            toml::from_str(toml_text).map_err(one_line).with_context(|| format!("{source} is not valid TOML"))?;
         let written_before_table = matches!(overrides.get("loss"), Some(toml::Value::String(_)));
         let mut loss_changes = take_loss_changes(&mut overrides).with_context(|| format!("in {source}"))?;
         if written_before_table {
@@ -458,7 +458,8 @@ impl TrainConfig {
         }
         let mut merged = toml::Table::try_from(self).context("encoding the config as TOML")?;
         merge(&mut merged, overrides);
-        let mut config: Self = merged.try_into().with_context(|| format!("{source} does not fit the config"))?;
+        let mut config: Self =
+            merged.try_into().map_err(one_line).with_context(|| format!("{source} does not fit the config"))?;
         config.loss = config.changed_loss(&loss_changes).with_context(|| format!("in {source}"))?;
         config.validate().with_context(|| format!("in {source}"))?;
         Ok(config)
@@ -480,7 +481,7 @@ impl TrainConfig {
     /// reads as the same loss.
     pub fn from_toml(toml_text: &str, source: &str) -> Result<Self> {
         let invalid = || format!("{source} is not a valid bcl config");
-        let mut table: toml::Table = toml::from_str(toml_text).with_context(invalid)?;
+        let mut table: toml::Table = toml::from_str(toml_text).map_err(one_line).with_context(invalid)?;
         let legacy = match table.get("loss") {
             Some(toml::Value::String(_)) => Some(take_loss_changes(&mut table).with_context(invalid)?),
             _ => None,
@@ -488,7 +489,7 @@ impl TrainConfig {
         if legacy.is_some() {
             table.insert("loss".into(), toml::Value::try_from(LossConfig::Ce).context("encoding a loss")?);
         }
-        let mut config: Self = table.try_into().with_context(invalid)?;
+        let mut config: Self = table.try_into().map_err(one_line).with_context(invalid)?;
         if let Some(changes) = legacy {
             let kind = changes.kind.unwrap_or(LossKind::Bcl);
             config.loss = config.changed_loss(&changes.relevant_to(kind)).with_context(invalid)?;
@@ -631,7 +632,15 @@ fn take_loss_changes(table: &mut toml::Table) -> Result<LossChanges> {
             changes.insert(key.into(), value);
         }
     }
-    changes.try_into().context("the loss settings do not fit [loss] (kind, temperature, alpha, beta, logit_adjustment, class_averaging, class_complement)")
+    changes.try_into().map_err(one_line).context("[loss]")
+}
+
+/// A TOML error in one line: toml's runs over several (an excerpt of the file with a caret,
+/// then the key), which a user's terminal shows as a block.
+fn one_line(error: toml::de::Error) -> anyhow::Error {
+    let text = error.to_string();
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.contains('|')).collect();
+    anyhow::anyhow!(lines.join("; "))
 }
 
 fn shuffle() -> SamplerKind {
