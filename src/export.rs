@@ -48,6 +48,7 @@ pub fn write_torchscript(loaded: &LoadedModel, path: &Path) -> Result<()> {
         })
     })
     .context("tracing the model")?;
+    crate::fs::check_output_file(path)?;
     // libtorch's message runs on with its C++ backtrace: the first line says what failed.
     module.save(path).map_err(|e| {
         let cause = e.to_string();
@@ -94,6 +95,7 @@ const TORCHSCRIPT_TO_ONNX: &str = include_str!("../scripts/torchscript_to_onnx.p
 /// dynamic): the TorchScript module, converted by PyTorch's exporter in `python` (which
 /// needs torch and onnx; tch cannot write ONNX).
 pub fn write_onnx(loaded: &LoadedModel, path: &Path, python: &Path) -> Result<()> {
+    crate::fs::check_output_file(path)?;
     let traced = path.with_extension("onnx-source.pt");
     write_torchscript(loaded, &traced)?;
     let input = loaded.config.input();

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail, ensure};
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().with_context(|| format!("{} is not a file path", path.display()))?;
-    ensure!(!path.is_dir(), "{} is a folder: give the name of a file to write", path.display());
+    check_output_file(path)?;
     let temporary = folder.join(format!(".{}.partial", name.to_string_lossy()));
     let written = File::create(&temporary).and_then(|mut file| {
         file.write_all(bytes)?;
@@ -48,6 +48,19 @@ pub fn csv_field(s: &str) -> String {
 
 /// Checks that `path` (a `what`, for the message) is a regular file before anything opens
 /// it: opening a FIFO blocks, a device never ends, a folder or dangling link is no file.
+/// Refuses to write to `path` where something other than a file is: a folder, or a FIFO or
+/// device (writing would block on a FIFO, or replace it).
+pub fn check_output_file(path: &Path) -> Result<()> {
+    let Ok(metadata) = std::fs::metadata(path) else { return Ok(()) };
+    ensure!(!metadata.is_dir(), "{} is a folder: give the name of a file to write", path.display());
+    ensure!(
+        metadata.is_file(),
+        "{} is not a regular file (a FIFO or device): give the name of a file to write",
+        path.display()
+    );
+    Ok(())
+}
+
 pub fn check_regular_file(path: &Path, what: &str) -> Result<()> {
     let metadata = std::fs::metadata(path)
         .with_context(|| format!("{what} {} does not exist or cannot be read", path.display()))?;

@@ -110,6 +110,13 @@ fn crashes_and_hangs_are_one_line_refusals() {
     refused_in_lines(&["predict", "--checkpoint", path(&checkpoint), path(&fifo)], 1, "is not a regular file", 2);
     refused(&[&list[..], &["--train-list", "pipe.png"]].concat(), 1, "list file");
     refused(&["eval", "--checkpoint", path(&fifo)], 1, "is not a regular file");
+    // A FIFO as the file an export writes: refused, not blocked on (TorchScript, ONNX) nor
+    // replaced (safetensors).
+    let venv_python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    for format in ["safetensors", "torchscript", "onnx"] {
+        let export = ["export", path(&checkpoint), "--format", format, "--out", path(&fifo), "--python"];
+        refused(&[&export[..], &[path(&venv_python)]].concat(), 1, "pipe.png is not a regular file (a FIFO or device)");
+    }
     std::fs::write(root.join("zero.txt"), "/dev/zero 0\nimg/0.png 1\n").unwrap();
     refused(&[&list[..], &["--train-list", "zero.txt"]].concat(), 1, "/dev/zero is not a regular file");
 
