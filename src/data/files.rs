@@ -204,25 +204,25 @@ pub fn read_class_folders(root: &Path) -> Result<FileDataset> {
 }
 
 impl FileDataset {
-    /// The images whose [`header_problem`] is some, with it, in file order.
-    pub fn unreadable(&self) -> Vec<(PathBuf, String)> {
-        // Opened again in the same process (the evaluation at the end of a run): checked once.
-        static CLEAN: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+    /// The images whose [`header_problem`] is some, with it, in file order, and whether they
+    /// were found now: data opened again in the same process (the evaluation at the end of a
+    /// run) is checked once.
+    pub fn unreadable(&self) -> (Vec<(PathBuf, String)>, bool) {
+        type Checked = std::collections::HashMap<u64, Vec<(PathBuf, String)>>;
+        static CHECKED: std::sync::Mutex<Option<Checked>> = std::sync::Mutex::new(None);
         let fingerprint = {
             use std::hash::{Hash, Hasher};
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
             self.paths.hash(&mut hasher);
             hasher.finish()
         };
-        let clean = || CLEAN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if clean().contains(&fingerprint) {
-            return Vec::new();
+        let checked = || CHECKED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(bad) = checked().get_or_insert_default().get(&fingerprint) {
+            return (bad.clone(), false);
         }
         let bad = self.check_headers();
-        if bad.is_empty() {
-            clean().push(fingerprint);
-        }
-        bad
+        checked().get_or_insert_default().insert(fingerprint, bad.clone());
+        (bad, true)
     }
 
     /// Every image's [`header_problem`], on threads (the reads wait on the disk).

@@ -399,7 +399,7 @@ impl DataConfig {
     /// refused, or left out under `skip_bad` (a run finds a bad file at once, not hours in
     /// when the sampler draws it).
     fn readable(&self, data: files::FileDataset) -> Result<files::FileDataset> {
-        let bad = data.unreadable();
+        let (bad, found_now) = data.unreadable();
         if bad.is_empty() {
             return Ok(data);
         }
@@ -411,9 +411,20 @@ impl DataConfig {
         }
         let what = format!("{} of {} images under {} cannot be read", bad.len(), data.paths.len(), self.root.display());
         ensure!(self.skip_bad, "{what}:\n{}\n--skip-bad trains without them", listing.join("\n"));
-        eprintln!("warning: {what}; left out (--skip-bad):\n{}", listing.join("\n"));
+        if found_now {
+            eprintln!("warning: {what}; left out (--skip-bad):\n{}", listing.join("\n"));
+        }
         let paths: Vec<PathBuf> = bad.into_iter().map(|(path, _)| path).collect();
-        Ok(data.without(&paths))
+        let kept = data.without(&paths);
+        let (before, after) = (Dataset::class_counts(&data), Dataset::class_counts(&kept));
+        if let Some(empty) = (0..after.len()).find(|&c| before[c] > 0 && after[c] == 0) {
+            bail!(
+                "{}: with its unreadable images left out (--skip-bad), class {} has no image",
+                self.root.display(),
+                kept.class_names[empty]
+            );
+        }
+        Ok(kept)
     }
 
     /// The list file of `split` (a `list` dataset).

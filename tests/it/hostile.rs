@@ -161,6 +161,14 @@ fn silently_wrong_results_are_refused() {
     let o = bcl(&[&show[..], &["--skip-bad"]].concat());
     assert!(o.status.success() && stderr(&o).contains("left out (--skip-bad)"), "{}", stderr(&o));
     assert!(stdout(&o).contains("skip_bad = true"), "the run's config keeps it for --resume");
+    // A class whose every image is unreadable: named, not trained as an empty class.
+    std::fs::write(flawed.join("a/empty2.png"), b"").unwrap();
+    for i in 0..4 {
+        std::fs::write(flawed.join(format!("a/{i}.png")), b"").unwrap();
+    }
+    let o = bcl(&[&show[..], &["--skip-bad"]].concat());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("with its unreadable images left out (--skip-bad), class a has no image"));
 
     // A dangling link in a class folder is named, not dropped.
     let linked = root.join("linked");
